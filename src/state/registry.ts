@@ -1,0 +1,137 @@
+/**
+ * The instance registry: which instances exist, where their worktrees are, and which host ports they
+ * lease. Docker labels are the truth about what runs; the registry records intent. It is changed only
+ * under a cross-process lock (proper-lockfile) and written atomically (write-file-atomic). A missing
+ * or corrupt registry is rebuilt from Docker labels and reported, never silently reset.
+ */
+import { mkdir, readFile, rename } from 'node:fs/promises';
+import path from 'node:path';
+import lockfile from 'proper-lockfile';
+import writeFileAtomic from 'write-file-atomic';
+import { z } from 'zod';
+import { SandstackError } from '../errors.js';
+import { registryPath } from './paths.js';
+
+export const LeaseSchema = z.strictObject({
+  service: z.string(),
+  containerPort: z.number().int(),
+  protocol: z.enum(['tcp', 'udp']),
+  hostPort: z.number().int(),
+  /** http/https/tcp/udp: how the port is meant to be reached. */
+  scheme: z.enum(['http', 'https', 'tcp', 'udp']).default('tcp'),
+  name: z.string().optional(),
+});
+export type Lease = z.output<typeof LeaseSchema>;
+
+export const InstanceRecordSchema = z.strictObject({
+  id: z.string(),
+  worktree: z.string(),
+  /** Folder holding sandstack.yaml / the compose files (may be inside the worktree). */
+  projectDir: z.string(),
+  kind: z.enum(['local', 'sandbox']),
+  createdAt: z.string(),
+  /** `new` created the worktree (destroy removes it); `up` registered an existing folder. */
+  createdBy: z.enum(['new', 'up', 'reconciled']),
+  branch: z.string().optional(),
+  leases: z.array(LeaseSchema).default([]),
+});
+export type InstanceRecord = z.output<typeof InstanceRecordSchema>;
+
+export const RegistrySchema = z.strictObject({
+  version: z.literal(1),
+  instances: z.record(z.string(), InstanceRecordSchema),
+});
+export type Registry = z.output<typeof RegistrySchema>;
+
+export interface RegistryOptions {
+  home: string;
+  /** Rebuilds instance records from Docker labels; called when the registry is missing or corrupt. */
+  reconcile?: () => Promise<InstanceRecord[]>;
+  /** How long to wait for another sandstack process holding the lock. */
+  lockWaitMs?: number;
+}
+
+export interface RegistryTransaction<T> {
+  result: T;
+  /** Things the user should be told (registry rebuilt, corrupt file moved aside). */
+  notices: string[];
+}
+
+const EMPTY: Registry = { version: 1, instances: {} };
+
+async function readRegistry(file: string, opts: RegistryOptions, notices: string[]): Promise<{ registry: Registry; dirty: boolean }> {
+  let text: string | undefined;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  if (text !== undefined) {
+    let parsed: unknown;
+    let problem: string | undefined;
+    try {
+      parsed = JSON.parse(text);
+      const r = RegistrySchema.safeParse(parsed);
+      if (r.success) return { registry: r.data, dirty: false };
+      problem = r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    } catch (e) {
+      problem = (e as Error).message;
+    }
+    const aside = `${file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    await rename(file, aside);
+    notices.push(`The registry ${file} was corrupt (${problem}); it was moved to ${aside} and rebuilt from Docker labels.`);
+  }
+  const records = opts.reconcile ? await opts.reconcile() : [];
+  const registry: Registry = { version: 1, instances: {} };
+  for (const r of records) registry.instances[r.id] = r;
+  if (text === undefined && records.length > 0) {
+    notices.push(`The registry ${file} was missing; rebuilt ${records.length} instance(s) from Docker labels: ${records.map((r) => r.id).join(', ')}.`);
+  } else if (text !== undefined) {
+    notices.push(`Rebuilt ${records.length} instance(s) from Docker labels.`);
+  }
+  return { registry, dirty: text !== undefined || records.length > 0 };
+}
+
+/**
+ * Runs `fn` on the registry under the cross-process lock. If `fn` changes the registry (returns
+ * with the object modified), it is written atomically before the lock is released.
+ */
+export async function withRegistry<T>(opts: RegistryOptions, fn: (registry: Registry) => T | Promise<T>): Promise<RegistryTransaction<T>> {
+  await mkdir(opts.home, { recursive: true, mode: 0o700 });
+  const file = registryPath(opts.home);
+  const waitMs = opts.lockWaitMs ?? 30_000;
+  let release: () => Promise<void>;
+  try {
+    release = await lockfile.lock(opts.home, {
+      lockfilePath: path.join(opts.home, 'registry.lock'),
+      stale: 15_000,
+      update: 5_000,
+      retries: { retries: Math.ceil(waitMs / 200), factor: 1, minTimeout: 200, maxTimeout: 200 },
+    });
+  } catch (cause) {
+    throw new SandstackError('SANDSTACK_REGISTRY_LOCKED', `Another sandstack process holds the registry lock (${path.join(opts.home, 'registry.lock')}) and did not release it within ${Math.round(waitMs / 1000)} s.`, {
+      hint: 'Wait for the other sandstack command to finish. A lock left by a killed process expires after 15 s.',
+      cause,
+    });
+  }
+  try {
+    const notices: string[] = [];
+    const { registry, dirty } = await readRegistry(file, opts, notices);
+    const before = JSON.stringify(registry);
+    const result = await fn(registry);
+    if (dirty || JSON.stringify(registry) !== before) {
+      const valid = RegistrySchema.parse(registry);
+      await writeFileAtomic(file, `${JSON.stringify(valid, null, 2)}\n`, { mode: 0o600 });
+    }
+    return { result, notices };
+  } finally {
+    await release();
+  }
+}
+
+/** Reads the registry without changing it (still under the lock, so it never sees a half-write). */
+export async function readRegistrySnapshot(opts: RegistryOptions): Promise<RegistryTransaction<Registry>> {
+  return withRegistry(opts, (r) => structuredClone(r));
+}
+
+export { EMPTY as EMPTY_REGISTRY };
