@@ -126,18 +126,20 @@ def run():
         print(f"e2e: backend at {BASE_URL} not healthy after {READY_TIMEOUT:.0f}s; running tests anyway",
               flush=True)
 
-    results = []  # (name, seconds, kind or None, message, detail)
+    results = []  # (name, seconds, kind or None, exception type, message, detail)
     for test in TESTS:
         start = time.monotonic()
-        kind = message = detail = None
+        kind = exc_type = message = detail = None
         try:
             test()
         except AssertionError as e:
-            kind, message, detail = "failure", str(e) or "assertion failed", traceback.format_exc()
-        except Exception as e:  # noqa: BLE001
-            kind, message, detail = "error", f"{type(e).__name__}: {e}", traceback.format_exc()
+            kind, message = "failure", str(e) or "assertion failed"
+            exc_type, detail = type(e).__name__, traceback.format_exc()
+        except Exception as e:  # noqa: BLE001 - reported as a JUnit <error>
+            kind, message = "error", f"{type(e).__name__}: {e}"
+            exc_type, detail = type(e).__name__, traceback.format_exc()
         elapsed = time.monotonic() - start
-        results.append((test.__name__, elapsed, kind, message, detail))
+        results.append((test.__name__, elapsed, kind, exc_type, message, detail))
         verdict = "PASS" if kind is None else kind.upper()
         print(f"{verdict:7} {test.__name__} ({elapsed:.2f}s)" + (f": {message}" if message else ""),
               flush=True)
@@ -153,11 +155,11 @@ def run():
     })
     props = ET.SubElement(suite, "properties")
     ET.SubElement(props, "property", {"name": "base_url", "value": BASE_URL})
-    for name, elapsed, kind, message, detail in results:
+    for name, elapsed, kind, exc_type, message, detail in results:
         case = ET.SubElement(suite, "testcase", {"classname": SUITE, "name": name,
                                                  "time": f"{elapsed:.3f}"})
         if kind is not None:
-            node = ET.SubElement(case, kind, {"message": message[:1000], "type": kind})
+            node = ET.SubElement(case, kind, {"message": message[:1000], "type": exc_type})
             node.text = detail
     tree = ET.ElementTree(suite)
     ET.indent(tree)

@@ -1,0 +1,222 @@
+/**
+ * Command definitions: each parses its options, calls one core function and renders the result.
+ * Kept together because each is a few lines of wiring; the logic lives in src/lifecycle/.
+ */
+import type { Command } from 'commander';
+import { ExitCode } from '../errors.js';
+import { createContext, type Context } from '../lifecycle/context.js';
+import { destroy, down, status, up, type DestroyResult, type StatusResult, type UpResult } from '../lifecycle/operations.js';
+import { listInstances } from '../lifecycle/status.js';
+import type { ServiceStatus } from '../lifecycle/status.js';
+import { init, logs, newWorktree, ports, render, shell } from '../lifecycle/workspace.js';
+import { Output, table } from './output.js';
+
+export interface GlobalOptions {
+  json?: boolean;
+  verbose?: boolean;
+  instance?: string;
+  config?: string;
+  cwd?: string;
+}
+
+export type Runner = (fn: (ctx: Context, out: Output) => Promise<number | void>) => (...args: unknown[]) => Promise<void>;
+
+function serviceTable(services: ServiceStatus[]): string {
+  return table(
+    ['SERVICE', 'STATE', 'HEALTH', 'PORTS'],
+    services.map((s) => [
+      s.name,
+      s.state + (s.exitCode !== null && s.state !== 'not created' ? ` (${s.exitCode})` : ''),
+      s.health ?? '-',
+      s.ports.map((p) => `${p.url ?? `${p.hostIp}:${p.host}`} -> ${p.container}/${p.protocol}`).join(', ') || '-',
+    ]),
+  );
+}
+
+function statusText(r: StatusResult | UpResult): string {
+  const i = r.instance;
+  return [`instance ${i.id} (${i.kind}) ${i.state}`, `worktree ${i.worktree}${i.branch ? ` [${i.branch}]` : ''}`, '', serviceTable(r.services)].join('\n');
+}
+
+export function registerCommands(program: Command, run: Runner): void {
+  program
+    .command('init')
+    .description('write a starting sandstack.yaml for the Compose project in this folder')
+    .option('--force', 'overwrite an existing sandstack.yaml')
+    .addHelpText('after', '\nExample:\n  cd my-compose-project && sandstack init')
+    .action(
+      run(async (ctx, out) => {
+        const opts = program.commands.find((c) => c.name() === 'init')!.opts<{ force?: boolean }>();
+        const r = await init(ctx, { force: opts.force });
+        out.result(r, () =>
+          [
+            `wrote ${r.file}`,
+            `published ports: ${r.publish.map((p) => `${p.service}:${p.port} (${p.protocol})`).join(', ') || 'none'}`,
+            ...r.composeFindings.containerNames.map((f) => `note: ${f} (sandstack removes it when it runs the stack)`),
+            ...r.composeFindings.fixedPorts.map((f) => `note: fixed host port ${f} (sandstack replaces it with a leased 127.0.0.1 port)`),
+          ].join('\n'),
+        );
+      }),
+    );
+
+  program
+    .command('new <branch>')
+    .description('create a git worktree <repo>--<branch-slug> beside the repository on a new branch, registered as an instance')
+    .option('--base <ref>', 'start the branch from this ref', 'HEAD')
+    .addHelpText('after', '\nExample:\n  sandstack new feat/operation-metrics && cd ../myrepo--feat-operation-metrics && sandstack up')
+    .action(
+      run(async (ctx, out) => {
+        const cmd = program.commands.find((c) => c.name() === 'new')!;
+        const r = await newWorktree(ctx, cmd.args[0]!, { base: cmd.opts<{ base: string }>().base });
+        out.notices(r.notices);
+        out.result(r, () =>
+          [`created instance ${r.instance.id}`, `worktree ${r.instance.worktree} [${r.instance.branch}]`, ...r.ports.map((p) => `port ${p.service}:${p.container} -> ${p.url ?? p.host}`), '', `next: cd ${r.instance.projectDir} && sandstack up`].join('\n'),
+        );
+      }),
+    );
+
+  program
+    .command('up')
+    .description('render the isolated model, build, start, and wait until every service is healthy')
+    .option('--no-build', 'do not build images first')
+    .addHelpText('after', '\nExample:\n  sandstack up --json | jq .services')
+    .action(
+      run(async (ctx, out) => {
+        const opts = program.commands.find((c) => c.name() === 'up')!.opts<{ build: boolean }>();
+        const r = await up(ctx, { build: opts.build });
+        out.notices(r.notices);
+        out.result(r, () => `${statusText(r)}\n\nready in ${(r.timings.totalMs / 1000).toFixed(1)} s`);
+      }),
+    );
+
+  program
+    .command('status')
+    .description("show the instance's services, health and URLs")
+    .addHelpText('after', '\nExample:\n  sandstack status --json')
+    .action(
+      run(async (ctx, out) => {
+        const r = await status(ctx);
+        out.notices(r.notices);
+        out.result(r, () => statusText(r));
+      }),
+    );
+
+  program
+    .command('ls')
+    .description('list every instance on this machine')
+    .addHelpText('after', '\nExample:\n  sandstack ls --json')
+    .action(
+      run(async (ctx, out) => {
+        const r = await listInstances(ctx);
+        out.notices(r.notices);
+        out.result(r, () =>
+          r.instances.length === 0
+            ? 'no instances'
+            : table(
+                ['INSTANCE', 'STATE', 'CONTAINERS', 'PORTS', 'WORKTREE'],
+                r.instances.map((i) => [i.id, i.state + (i.registered ? '' : ' (unregistered)'), `${i.containers.running}/${i.containers.total}`, i.ports.map((p) => p.url ?? String(p.host)).join(', ') || '-', i.worktree]),
+              ),
+        );
+      }),
+    );
+
+  program
+    .command('ports')
+    .description("show the instance's leased host ports")
+    .addHelpText('after', '\nExample:\n  sandstack ports --json')
+    .action(
+      run(async (ctx, out) => {
+        const r = await ports(ctx);
+        out.result(r, () =>
+          r.ports.length === 0
+            ? `instance ${r.instance.id}: no leased ports${r.instance.registered ? '' : ' (not registered yet; `sandstack up` leases them)'}`
+            : table(['SERVICE', 'CONTAINER', 'HOST', 'URL'], r.ports.map((p) => [p.service, `${p.container}/${p.protocol}`, `${p.hostIp}:${p.host}`, p.url ?? '-'])),
+        );
+      }),
+    );
+
+  program
+    .command('render')
+    .description('print the isolated Compose model sandstack runs for this instance')
+    .addHelpText('after', '\nExample:\n  sandstack render > /tmp/isolated.yaml')
+    .action(
+      run(async (ctx, out) => {
+        const r = await render(ctx);
+        out.result({ instance: r.instance, file: r.file, report: r.report, model: r.model }, () => r.yaml);
+      }),
+    );
+
+  program
+    .command('logs [service]')
+    .description("show the logs of the instance's services (or one service)")
+    .option('-f, --follow', 'keep streaming new lines')
+    .option('--tail <n>', 'only the last n lines of each service', (v) => Number.parseInt(v, 10))
+    .addHelpText('after', '\nExample:\n  sandstack logs backend --tail 50')
+    .action(
+      run(async (ctx) => {
+        const cmd = program.commands.find((c) => c.name() === 'logs')!;
+        const o = cmd.opts<{ follow?: boolean; tail?: number }>();
+        return logs(ctx, { service: cmd.args[0], follow: o.follow, tail: o.tail });
+      }),
+    );
+
+  program
+    .command('shell [service] [command...]')
+    .description('open bash (or sh) in a running service container, or run a command given after --')
+    .addHelpText('after', '\nExamples:\n  sandstack shell backend\n  sandstack shell db -- psql -U ktrdr -c "select 1"')
+    .action(
+      run(async (ctx) => {
+        const cmd = program.commands.find((c) => c.name() === 'shell')!;
+        const [service, ...command] = cmd.args;
+        return shell(ctx, { service, tty: Boolean(process.stdin.isTTY && process.stdout.isTTY), command });
+      }),
+    );
+
+  program
+    .command('down')
+    .description('stop and remove the containers gracefully; keep volumes, data and ports')
+    .addHelpText('after', '\nExample:\n  sandstack down && sandstack up   # same data, same ports')
+    .action(
+      run(async (ctx, out) => {
+        const r = await down(ctx);
+        out.notices(r.notices);
+        out.result(r, () => (r.stopped.length ? `stopped ${r.instance.id}: ${r.stopped.join(', ')} (volumes and ports kept)` : `instance ${r.instance.id} was not running`));
+      }),
+    );
+
+  program
+    .command('destroy')
+    .description('remove containers, volumes, networks, data and state; release ports; verify nothing labelled remains')
+    .option('--keep-worktree', 'keep the git worktree created by `sandstack new`')
+    .option('--images', 'also remove the images built for this instance')
+    .addHelpText('after', '\nExample:\n  sandstack destroy --keep-worktree --json')
+    .action(
+      run(async (ctx, out) => {
+        const o = program.commands.find((c) => c.name() === 'destroy')!.opts<{ keepWorktree?: boolean; images?: boolean }>();
+        const r: DestroyResult = await destroy(ctx, { keepWorktree: o.keepWorktree, images: o.images });
+        out.notices(r.notices);
+        out.result(r, () =>
+          [
+            `destroyed ${r.instance.id}: ${r.removed.containers.length} containers, ${r.removed.volumes.length} volumes, ${r.removed.networks.length} networks removed`,
+            `verified: 0 labelled containers, volumes and networks remain`,
+            r.releasedPorts.length ? `released ports ${r.releasedPorts.join(', ')}` : '',
+            r.worktree ? `worktree ${r.worktree.path}: ${r.worktree.removed ? 'removed' : r.worktree.reason}` : '',
+          ]
+            .filter(Boolean)
+            .join('\n'),
+        );
+      }),
+    );
+}
+
+export function contextFrom(globals: GlobalOptions, signal: AbortSignal, out: Output): Context {
+  return createContext({
+    cwd: globals.cwd ? (globals.cwd.startsWith('/') ? globals.cwd : `${process.cwd()}/${globals.cwd}`) : process.cwd(),
+    instanceFlag: globals.instance,
+    configFile: globals.config,
+    signal,
+    onProgress: out.progress,
+  });
+}
+
+export { ExitCode };

@@ -1,0 +1,145 @@
+/**
+ * The Compose CLI adapter: detects v2 (`docker compose`) or v1 (`docker-compose`) once per process
+ * and runs it with the instance's project name, files and environment.
+ */
+import { execa, type ResultPromise } from 'execa';
+import { SandstackError } from '../errors.js';
+
+export interface ComposeCli {
+  variant: 'v1' | 'v2';
+  /** Executable and leading args, e.g. ['docker', 'compose'] or ['docker-compose']. */
+  argv: [string, ...string[]];
+  version: string;
+}
+
+async function probe(argv: string[]): Promise<string | undefined> {
+  try {
+    const r = await execa(argv[0]!, [...argv.slice(1), 'version', '--short'], { reject: false, stdin: 'ignore', timeout: 15_000 });
+    if (r.exitCode === 0) return String(r.stdout).trim().replace(/^v/, '');
+  } catch {
+    // not installed
+  }
+  return undefined;
+}
+
+let detected: Promise<ComposeCli> | undefined;
+
+/** Detects Compose once (cached for the process). SANDSTACK_COMPOSE forces a command. */
+export function detectCompose(env: NodeJS.ProcessEnv = process.env): Promise<ComposeCli> {
+  detected ??= (async () => {
+    const candidates: string[][] = env.SANDSTACK_COMPOSE
+      ? [env.SANDSTACK_COMPOSE.trim().split(/\s+/)]
+      : [['docker', 'compose'], ['docker-compose']];
+    for (const argv of candidates) {
+      const version = await probe(argv);
+      if (version) {
+        const variant = /^1\./.test(version) ? 'v1' : 'v2';
+        return { variant, argv: argv as [string, ...string[]], version };
+      }
+    }
+    throw new SandstackError('SANDSTACK_COMPOSE_UNAVAILABLE', `Docker Compose was not found (tried ${candidates.map((c) => c.join(' ')).join(', ')}).`, {
+      hint: 'Install Compose v2 (the docker compose plugin) or v1 (apt-get install docker-compose), or run scripts/setup-system.sh.',
+    });
+  })();
+  detected.catch(() => {
+    detected = undefined;
+  });
+  return detected;
+}
+
+export interface ComposeProject {
+  cli: ComposeCli;
+  projectName: string;
+  projectDir: string;
+  /** Compose files; empty means Compose's own discovery in projectDir. */
+  files: string[];
+  profiles: string[];
+  /** Variables for interpolation and COMPOSE_PROJECT_NAME. */
+  env: Record<string, string>;
+}
+
+/** Variables from the caller's environment that would change which project or files Compose uses. */
+const COMPOSE_SELECTORS = ['COMPOSE_FILE', 'COMPOSE_PROFILES', 'COMPOSE_PROJECT_NAME', 'COMPOSE_PATH_SEPARATOR'];
+
+export function composeEnv(project: ComposeProject, base: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(base)) if (v !== undefined && !COMPOSE_SELECTORS.includes(k)) env[k] = v;
+  return { ...env, ...project.env, COMPOSE_PROJECT_NAME: project.projectName };
+}
+
+export function composeArgs(project: ComposeProject, args: string[]): { file: string; args: string[] } {
+  const [file, ...lead] = project.cli.argv;
+  const out = [...lead, '-p', project.projectName, '--project-directory', project.projectDir];
+  for (const f of project.files) out.push('-f', f);
+  for (const p of project.profiles) out.push('--profile', p);
+  return { file, args: [...out, ...args] };
+}
+
+export interface RunOptions {
+  signal?: AbortSignal;
+  /** Called with each output line (stdout and stderr) while the command runs. */
+  onLine?: (line: string) => void;
+  /** Attach the terminal (logs -f, exec). */
+  interactive?: boolean;
+}
+
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  /** Last lines of combined output, for error messages. */
+  tail: string[];
+}
+
+export function spawnCompose(project: ComposeProject, args: string[], opts: RunOptions = {}): ResultPromise {
+  const { file, args: full } = composeArgs(project, args);
+  return execa(file, full, {
+    cwd: project.projectDir,
+    env: composeEnv(project),
+    extendEnv: false,
+    reject: false,
+    stdin: opts.interactive ? 'inherit' : 'ignore',
+    stdout: opts.interactive ? 'inherit' : 'pipe',
+    stderr: opts.interactive ? 'inherit' : 'pipe',
+    cancelSignal: opts.signal,
+    forceKillAfterDelay: 5_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+}
+
+export async function runCompose(project: ComposeProject, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const child = spawnCompose(project, args, opts);
+  const tail: string[] = [];
+  const push = (chunk: Buffer | string) => {
+    for (const line of String(chunk).split(/\r?\n/)) {
+      if (!line.trim()) continue;
+      tail.push(line);
+      if (tail.length > 80) tail.shift();
+      opts.onLine?.(line);
+    }
+  };
+  child.stdout?.on('data', push);
+  child.stderr?.on('data', push);
+  const r = await child;
+  if (r.isCanceled) {
+    throw new SandstackError('SANDSTACK_INTERRUPTED', `Interrupted: ${project.cli.argv.join(' ')} ${args[0] ?? ''} was stopped.`);
+  }
+  if (r.failed && r.exitCode === undefined) {
+    const cause = r.cause as NodeJS.ErrnoException | undefined;
+    if (cause?.code === 'ENOENT') {
+      throw new SandstackError('SANDSTACK_COMPOSE_UNAVAILABLE', `${project.cli.argv[0]} is not installed.`, {
+        hint: 'Install Docker and Compose, or run scripts/setup-system.sh.',
+      });
+    }
+  }
+  return { exitCode: r.exitCode ?? 1, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), tail };
+}
+
+/** Removes Compose's noise (warnings about orphan containers, the v1 deprecation banner) from an error text. */
+export function composeErrorText(stderr: string): string {
+  return stderr
+    .split(/\r?\n/)
+    .filter((l) => l.trim() && !/^WARNING: The Docker Engine you're using|DEPRECATED|legacy builder/i.test(l))
+    .slice(-25)
+    .join('\n');
+}

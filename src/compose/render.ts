@@ -1,0 +1,154 @@
+/**
+ * Rendering: turns the resolved Compose model into the isolated model sandstack runs. Pure: it takes
+ * the model, the identity and the leases and returns a new model plus a report of every change.
+ */
+import { SandstackError } from '../errors.js';
+import { instanceEnvironment, instanceLabels, type InstanceIdentity } from '../identity/identity.js';
+import { encodeLeases, leaseKey } from '../ports/leases.js';
+import type { Lease } from '../state/registry.js';
+import { parsePortEntry, toRecord, usesDefaultNetwork, type ComposeModel, type ComposeService } from './model.js';
+
+export interface RenderInput {
+  model: ComposeModel;
+  identity: InstanceIdentity;
+  leases: Lease[];
+  allowExternal: { volumes: string[]; networks: string[] };
+}
+
+export interface RenderReport {
+  removedContainerNames: { service: string; name: string }[];
+  droppedPorts: { service: string; port: string }[];
+  published: { service: string; containerPort: number; protocol: string; hostIp: string; hostPort: number }[];
+  scopedVolumes: string[];
+  scopedNetworks: string[];
+  keptExternal: { kind: 'volume' | 'network'; key: string; name: string }[];
+  renamedImages: { from: string; to: string }[];
+}
+
+export interface RenderResult {
+  model: ComposeModel;
+  report: RenderReport;
+}
+
+const LOOPBACK = '127.0.0.1';
+
+function externalName(key: string, def: { external?: unknown; name?: string }): string {
+  if (def.external && typeof def.external === 'object' && 'name' in def.external && typeof def.external.name === 'string') return def.external.name;
+  return def.name ?? key;
+}
+
+export function renderIsolated(input: RenderInput): RenderResult {
+  const { identity, leases } = input;
+  const id = identity.id;
+  const labels = instanceLabels(identity, encodeLeases(leases));
+  const buildLabels = instanceLabels(identity);
+  const model = structuredClone(input.model);
+  const report: RenderReport = {
+    removedContainerNames: [],
+    droppedPorts: [],
+    published: [],
+    scopedVolumes: [],
+    scopedNetworks: [],
+    keptExternal: [],
+    renamedImages: [],
+  };
+
+  for (const lease of leases) {
+    if (!model.services[lease.service]) {
+      throw new SandstackError('SANDSTACK_UNKNOWN_SERVICE', `ports.publish names service "${lease.service}", which the compose project does not define.`, {
+        hint: `Known services: ${Object.keys(model.services).join(', ')}.`,
+      });
+    }
+  }
+
+  // Built images with a fixed `image:` name would be overwritten by every instance's build.
+  const imageRenames = new Map<string, string>();
+  for (const [name, svc] of Object.entries(model.services)) {
+    if (svc.build !== undefined && svc.image && !imageRenames.has(svc.image)) {
+      imageRenames.set(svc.image, `${id}-${name}:sandstack`);
+    }
+  }
+  for (const [from, to] of imageRenames) report.renamedImages.push({ from, to });
+
+  let anyDefault = false;
+  delete model.name;
+  for (const [name, svc] of Object.entries(model.services) as [string, ComposeService][]) {
+    if (svc.container_name !== undefined) {
+      report.removedContainerNames.push({ service: name, name: svc.container_name });
+      delete svc.container_name;
+    }
+
+    const ports: string[] = [];
+    const wanted = leases.filter((l) => l.service === name);
+    for (const entry of svc.ports ?? []) {
+      for (const m of parsePortEntry(entry)) {
+        if (!wanted.some((l) => l.containerPort === m.target && l.protocol === m.protocol)) {
+          report.droppedPorts.push({ service: name, port: m.raw });
+        }
+      }
+    }
+    for (const l of wanted) {
+      ports.push(`${LOOPBACK}:${l.hostPort}:${l.containerPort}/${l.protocol}`);
+      report.published.push({ service: name, containerPort: l.containerPort, protocol: l.protocol, hostIp: LOOPBACK, hostPort: l.hostPort });
+    }
+    if (ports.length > 0) svc.ports = ports;
+    else delete svc.ports;
+
+    svc.labels = { ...toRecord(svc.labels), ...labels } as Record<string, string>;
+    const env = toRecord(svc.environment);
+    svc.environment = { ...env, ...instanceEnvironment(identity, env.OTEL_RESOURCE_ATTRIBUTES ?? undefined) };
+
+    if (svc.build !== undefined) {
+      const build = typeof svc.build === 'string' ? { context: svc.build } : svc.build;
+      build.labels = { ...toRecord(build.labels), ...buildLabels } as Record<string, string>;
+      svc.build = build;
+    }
+    if (svc.image && imageRenames.has(svc.image)) svc.image = imageRenames.get(svc.image);
+    if (usesDefaultNetwork(svc)) anyDefault = true;
+  }
+
+  const scope = (kind: 'volume' | 'network', defs: Record<string, unknown> | undefined, allowed: string[]) => {
+    const out: Record<string, unknown> = {};
+    for (const [key, rawDef] of Object.entries(defs ?? {})) {
+      const def = (rawDef ?? {}) as { external?: unknown; name?: string; labels?: Record<string, string> | string[] };
+      if (def.external) {
+        const ext = externalName(key, def);
+        if (!allowed.includes(ext)) {
+          throw new SandstackError('SANDSTACK_EXTERNAL_NOT_ALLOWED', `The compose project uses the external ${kind} "${ext}", which is shared across instances and is not allowed.`, {
+            hint: `If sharing it is intended, add "${ext}" under external.${kind}s in sandstack.yaml; otherwise drop external: true so each instance gets its own.`,
+            details: { kind, key, name: ext },
+          });
+        }
+        out[key] = def;
+        report.keptExternal.push({ kind, key, name: ext });
+        continue;
+      }
+      out[key] = { ...def, name: `${id}_${key}`, labels: { ...toRecord(def.labels as never), ...labels } };
+      (kind === 'volume' ? report.scopedVolumes : report.scopedNetworks).push(`${id}_${key}`);
+    }
+    return out;
+  };
+  model.volumes = scope('volume', model.volumes ?? undefined, input.allowExternal.volumes) as ComposeModel['volumes'];
+  const networks = { ...(model.networks ?? {}) } as Record<string, unknown>;
+  if (anyDefault && !('default' in networks)) networks.default = {};
+  model.networks = scope('network', networks, input.allowExternal.networks) as ComposeModel['networks'];
+  if (Object.keys(model.volumes ?? {}).length === 0) delete model.volumes;
+  if (Object.keys(model.networks ?? {}).length === 0) delete model.networks;
+  return { model, report };
+}
+
+/** Environment variables that describe the instance to compose-file interpolation. */
+export function interpolationEnv(identity: InstanceIdentity, leases: Lease[], dataRoot: string): Record<string, string> {
+  const env: Record<string, string> = {
+    SANDSTACK_INSTANCE_ID: identity.id,
+    SANDSTACK_ENVIRONMENT: identity.kind,
+    SANDSTACK_DATA_ROOT: dataRoot,
+  };
+  for (const l of leases) {
+    const key = `SANDSTACK_PORT_${l.service}_${l.containerPort}`.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
+    env[key] = String(l.hostPort);
+  }
+  return env;
+}
+
+export { leaseKey };

@@ -1,0 +1,76 @@
+/** Resolves the project's compose files through the Compose CLI itself (`config`). */
+import { access } from 'node:fs/promises';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { SandstackError } from '../errors.js';
+import { composeErrorText, runCompose, type ComposeProject } from './cli.js';
+import { ComposeModelSchema, type ComposeModel } from './model.js';
+
+export const DEFAULT_COMPOSE_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml'];
+
+/** Returns the absolute compose files to pass with -f, or [] for Compose's own discovery. */
+export async function locateComposeFiles(projectDir: string, configured: string[] | undefined): Promise<string[]> {
+  const check = async (f: string) => {
+    try {
+      await access(f);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (configured && configured.length > 0) {
+    const files = configured.map((f) => path.resolve(projectDir, f));
+    for (const f of files) {
+      if (!(await check(f))) {
+        throw new SandstackError('SANDSTACK_COMPOSE_NOT_FOUND', `Compose file ${f} does not exist (listed in compose.files of sandstack.yaml).`, {
+          hint: 'Fix the path in compose.files; paths are relative to sandstack.yaml.',
+        });
+      }
+    }
+    return files;
+  }
+  for (const name of DEFAULT_COMPOSE_FILES) if (await check(path.join(projectDir, name))) return [];
+  throw new SandstackError('SANDSTACK_COMPOSE_NOT_FOUND', `No compose file in ${projectDir} (looked for ${DEFAULT_COMPOSE_FILES.join(', ')}).`, {
+    hint: 'Run sandstack in the folder of your Compose project, or list the files under compose.files in sandstack.yaml.',
+  });
+}
+
+/** Parses and checks the YAML that `compose config` printed. Exported for unit tests. */
+export function parseResolvedModel(text: string): ComposeModel {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { maxAliasCount: -1 });
+  } catch (cause) {
+    throw new SandstackError('SANDSTACK_COMPOSE_INVALID', `Compose printed a model that is not YAML: ${(cause as Error).message}`, { cause });
+  }
+  const r = ComposeModelSchema.safeParse(raw);
+  if (!r.success) {
+    throw new SandstackError('SANDSTACK_COMPOSE_INVALID', `The resolved compose model has an unexpected shape: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, {
+      hint: 'Check the compose file with `docker compose config`.',
+    });
+  }
+  return r.data;
+}
+
+/** Runs `compose config` for the project and returns the validated model (all profiles included). */
+export async function resolveModel(project: ComposeProject, signal?: AbortSignal): Promise<ComposeModel> {
+  const args = ['config'];
+  let withProfiles = project;
+  if (project.cli.variant === 'v2') {
+    // v2 leaves out services of inactive profiles; activate every profile so the model is whole.
+    const list = await runCompose({ ...project, profiles: [] }, ['config', '--profiles'], { signal });
+    if (list.exitCode === 0) {
+      const all = list.stdout.split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
+      withProfiles = { ...project, profiles: [...new Set([...project.profiles, ...all])] };
+    }
+  }
+  const r = await runCompose(withProfiles, args, { signal });
+  if (r.exitCode !== 0) {
+    const text = composeErrorText(r.stderr) || r.tail.join('\n');
+    throw new SandstackError('SANDSTACK_COMPOSE_INVALID', `The compose project in ${project.projectDir} is invalid:\n${text}`, {
+      hint: 'Fix the compose file (Compose names the file and key above), then run again.',
+      details: { compose: project.cli.argv.join(' '), stderr: text },
+    });
+  }
+  return parseResolvedModel(r.stdout);
+}

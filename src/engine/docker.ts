@@ -1,0 +1,201 @@
+/**
+ * Docker Engine API access (dockerode): list, inspect, events, logs and cleanup of resources that
+ * carry sandstack's labels. Nothing here touches a resource without the instance label.
+ */
+import { PassThrough } from 'node:stream';
+import Docker from 'dockerode';
+import { SandstackError } from '../errors.js';
+import { COMPOSE_SERVICE_LABEL, LABELS } from '../identity/identity.js';
+
+export type DockerClient = Docker;
+
+export function createDocker(): Docker {
+  return new Docker();
+}
+
+/** Fails with SANDSTACK_DOCKER_UNAVAILABLE (exit 3) when the engine does not answer. */
+export async function assertDockerAvailable(docker: Docker): Promise<{ version: string; apiVersion: string }> {
+  try {
+    const v = await Promise.race([
+      docker.version(),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 10 s')), 10_000).unref()),
+    ]);
+    return { version: v.Version, apiVersion: v.ApiVersion };
+  } catch (cause) {
+    throw new SandstackError('SANDSTACK_DOCKER_UNAVAILABLE', `The Docker engine is not reachable (${(cause as Error).message}).`, {
+      hint: 'Start the Docker daemon (or run scripts/setup-system.sh); check DOCKER_HOST and access to /var/run/docker.sock.',
+      cause,
+    });
+  }
+}
+
+const instanceFilter = (id: string) => ({ label: [`${LABELS.instance}=${id}`] });
+
+export interface ContainerView {
+  id: string;
+  name: string;
+  service: string;
+  state: string;
+  health?: string;
+  exitCode: number;
+  oomKilled: boolean;
+  restartCount: number;
+  startedAt?: string;
+  finishedAt?: string;
+  healthLog: { exitCode: number; output: string }[];
+  ports: { containerPort: number; protocol: string; hostIp: string; hostPort: number }[];
+  labels: Record<string, string>;
+}
+
+function toView(info: Docker.ContainerInspectInfo): ContainerView {
+  const ports: ContainerView['ports'] = [];
+  for (const [key, bindings] of Object.entries(info.NetworkSettings?.Ports ?? {})) {
+    const [port, protocol] = key.split('/');
+    for (const b of bindings ?? []) ports.push({ containerPort: Number(port), protocol: protocol ?? 'tcp', hostIp: b.HostIp, hostPort: Number(b.HostPort) });
+  }
+  const labels = info.Config?.Labels ?? {};
+  const health = (info.State as { Health?: { Status: string; Log?: { ExitCode: number; Output: string }[] } }).Health;
+  return {
+    id: info.Id,
+    name: info.Name.replace(/^\//, ''),
+    service: labels[COMPOSE_SERVICE_LABEL] ?? info.Name.replace(/^\//, ''),
+    state: info.State.Status,
+    health: health?.Status,
+    exitCode: info.State.ExitCode,
+    oomKilled: info.State.OOMKilled,
+    restartCount: info.RestartCount ?? 0,
+    startedAt: info.State.StartedAt,
+    finishedAt: info.State.FinishedAt,
+    healthLog: (health?.Log ?? []).map((l) => ({ exitCode: l.ExitCode, output: l.Output.trim() })),
+    ports,
+    labels,
+  };
+}
+
+/** Inspects every container (running or not) of an instance. */
+export async function instanceContainers(docker: Docker, id: string): Promise<ContainerView[]> {
+  const list = await docker.listContainers({ all: true, filters: instanceFilter(id) });
+  const views = await Promise.all(
+    list.map(async (c) => {
+      try {
+        return toView(await docker.getContainer(c.Id).inspect());
+      } catch {
+        return undefined; // removed meanwhile
+      }
+    }),
+  );
+  return views.filter((v): v is ContainerView => v !== undefined).sort((a, b) => a.service.localeCompare(b.service));
+}
+
+export interface LabelledResources {
+  containers: { id: string; name: string; labels: Record<string, string> }[];
+  volumes: { name: string; labels: Record<string, string> }[];
+  networks: { id: string; name: string; labels: Record<string, string> }[];
+}
+
+/** Lists containers, volumes and networks carrying the instance label (or any sandstack label). */
+export async function labelledResources(docker: Docker, id?: string): Promise<LabelledResources> {
+  const filters = id ? instanceFilter(id) : { label: [LABELS.instance] };
+  const [containers, volumes, networks] = await Promise.all([
+    docker.listContainers({ all: true, filters }),
+    docker.listVolumes({ filters }),
+    docker.listNetworks({ filters }),
+  ]);
+  return {
+    containers: containers.map((c) => ({ id: c.Id, name: (c.Names[0] ?? c.Id).replace(/^\//, ''), labels: c.Labels ?? {} })),
+    volumes: (volumes.Volumes ?? []).map((v) => ({ name: v.Name, labels: (v.Labels ?? {}) as Record<string, string> })),
+    networks: networks.map((n) => ({ id: n.Id, name: n.Name, labels: n.Labels ?? {} })),
+  };
+}
+
+export function countResources(r: LabelledResources): number {
+  return r.containers.length + r.volumes.length + r.networks.length;
+}
+
+/**
+ * Force-removes every container, network and volume labelled with the instance id (and only those).
+ * Returns what could not be removed.
+ */
+export async function sweepInstance(docker: Docker, id: string): Promise<string[]> {
+  const problems: string[] = [];
+  const found = await labelledResources(docker, id);
+  await Promise.all(
+    found.containers.map((c) =>
+      docker
+        .getContainer(c.id)
+        .remove({ force: true, v: true })
+        .catch((e: { statusCode?: number; message: string }) => {
+          if (e.statusCode !== 404) problems.push(`container ${c.name}: ${e.message}`);
+        }),
+    ),
+  );
+  for (const n of found.networks) {
+    await docker
+      .getNetwork(n.id)
+      .remove()
+      .catch((e: { statusCode?: number; message: string }) => {
+        if (e.statusCode !== 404) problems.push(`network ${n.name}: ${e.message}`);
+      });
+  }
+  for (const v of found.volumes) {
+    await docker
+      .getVolume(v.name)
+      .remove()
+      .catch((e: { statusCode?: number; message: string }) => {
+        if (e.statusCode !== 404) problems.push(`volume ${v.name}: ${e.message}`);
+      });
+  }
+  return problems;
+}
+
+/** Last `lines` lines of a container's stdout+stderr, demultiplexed. */
+export async function containerLogTail(docker: Docker, containerId: string, lines = 50): Promise<string[]> {
+  try {
+    const c = docker.getContainer(containerId);
+    const info = await c.inspect();
+    const buf = (await c.logs({ stdout: true, stderr: true, tail: lines, follow: false, timestamps: false })) as unknown as Buffer;
+    let text: string;
+    if (info.Config.Tty) {
+      text = buf.toString('utf8');
+    } else {
+      const out = new PassThrough();
+      const chunks: Buffer[] = [];
+      out.on('data', (d: Buffer) => chunks.push(d));
+      const src = new PassThrough();
+      docker.modem.demuxStream(src, out, out);
+      await new Promise<void>((resolve) => {
+        src.on('end', resolve);
+        src.end(buf);
+      });
+      text = Buffer.concat(chunks).toString('utf8');
+    }
+    return text.split(/\r?\n/).filter((l) => l.length > 0).slice(-lines);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Subscribes to Docker events for an instance's containers; `onEvent` is called for each. Returns a
+ * function that stops the subscription.
+ */
+export async function watchInstanceEvents(docker: Docker, id: string, onEvent: (e: { status?: string; Action?: string; id?: string }) => void): Promise<() => void> {
+  const stream = (await docker.getEvents({ filters: { type: ['container'], ...instanceFilter(id) } })) as unknown as NodeJS.ReadableStream & { destroy?: () => void };
+  let buffer = '';
+  stream.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString('utf8');
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, nl).trim();
+      buffer = buffer.slice(nl + 1);
+      if (!line) continue;
+      try {
+        onEvent(JSON.parse(line) as { status?: string; Action?: string; id?: string });
+      } catch {
+        // partial or unexpected line
+      }
+    }
+  });
+  stream.on('error', () => undefined);
+  return () => stream.destroy?.();
+}

@@ -1,0 +1,37 @@
+/** What every lifecycle operation receives: where it runs, how to report progress, how to stop. */
+import { createDocker, type DockerClient } from '../engine/docker.js';
+import { sandstackHome } from '../state/paths.js';
+
+export type ProgressEvent =
+  | { type: 'step'; message: string }
+  | { type: 'notice'; message: string }
+  | { type: 'log'; source: string; line: string }
+  | { type: 'services'; ready: string[]; waiting: { service: string; state: string }[] };
+
+export interface Context {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  /** State home (registry and instance dirs). */
+  home: string;
+  /** `--instance` override. */
+  instanceFlag?: string;
+  /** `--config` override. */
+  configFile?: string;
+  signal?: AbortSignal;
+  onProgress: (e: ProgressEvent) => void;
+  docker: DockerClient;
+}
+
+export function createContext(partial: Partial<Context> & { cwd?: string } = {}): Context {
+  const env = partial.env ?? process.env;
+  return {
+    cwd: partial.cwd ?? process.cwd(),
+    env,
+    home: partial.home ?? sandstackHome(env),
+    instanceFlag: partial.instanceFlag,
+    configFile: partial.configFile,
+    signal: partial.signal,
+    onProgress: partial.onProgress ?? (() => undefined),
+    docker: partial.docker ?? createDocker(),
+  };
+}

@@ -1,0 +1,243 @@
+/**
+ * Resolving "which instance is this?" and preparing it: identity, registry record and port leases,
+ * the resolved and rendered Compose model.
+ */
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import { detectCompose, type ComposeProject } from '../compose/cli.js';
+import { activeServices, type ComposeModel } from '../compose/model.js';
+import { interpolationEnv, renderIsolated, type RenderReport } from '../compose/render.js';
+import { locateComposeFiles, parseResolvedModel, resolveModel } from '../compose/resolve.js';
+import { loadConfig, type LoadedConfig } from '../config/load.js';
+import { SandstackError } from '../errors.js';
+import { gitInfo, type GitInfo } from '../git/git.js';
+import { deriveInstanceId, LABELS, type InstanceIdentity } from '../identity/identity.js';
+import { allocatePorts, decodeLeases, type PortRequest } from '../ports/leases.js';
+import { isPortFree } from '../ports/probe.js';
+import { instancePaths, type InstancePaths } from '../state/paths.js';
+import { withRegistry, type InstanceRecord, type Lease, type RegistryOptions } from '../state/registry.js';
+import { labelledResources } from '../engine/docker.js';
+import type { Context } from './context.js';
+import writeFileAtomic from 'write-file-atomic';
+
+export interface ResolvedInstance {
+  identity: InstanceIdentity;
+  loaded: LoadedConfig;
+  git?: GitInfo;
+  paths: InstancePaths;
+  projectDir: string;
+}
+
+/** Works out the instance for the context's folder without changing anything. */
+export async function resolveInstance(ctx: Context): Promise<ResolvedInstance> {
+  const git = await gitInfo(ctx.cwd);
+  const loaded = await loadConfig(ctx.cwd, { explicitFile: ctx.configFile, stopAt: git?.worktree });
+  const worktree = git?.worktree ?? loaded.projectDir;
+  const id = deriveInstanceId({
+    flag: ctx.instanceFlag,
+    env: ctx.env.SANDSTACK_INSTANCE,
+    idFrom: loaded.config.instance.idFrom,
+    worktree,
+    branch: git?.branch,
+  });
+  const kind = (ctx.env.SANDSTACK_ENVIRONMENT as 'local' | 'sandbox' | undefined) ?? loaded.config.instance.kind;
+  return {
+    identity: { id, worktree, kind: kind === 'sandbox' ? 'sandbox' : kind === 'local' ? 'local' : loaded.config.instance.kind },
+    loaded,
+    git,
+    paths: instancePaths(ctx.home, id),
+    projectDir: loaded.projectDir,
+  };
+}
+
+export function registryOptions(ctx: Context): RegistryOptions {
+  return { home: ctx.home, reconcile: () => reconcileFromDocker(ctx) };
+}
+
+/** Rebuilds instance records from the labels on Docker resources. */
+export async function reconcileFromDocker(ctx: Context): Promise<InstanceRecord[]> {
+  let found;
+  try {
+    found = await labelledResources(ctx.docker);
+  } catch {
+    return [];
+  }
+  const byId = new Map<string, InstanceRecord>();
+  for (const r of [...found.containers, ...found.volumes, ...found.networks]) {
+    const id = r.labels[LABELS.instance];
+    if (!id) continue;
+    const rec = byId.get(id) ?? {
+      id,
+      worktree: r.labels[LABELS.worktree] ?? '',
+      projectDir: r.labels[LABELS.worktree] ?? '',
+      kind: r.labels[LABELS.kind] === 'sandbox' ? 'sandbox' : 'local',
+      createdAt: new Date().toISOString(),
+      createdBy: 'reconciled' as const,
+      leases: [] as Lease[],
+    };
+    if (rec.leases.length === 0) rec.leases = decodeLeases(r.labels[LABELS.leases]);
+    byId.set(id, rec);
+  }
+  return [...byId.values()];
+}
+
+export function portRequests(loaded: LoadedConfig): PortRequest[] {
+  return loaded.config.ports.publish.map((p) => ({
+    service: p.service,
+    containerPort: p.port,
+    protocol: p.protocol === 'udp' ? 'udp' : 'tcp',
+    scheme: p.protocol,
+    name: p.name,
+  }));
+}
+
+function clashError(id: string, other: InstanceRecord, projectDir: string): SandstackError {
+  return new SandstackError(
+    'SANDSTACK_INSTANCE_CLASH',
+    `Instance id "${id}" already belongs to ${other.projectDir}; this project is ${projectDir}. Two worktrees never share an id.`,
+    {
+      hint: `Pass a different id with --instance <id> (or SANDSTACK_INSTANCE), or destroy the other instance first (sandstack destroy --instance ${id}).`,
+      details: { id, registeredProjectDir: other.projectDir, projectDir },
+    },
+  );
+}
+
+export interface LeaseOutcome {
+  record: InstanceRecord;
+  /** True when this call created the registry record. */
+  created: boolean;
+  notices: string[];
+}
+
+/**
+ * Registers the instance (if needed) and makes sure it holds a lease for every port the config
+ * publishes. With `persist: false` nothing is written (used by `render` of an unregistered instance).
+ */
+export async function ensureLeases(ctx: Context, inst: ResolvedInstance, opts: { persist: boolean; createdBy?: 'up' | 'new'; branch?: string }): Promise<LeaseOutcome> {
+  const requests = portRequests(inst.loaded);
+  const range = inst.loaded.config.ports.range;
+  const tx = await withRegistry(registryOptions(ctx), async (registry) => {
+    const existing = registry.instances[inst.identity.id];
+    if (existing && path.resolve(existing.projectDir) !== path.resolve(inst.projectDir) && existing.createdBy !== 'reconciled') {
+      throw clashError(inst.identity.id, existing, inst.projectDir);
+    }
+    const taken = new Set<number>();
+    for (const r of Object.values(registry.instances)) if (r.id !== inst.identity.id) for (const l of r.leases) taken.add(l.hostPort);
+    const allocation = await allocatePorts({
+      instanceId: inst.identity.id,
+      requests,
+      current: existing?.leases ?? [],
+      taken,
+      range,
+      isFree: isPortFree,
+    });
+    const record: InstanceRecord = {
+      id: inst.identity.id,
+      worktree: inst.identity.worktree,
+      projectDir: inst.projectDir,
+      kind: inst.identity.kind,
+      createdAt: existing?.createdAt ?? new Date().toISOString(),
+      createdBy: existing && existing.createdBy !== 'reconciled' ? existing.createdBy : (opts.createdBy ?? 'up'),
+      branch: opts.branch ?? existing?.branch ?? inst.git?.branch,
+      leases: allocation.leases,
+    };
+    if (opts.persist) registry.instances[record.id] = record;
+    return { record, created: !existing };
+  });
+  return { ...tx.result, notices: tx.notices };
+}
+
+/** Releases the instance's registry record (and so its leases). */
+export async function releaseInstance(ctx: Context, id: string): Promise<boolean> {
+  const tx = await withRegistry(registryOptions(ctx), (registry) => {
+    const had = id in registry.instances;
+    delete registry.instances[id];
+    return had;
+  });
+  return tx.result;
+}
+
+export async function findRecord(ctx: Context, id: string): Promise<{ record?: InstanceRecord; notices: string[] }> {
+  const tx = await withRegistry(registryOptions(ctx), (registry) => structuredClone(registry.instances[id]));
+  return { record: tx.result, notices: tx.notices };
+}
+
+export interface PreparedInstance extends ResolvedInstance {
+  record: InstanceRecord;
+  createdRecord: boolean;
+  project: ComposeProject;
+  model: ComposeModel;
+  report: RenderReport;
+  /** Services `up` starts (profiles applied). */
+  services: string[];
+  notices: string[];
+}
+
+export async function composeProjectFor(ctx: Context, inst: ResolvedInstance, leases: Lease[]): Promise<ComposeProject> {
+  const cli = await detectCompose(ctx.env);
+  const files = await locateComposeFiles(inst.projectDir, inst.loaded.config.compose.files);
+  return {
+    cli,
+    projectName: inst.identity.id,
+    projectDir: inst.projectDir,
+    files,
+    profiles: inst.loaded.config.compose.profiles,
+    env: interpolationEnv(inst.identity, leases, inst.paths.dataRoot),
+  };
+}
+
+/** Resolves, leases and renders; writes the isolated model to the state dir when `persist`. */
+export async function prepareInstance(ctx: Context, opts: { persist: boolean; inst?: ResolvedInstance }): Promise<PreparedInstance> {
+  const inst = opts.inst ?? (await resolveInstance(ctx));
+  const source = await composeProjectFor(ctx, inst, []);
+  const leased = await ensureLeases(ctx, inst, { persist: opts.persist });
+  try {
+    const project = { ...source, env: interpolationEnv(inst.identity, leased.record.leases, inst.paths.dataRoot) };
+    ctx.onProgress({ type: 'step', message: `resolving compose model (${source.cli.argv.join(' ')} ${source.cli.version})` });
+    const model = await resolveModel(project, ctx.signal);
+    const { model: rendered, report } = renderIsolated({
+      model,
+      identity: inst.identity,
+      leases: leased.record.leases,
+      allowExternal: inst.loaded.config.external,
+    });
+    if (opts.persist) {
+      await mkdir(inst.paths.dataRoot, { recursive: true, mode: 0o700 });
+      await writeFileAtomic(inst.paths.rendered, toYaml(rendered, { lineWidth: 0 }), { mode: 0o600 });
+    }
+    const runProject: ComposeProject = { ...project, files: opts.persist ? [inst.paths.rendered] : project.files };
+    return {
+      ...inst,
+      record: leased.record,
+      createdRecord: leased.created,
+      project: runProject,
+      model: rendered,
+      report,
+      services: activeServices(rendered, inst.loaded.config.compose.profiles),
+      notices: leased.notices,
+    };
+  } catch (e) {
+    if (opts.persist && leased.created) await releaseInstance(ctx, inst.identity.id).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** The compose project of an instance that was already rendered (down, logs, shell, destroy). */
+export async function renderedProject(ctx: Context, inst: ResolvedInstance, leases: Lease[]): Promise<{ project: ComposeProject; model: ComposeModel } | undefined> {
+  let text: string;
+  try {
+    text = await readFile(inst.paths.rendered, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const base = await composeProjectFor(ctx, inst, leases).catch(async (e: unknown) => {
+    if (e instanceof SandstackError && e.code === 'SANDSTACK_COMPOSE_NOT_FOUND') {
+      // The worktree's compose file is gone, but the rendered model is enough to operate on.
+      const cli = await detectCompose(ctx.env);
+      return { cli, projectName: inst.identity.id, projectDir: inst.projectDir, files: [], profiles: inst.loaded.config.compose.profiles, env: interpolationEnv(inst.identity, leases, inst.paths.dataRoot) };
+    }
+    throw e;
+  });
+  return { project: { ...base, files: [inst.paths.rendered] }, model: parseResolvedModel(text) };
+}

@@ -1,0 +1,287 @@
+/** The instance lifecycle: up, down, destroy. Each rolls back what it started when it fails. */
+import { rm } from 'node:fs/promises';
+import { composeErrorText, runCompose, type ComposeProject } from '../compose/cli.js';
+import { countResources, instanceContainers, labelledResources, sweepInstance, assertDockerAvailable, type LabelledResources } from '../engine/docker.js';
+import { diagnose, evaluateReadiness, hintFor, waitForReadiness } from '../engine/readiness.js';
+import { isSandstackError, SandstackError } from '../errors.js';
+import { gitInfo, removeWorktree } from '../git/git.js';
+import { LABELS } from '../identity/identity.js';
+import { findPortHolder, isPortFree } from '../ports/probe.js';
+import type { RenderReport } from '../compose/render.js';
+import type { Context } from './context.js';
+import { findRecord, prepareInstance, releaseInstance, renderedProject, resolveInstance, type PreparedInstance, type ResolvedInstance } from './instance.js';
+import { serviceStatuses, type InstanceSummary, type ServiceStatus, summarizeState } from './status.js';
+
+export interface UpResult {
+  instance: InstanceSummary;
+  services: ServiceStatus[];
+  render: RenderReport;
+  timings: { totalMs: number; prepareMs: number; composeUpMs: number; readyMs: number };
+  notices: string[];
+}
+
+function summary(p: ResolvedInstance, registered: boolean, services: ServiceStatus[], branch?: string): InstanceSummary {
+  return {
+    id: p.identity.id,
+    worktree: p.identity.worktree,
+    projectDir: p.projectDir,
+    kind: p.identity.kind,
+    branch: branch ?? p.git?.branch,
+    stateDir: p.paths.dir,
+    registered,
+    state: summarizeState(services),
+  };
+}
+
+async function checkLeasedPorts(ctx: Context, prepared: PreparedInstance): Promise<void> {
+  const ours = await instanceContainers(ctx.docker, prepared.identity.id);
+  const heldByUs = new Set(ours.filter((c) => c.state === 'running').flatMap((c) => c.ports.map((p) => p.hostPort)));
+  for (const lease of prepared.record.leases) {
+    if (heldByUs.has(lease.hostPort)) continue;
+    if (!(await isPortFree(lease.hostPort, lease.protocol))) {
+      const holder = lease.protocol === 'tcp' ? await findPortHolder(lease.hostPort) : undefined;
+      const who = holder ? `process ${holder.pid} (${holder.command})` : 'another process';
+      throw new SandstackError('SANDSTACK_PORT_IN_USE', `Host port ${lease.hostPort}, leased to ${lease.service}:${lease.containerPort}, is in use by ${who}.`, {
+        hint: holder ? `Stop process ${holder.pid}, or destroy this instance to give up the lease (a new one is chosen on the next up).` : 'Free the port, or destroy this instance to give up the lease.',
+        details: { port: lease.hostPort, service: lease.service, holder },
+      });
+    }
+  }
+}
+
+async function rollback(ctx: Context, prepared: PreparedInstance, wipeVolumes: boolean): Promise<void> {
+  ctx.onProgress({ type: 'step', message: wipeVolumes ? 'rolling back: removing everything this up created' : 'rolling back: removing containers (volumes kept)' });
+  await runCompose(prepared.project, ['down', '--remove-orphans', '-t', '0', ...(wipeVolumes ? ['-v'] : [])]).catch(() => undefined);
+  if (wipeVolumes) {
+    await sweepInstance(ctx.docker, prepared.identity.id).catch(() => undefined);
+  } else {
+    // Containers only: volumes hold the instance's data.
+    const left = await labelledResources(ctx.docker, prepared.identity.id).catch(() => undefined);
+    for (const c of left?.containers ?? []) await ctx.docker.getContainer(c.id).remove({ force: true }).catch(() => undefined);
+  }
+  if (prepared.createdRecord) {
+    await releaseInstance(ctx, prepared.identity.id).catch(() => undefined);
+    await rm(prepared.paths.dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** Renders, builds, starts and waits until every service is ready; rolls back on any failure. */
+export async function up(ctx: Context, opts: { build?: boolean } = {}): Promise<UpResult> {
+  const t0 = Date.now();
+  await assertDockerAvailable(ctx.docker);
+  const prepared = await prepareInstance(ctx, { persist: true });
+  const id = prepared.identity.id;
+  const prepareMs = Date.now() - t0;
+  try {
+    const before = await instanceContainers(ctx.docker, id);
+    const running = new Set(before.filter((c) => c.state === 'running').map((c) => c.service));
+    if (prepared.services.length > 0 && prepared.services.every((s) => running.has(s))) {
+      throw new SandstackError('SANDSTACK_ALREADY_RUNNING', `Instance ${id} is already running.`, {
+        hint: 'See it with `sandstack status`; run `sandstack down` first to restart it.',
+      });
+    }
+    await checkLeasedPorts(ctx, prepared);
+  } catch (e) {
+    if (prepared.createdRecord) await releaseInstance(ctx, id).catch(() => undefined);
+    throw e;
+  }
+
+  const hadVolumes = (await labelledResources(ctx.docker, id)).volumes.length > 0;
+  const since = Date.now() - 1000;
+  const upAbort = new AbortController();
+  const onOuterAbort = () => upAbort.abort();
+  ctx.signal?.addEventListener('abort', onOuterAbort, { once: true });
+  let upFinished = false;
+  let composeUpMs = 0;
+  const tUp = Date.now();
+  ctx.onProgress({ type: 'step', message: `${opts.build === false ? 'starting' : 'building and starting'} ${prepared.services.length} services as project ${id}` });
+  const composeRun = runCompose(prepared.project, ['up', '-d', ...(opts.build === false ? [] : ['--build']), '--remove-orphans'], {
+    signal: upAbort.signal,
+    onLine: (line) => ctx.onProgress({ type: 'log', source: 'compose', line }),
+  }).finally(() => {
+    upFinished = true;
+    composeUpMs = Date.now() - tUp;
+  });
+  const composeChecked = composeRun.then(async (r) => {
+    if (r.exitCode === 0) return;
+    // Prefer a diagnosis of the service that failed over Compose's summary.
+    const verdict = evaluateReadiness(prepared.services, await instanceContainers(ctx.docker, id), { since, upFinished: false });
+    if (verdict.failure) {
+      const d = await diagnose(ctx.docker, id, verdict.failure);
+      throw new SandstackError('SANDSTACK_SERVICE_FAILED', d.message, { hint: hintFor(d), details: { failure: d, compose: composeErrorText(r.stderr) } });
+    }
+    const text = composeErrorText(r.stderr) || r.tail.slice(-25).join('\n');
+    throw new SandstackError('SANDSTACK_COMPOSE_FAILED', `compose up failed for ${id}:\n${text}`, {
+      hint: /build|Dockerfile|returned a non-zero code/i.test(text) ? 'An image failed to build; fix the Dockerfile step shown above.' : 'Read the Compose output above; `sandstack logs` shows service output.',
+      details: { compose: text },
+    });
+  });
+  const tReady = Date.now();
+  try {
+    await Promise.all([
+      composeChecked,
+      waitForReadiness({
+        docker: ctx.docker,
+        instanceId: id,
+        expected: prepared.services,
+        since,
+        deadlineMs: prepared.loaded.config.wait.timeoutSeconds * 1000,
+        signal: upAbort.signal,
+        upFinished: () => upFinished,
+        upDone: composeRun,
+        onChange: (v) => ctx.onProgress({ type: 'services', ready: v.ready, waiting: v.waiting }),
+      }),
+    ]);
+  } catch (e) {
+    upAbort.abort();
+    await composeRun.catch(() => undefined);
+    await rollback(ctx, prepared, !hadVolumes);
+    if (ctx.signal?.aborted && !(isSandstackError(e) && e.code === 'SANDSTACK_SERVICE_FAILED')) {
+      throw new SandstackError('SANDSTACK_INTERRUPTED', `Interrupted during up of ${id}; everything it started was removed.`);
+    }
+    throw e;
+  } finally {
+    ctx.signal?.removeEventListener('abort', onOuterAbort);
+  }
+  const readyMs = Date.now() - tReady;
+  const services = await serviceStatuses(ctx, id, prepared.services, prepared.record.leases);
+  return {
+    instance: summary(prepared, true, services, prepared.record.branch),
+    services,
+    render: prepared.report,
+    timings: { totalMs: Date.now() - t0, prepareMs, composeUpMs, readyMs },
+    notices: prepared.notices,
+  };
+}
+
+/** Resolves the instance, preferring the registry's record of where its project lives. */
+async function locate(ctx: Context): Promise<{ inst: ResolvedInstance; record: Awaited<ReturnType<typeof findRecord>>['record']; notices: string[] }> {
+  const inst = await resolveInstance(ctx);
+  const { record, notices } = await findRecord(ctx, inst.identity.id);
+  if (record && record.projectDir && record.projectDir !== inst.projectDir) {
+    inst.projectDir = record.projectDir;
+    inst.identity = { ...inst.identity, worktree: record.worktree || inst.identity.worktree };
+  }
+  return { inst, record, notices };
+}
+
+export interface DownResult {
+  instance: InstanceSummary;
+  stopped: string[];
+  notices: string[];
+}
+
+/** Stops and removes the containers gracefully; keeps volumes, data and port leases. */
+export async function down(ctx: Context): Promise<DownResult> {
+  await assertDockerAvailable(ctx.docker);
+  const { inst, record, notices } = await locate(ctx);
+  const id = inst.identity.id;
+  const before = await instanceContainers(ctx.docker, id);
+  if (before.length > 0) {
+    let project: ComposeProject | undefined = (await renderedProject(ctx, inst, record?.leases ?? []))?.project;
+    project ??= (await prepareInstance(ctx, { persist: true, inst })).project;
+    ctx.onProgress({ type: 'step', message: `stopping ${before.length} containers of ${id}` });
+    const r = await runCompose(project, ['down', '--remove-orphans'], { onLine: (line) => ctx.onProgress({ type: 'log', source: 'compose', line }) });
+    if (r.exitCode !== 0) {
+      throw new SandstackError('SANDSTACK_COMPOSE_FAILED', `compose down failed for ${id}:\n${composeErrorText(r.stderr)}`, { hint: 'Run it again; `sandstack destroy` removes everything by label.' });
+    }
+  }
+  return { instance: summary(inst, record !== undefined, []), stopped: [...new Set(before.map((c) => c.service))], notices };
+}
+
+export interface DestroyResult {
+  instance: { id: string; worktree: string; projectDir: string };
+  removed: { containers: string[]; volumes: string[]; networks: string[]; images: string[] };
+  releasedPorts: number[];
+  verified: { containers: number; volumes: number; networks: number };
+  worktree: { path: string; removed: boolean; reason?: string } | null;
+  timings: { totalMs: number };
+  notices: string[];
+}
+
+/**
+ * Removes containers, volumes, networks, the data root and state, releases the leases, then checks
+ * that nothing labelled with the instance remains (and fails loudly if something does).
+ */
+export async function destroy(ctx: Context, opts: { keepWorktree?: boolean; images?: boolean } = {}): Promise<DestroyResult> {
+  const t0 = Date.now();
+  await assertDockerAvailable(ctx.docker);
+  const { inst, record, notices } = await locate(ctx);
+  const id = inst.identity.id;
+  const before: LabelledResources = await labelledResources(ctx.docker, id);
+  if (!record && countResources(before) === 0) {
+    throw new SandstackError('SANDSTACK_INSTANCE_NOT_FOUND', `There is no instance "${id}" (nothing registered, nothing labelled in Docker).`, {
+      hint: 'List instances with `sandstack ls`; pass --instance <id> to pick one.',
+    });
+  }
+  const rendered = await renderedProject(ctx, inst, record?.leases ?? []).catch(() => undefined);
+  if (rendered && before.containers.length + before.networks.length + before.volumes.length > 0) {
+    ctx.onProgress({ type: 'step', message: `removing ${id} (containers, volumes, networks)` });
+    await runCompose(rendered.project, ['down', '-v', '--remove-orphans', '-t', '0'], { onLine: (line) => ctx.onProgress({ type: 'log', source: 'compose', line }) });
+  }
+  const problems = await sweepInstance(ctx.docker, id);
+  const images: string[] = [];
+  if (opts.images) {
+    for (const img of await ctx.docker.listImages({ filters: { label: [`${LABELS.instance}=${id}`] } })) {
+      await ctx.docker.getImage(img.Id).remove({ force: true }).then(
+        () => images.push(...(img.RepoTags ?? [img.Id])),
+        (e: Error) => problems.push(`image ${img.Id}: ${e.message}`),
+      );
+    }
+  }
+  const after = await labelledResources(ctx.docker, id);
+  const verified = { containers: after.containers.length, volumes: after.volumes.length, networks: after.networks.length };
+  if (countResources(after) > 0) {
+    const names = [...after.containers.map((c) => `container ${c.name}`), ...after.volumes.map((v) => `volume ${v.name}`), ...after.networks.map((n) => `network ${n.name}`)];
+    throw new SandstackError('SANDSTACK_DESTROY_INCOMPLETE', `Destroy of ${id} left ${names.length} labelled resource(s): ${names.join(', ')}.`, {
+      hint: `Run \`sandstack destroy --instance ${id}\` again; if it persists, remove them with docker rm/volume rm/network rm. The registry entry is kept until they are gone.`,
+      details: { remaining: names, problems },
+    });
+  }
+  await rm(inst.paths.dir, { recursive: true, force: true });
+  await releaseInstance(ctx, id);
+  let worktree: DestroyResult['worktree'] = null;
+  if (record?.createdBy === 'new' && record.worktree) {
+    if (opts.keepWorktree) {
+      worktree = { path: record.worktree, removed: false, reason: 'kept (--keep-worktree)' };
+    } else {
+      const git = await gitInfo(record.worktree);
+      if (git) {
+        const r = await removeWorktree(git.mainWorktree, record.worktree);
+        worktree = { path: record.worktree, removed: r.removed, reason: r.removed ? undefined : `kept: ${r.reason ?? 'git refused'} (commit or stash the changes, then git worktree remove)` };
+      } else {
+        worktree = { path: record.worktree, removed: false, reason: 'not a git worktree any more' };
+      }
+    }
+  }
+  return {
+    instance: { id, worktree: record?.worktree ?? inst.identity.worktree, projectDir: record?.projectDir ?? inst.projectDir },
+    removed: {
+      containers: before.containers.map((c) => c.name),
+      volumes: before.volumes.map((v) => v.name),
+      networks: before.networks.map((n) => n.name),
+      images,
+    },
+    releasedPorts: (record?.leases ?? []).map((l) => l.hostPort),
+    verified,
+    worktree,
+    timings: { totalMs: Date.now() - t0 },
+    notices,
+  };
+}
+
+export interface StatusResult {
+  instance: InstanceSummary;
+  services: ServiceStatus[];
+  notices: string[];
+}
+
+export async function status(ctx: Context): Promise<StatusResult> {
+  await assertDockerAvailable(ctx.docker);
+  const { inst, record, notices } = await locate(ctx);
+  const rendered = await renderedProject(ctx, inst, record?.leases ?? []).catch(() => undefined);
+  const { activeServices } = await import('../compose/model.js');
+  const expected = rendered ? activeServices(rendered.model, inst.loaded.config.compose.profiles) : [];
+  const services = await serviceStatuses(ctx, inst.identity.id, expected, record?.leases ?? []);
+  return { instance: summary(inst, record !== undefined, services, record?.branch), services, notices };
+}

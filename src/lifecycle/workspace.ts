@@ -1,0 +1,206 @@
+/** Creating worktrees (`new`), starting configs (`init`), and the read-only/attached commands. */
+import { access, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Document, stringify as toYaml } from 'yaml';
+import { detectCompose, spawnCompose } from '../compose/cli.js';
+import { parsePortEntry } from '../compose/model.js';
+import type { RenderReport } from '../compose/render.js';
+import { locateComposeFiles, resolveModel } from '../compose/resolve.js';
+import { CONFIG_FILE, findConfigFile, parseConfig } from '../config/load.js';
+import { assertDockerAvailable, instanceContainers } from '../engine/docker.js';
+import { SandstackError } from '../errors.js';
+import { addWorktree, branchExists, deleteBranch, gitInfo, isValidBranchName, removeWorktree } from '../git/git.js';
+import { branchSlug, deriveInstanceId, sanitizeInstanceId } from '../identity/identity.js';
+import { readRegistrySnapshot, type Lease } from '../state/registry.js';
+import type { Context } from './context.js';
+import { ensureLeases, findRecord, prepareInstance, registryOptions, renderedProject, resolveInstance } from './instance.js';
+import { urlFor } from './status.js';
+
+async function exists(p: string): Promise<boolean> {
+  return access(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+export interface NewResult {
+  instance: { id: string; worktree: string; projectDir: string; branch: string };
+  ports: { service: string; container: number; host: number; url: string | null }[];
+  notices: string[];
+}
+
+/** Creates `<repo>--<branch-slug>` beside the repository on a new branch and registers it. */
+export async function newWorktree(ctx: Context, branch: string, opts: { base?: string } = {}): Promise<NewResult> {
+  const git = await gitInfo(ctx.cwd);
+  if (!git) {
+    throw new SandstackError('SANDSTACK_NOT_A_GIT_REPO', `${ctx.cwd} is not inside a git repository.`, { hint: 'Run `sandstack new` inside the repository whose stack you want to run.' });
+  }
+  if (!(await isValidBranchName(git.mainWorktree, branch))) {
+    throw new SandstackError('SANDSTACK_USAGE', `"${branch}" is not a valid git branch name.`, { hint: 'Use a name like feat/operation-metrics.' });
+  }
+  if (await branchExists(git.mainWorktree, branch)) {
+    throw new SandstackError('SANDSTACK_BRANCH_EXISTS', `Branch "${branch}" already exists.`, {
+      hint: `Pick a new branch name, or check it out yourself (git worktree add <path> ${branch}) and run \`sandstack up\` there.`,
+    });
+  }
+  const repoName = path.basename(git.mainWorktree);
+  const folder = `${repoName}--${branchSlug(branch)}`;
+  const worktree = path.join(path.dirname(git.mainWorktree), folder);
+  if (await exists(worktree)) {
+    throw new SandstackError('SANDSTACK_WORKTREE_EXISTS', `The folder ${worktree} already exists.`, { hint: 'Remove it, or pick another branch name.' });
+  }
+  // Where the project lives inside the worktree (sandstack.yaml may sit in a subfolder).
+  const configFile = ctx.configFile ? path.resolve(ctx.cwd, ctx.configFile) : await findConfigFile(ctx.cwd, git.worktree);
+  const rel = path.relative(git.worktree, configFile ? path.dirname(configFile) : ctx.cwd);
+  const projectDir = path.join(worktree, rel);
+  const config = configFile ? parseConfig(await (await import('node:fs/promises')).readFile(configFile, 'utf8'), configFile) : undefined;
+  const id = deriveInstanceId({ flag: ctx.instanceFlag, env: ctx.env.SANDSTACK_INSTANCE, idFrom: config?.instance.idFrom ?? 'folder', worktree, branch });
+  const registry = (await readRegistrySnapshot(registryOptions(ctx))).result;
+  const taken = registry.instances[id];
+  if (taken && path.resolve(taken.projectDir) !== path.resolve(projectDir)) {
+    throw new SandstackError('SANDSTACK_INSTANCE_CLASH', `Instance id "${id}" already belongs to ${taken.projectDir}.`, {
+      hint: 'Pass a different id with --instance <id>, or destroy the other instance first.',
+    });
+  }
+  ctx.onProgress({ type: 'step', message: `creating worktree ${worktree} on new branch ${branch}` });
+  await addWorktree(git.mainWorktree, worktree, branch, opts.base ?? 'HEAD');
+  try {
+    const inst = await resolveInstance({ ...ctx, cwd: projectDir, configFile: configFile ? path.join(projectDir, path.basename(configFile)) : undefined });
+    const leased = await ensureLeases(ctx, inst, { persist: true, createdBy: 'new', branch });
+    return {
+      instance: { id: inst.identity.id, worktree, projectDir, branch },
+      ports: leased.record.leases.map((l) => ({ service: l.service, container: l.containerPort, host: l.hostPort, url: urlFor(l, '127.0.0.1', l.hostPort) })),
+      notices: leased.notices,
+    };
+  } catch (e) {
+    await removeWorktree(git.mainWorktree, worktree, { force: true });
+    await deleteBranch(git.mainWorktree, branch);
+    throw e;
+  }
+}
+
+const TCP_PORTS = new Set([5432, 3306, 6379, 27017, 9092, 5672, 11211, 1433, 9042, 2181]);
+
+export interface InitResult {
+  file: string;
+  publish: { service: string; port: number; protocol: string }[];
+  composeFindings: { containerNames: string[]; fixedPorts: string[] };
+}
+
+/** Writes a starting sandstack.yaml for the compose project in ctx.cwd. */
+export async function init(ctx: Context, opts: { force?: boolean } = {}): Promise<InitResult> {
+  const file = path.join(ctx.cwd, CONFIG_FILE);
+  if ((await exists(file)) && !opts.force) {
+    throw new SandstackError('SANDSTACK_CONFIG_EXISTS', `${file} already exists.`, { hint: 'Edit it, or pass --force to overwrite it.' });
+  }
+  const cli = await detectCompose(ctx.env);
+  const files = await locateComposeFiles(ctx.cwd, undefined);
+  const model = await resolveModel({ cli, projectName: sanitizeInstanceId(path.basename(ctx.cwd)), projectDir: ctx.cwd, files, profiles: [], env: {} }, ctx.signal);
+  const publish: InitResult['publish'] = [];
+  const findings: InitResult['composeFindings'] = { containerNames: [], fixedPorts: [] };
+  for (const [name, svc] of Object.entries(model.services)) {
+    if (svc.container_name) findings.containerNames.push(`${name}: container_name ${svc.container_name}`);
+    for (const entry of svc.ports ?? []) {
+      for (const m of parsePortEntry(entry)) {
+        if (m.published !== undefined) findings.fixedPorts.push(`${name}: ${m.published}->${m.target}`);
+        if (!publish.some((p) => p.service === name && p.port === m.target)) {
+          publish.push({ service: name, port: m.target, protocol: m.protocol === 'udp' ? 'udp' : TCP_PORTS.has(m.target) ? 'tcp' : 'http' });
+        }
+      }
+    }
+  }
+  const doc = new Document({
+    version: 1,
+    instance: { idFrom: 'folder', kind: 'local' },
+    ports: { range: { from: 20000, to: 29999 }, publish },
+    wait: { timeoutSeconds: 180 },
+  });
+  doc.commentBefore =
+    ' sandstack.yaml: how sandstack runs this Compose project as isolated instances.\n' +
+    ' Reference: the README of sandstack ("Config file reference").';
+  const portsNode = doc.get('ports', true) as { commentBefore?: string } | undefined;
+  if (portsNode) {
+    portsNode.commentBefore =
+      ' Only these container ports get host ports, leased per instance and bound to 127.0.0.1.\n' +
+      ' Every other published port is removed (still reachable inside the stack network).';
+  }
+  const text = doc.toString({ lineWidth: 0 });
+  parseConfig(text, file); // never write a config sandstack itself would reject
+  await writeFile(file, text, { mode: 0o644 });
+  return { file, publish, composeFindings: findings };
+}
+
+export interface RenderCommandResult {
+  instance: { id: string };
+  model: unknown;
+  yaml: string;
+  report: RenderReport;
+  file?: string;
+}
+
+/** The isolated model `up` would run (written to the state dir only if the instance is registered). */
+export async function render(ctx: Context): Promise<RenderCommandResult> {
+  const inst = await resolveInstance(ctx);
+  const { record } = await findRecord(ctx, inst.identity.id);
+  const prepared = await prepareInstance(ctx, { persist: record !== undefined, inst });
+  return {
+    instance: { id: prepared.identity.id },
+    model: prepared.model,
+    yaml: toYaml(prepared.model, { lineWidth: 0 }),
+    report: prepared.report,
+    file: record ? prepared.paths.rendered : undefined,
+  };
+}
+
+export interface PortsResult {
+  instance: { id: string; registered: boolean };
+  ports: { service: string; container: number; protocol: string; host: number; hostIp: string; url: string | null; name?: string }[];
+}
+
+export async function ports(ctx: Context): Promise<PortsResult> {
+  const inst = await resolveInstance(ctx);
+  const { record } = await findRecord(ctx, inst.identity.id);
+  return {
+    instance: { id: inst.identity.id, registered: record !== undefined },
+    ports: (record?.leases ?? []).map((l: Lease) => ({ service: l.service, container: l.containerPort, protocol: l.protocol, host: l.hostPort, hostIp: '127.0.0.1', url: urlFor(l, '127.0.0.1', l.hostPort), name: l.name })),
+  };
+}
+
+async function attachedProject(ctx: Context) {
+  await assertDockerAvailable(ctx.docker);
+  const inst = await resolveInstance(ctx);
+  const { record } = await findRecord(ctx, inst.identity.id);
+  if (record) inst.projectDir = record.projectDir;
+  const rp = await renderedProject(ctx, inst, record?.leases ?? []);
+  if (!rp) {
+    throw new SandstackError('SANDSTACK_NOT_RUNNING', `Instance ${inst.identity.id} has not been started.`, { hint: 'Start it with `sandstack up`.' });
+  }
+  return { inst, rp };
+}
+
+/** Streams `compose logs` to the terminal; resolves with Compose's exit code. */
+export async function logs(ctx: Context, opts: { service?: string; follow?: boolean; tail?: number }): Promise<number> {
+  const { rp } = await attachedProject(ctx);
+  if (opts.service && !rp.model.services[opts.service]) {
+    throw new SandstackError('SANDSTACK_UNKNOWN_SERVICE', `No service "${opts.service}".`, { hint: `Services: ${Object.keys(rp.model.services).join(', ')}.` });
+  }
+  const args = ['logs', '--no-color', ...(opts.follow ? ['--follow'] : []), ...(opts.tail !== undefined ? ['--tail', String(opts.tail)] : []), ...(opts.service ? [opts.service] : [])];
+  const r = await spawnCompose(rp.project, args, { interactive: true, signal: ctx.signal });
+  return r.exitCode ?? 1;
+}
+
+/** Opens bash (or sh where bash is missing) in a running service container. */
+export async function shell(ctx: Context, opts: { service?: string; tty: boolean; command?: string[] }): Promise<number> {
+  const { inst, rp } = await attachedProject(ctx);
+  const containers = await instanceContainers(ctx.docker, inst.identity.id);
+  const running = containers.filter((c) => c.state === 'running').map((c) => c.service);
+  const service = opts.service ?? running[0];
+  if (!service || !running.includes(service)) {
+    throw new SandstackError('SANDSTACK_NOT_RUNNING', service ? `Service ${service} of ${inst.identity.id} is not running.` : `No service of ${inst.identity.id} is running.`, {
+      hint: running.length ? `Running services: ${running.join(', ')}.` : 'Start the instance with `sandstack up`.',
+    });
+  }
+  const cmd = opts.command && opts.command.length > 0 ? opts.command : ['sh', '-c', 'if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi'];
+  const r = await spawnCompose(rp.project, ['exec', ...(opts.tty ? [] : ['-T']), service, ...cmd], { interactive: true });
+  return r.exitCode ?? 1;
+}
