@@ -1,0 +1,94 @@
+/**
+ * Integration test helpers: run the real sandstack CLI (built to dist/) against the real Docker
+ * engine and Compose CLI, in throwaway git repositories holding the demo stack.
+ */
+import { cp, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Docker from 'dockerode';
+import { execa, type Options } from 'execa';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const CLI = path.join(ROOT, 'dist/cli/main.js');
+export const DEMO = path.join(ROOT, 'examples/demo-stack');
+export const docker = new Docker();
+
+export interface CliResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+export interface Sandbox {
+  /** Parent folder of the test repository and its worktrees. */
+  base: string;
+  /** The test repository (folder named `demo`). */
+  repo: string;
+  home: string;
+  run: (cwd: string, args: string[], opts?: Options) => Promise<CliResult>;
+  /** Destroys every instance created under this sandbox and removes its folders. */
+  cleanup: () => Promise<void>;
+}
+
+export async function git(cwd: string, args: string[]): Promise<void> {
+  await execa('git', args, { cwd, env: { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
+}
+
+/** A git repository `demo` holding a copy of the demo stack, optionally modified by `mutate`. */
+export async function makeSandbox(mutate?: (repo: string) => Promise<void>): Promise<Sandbox> {
+  const base = await mkdtemp(path.join(os.tmpdir(), 'sandstack-it-'));
+  const repo = path.join(base, 'demo');
+  const home = path.join(base, '.sandstack-home');
+  await cp(DEMO, repo, { recursive: true });
+  if (mutate) await mutate(repo);
+  await git(repo, ['init', '-q', '-b', 'main']);
+  await git(repo, ['add', '-A']);
+  await git(repo, ['commit', '-qm', 'demo stack']);
+  const run = async (cwd: string, args: string[], opts: Options = {}): Promise<CliResult> => {
+    const r = await execa('node', [CLI, ...args], { cwd, reject: false, env: { SANDSTACK_HOME: home, ...(opts.env ?? {}) }, ...opts, stdin: 'ignore' });
+    let json: unknown;
+    try {
+      json = JSON.parse(String(r.stdout));
+    } catch {
+      json = undefined;
+    }
+    return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), json };
+  };
+  const cleanup = async () => {
+    // Remove whatever carries the instance label of an instance whose worktree lies under base.
+    const containers = await docker.listContainers({ all: true, filters: { label: ['dev.sandstack.instance'] } });
+    const ids = new Set(containers.filter((c) => (c.Labels['dev.sandstack.worktree'] ?? '').startsWith(base)).map((c) => c.Labels['dev.sandstack.instance']!));
+    const vols = (await docker.listVolumes({ filters: { label: ['dev.sandstack.instance'] } })).Volumes ?? [];
+    for (const v of vols) if ((v.Labels?.['dev.sandstack.worktree'] ?? '').startsWith(base)) ids.add(v.Labels!['dev.sandstack.instance']!);
+    for (const id of ids) await run(base, ['destroy', '--instance', id, '--json']);
+    await rm(base, { recursive: true, force: true });
+  };
+  return { base, repo, home, run, cleanup };
+}
+
+export async function labelled(id: string): Promise<{ containers: number; volumes: number; networks: number }> {
+  const filters = { label: [`dev.sandstack.instance=${id}`] };
+  const [c, v, n] = await Promise.all([docker.listContainers({ all: true, filters }), docker.listVolumes({ filters }), docker.listNetworks({ filters })]);
+  return { containers: c.length, volumes: (v.Volumes ?? []).length, networks: n.length };
+}
+
+export async function http(url: string, init?: RequestInit): Promise<{ status: number; body: any }> {
+  const r = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
+  const text = await r.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON
+  }
+  return { status: r.status, body };
+}
+
+export function apiUrl(upJson: { services: { name: string; ports: { url: string | null }[] }[] }): string {
+  const backend = upJson.services.find((s) => s.name === 'backend');
+  const url = backend?.ports.find((p) => p.url)?.url;
+  if (!url) throw new Error(`no backend URL in ${JSON.stringify(upJson.services)}`);
+  return url;
+}
