@@ -41,6 +41,8 @@ export function renderIsolated(input: RenderInput): RenderResult {
   const { identity, leases } = input;
   const id = identity.id;
   const labels = instanceLabels(identity, encodeLeases(leases));
+  // Volumes, networks and images get the labels that never change for an instance; containers also
+  // carry the current leases (so the registry can be rebuilt from them).
   const buildLabels = instanceLabels(identity);
   const model = structuredClone(input.model);
   const report: RenderReport = {
@@ -123,7 +125,7 @@ export function renderIsolated(input: RenderInput): RenderResult {
         report.keptExternal.push({ kind, key, name: ext });
         continue;
       }
-      out[key] = { ...def, name: `${id}_${key}`, labels: { ...toRecord(def.labels as never), ...labels } };
+      out[key] = { ...def, name: `${id}_${key}`, labels: { ...toRecord(def.labels as never), ...buildLabels } };
       (kind === 'volume' ? report.scopedVolumes : report.scopedNetworks).push(`${id}_${key}`);
     }
     return out;

@@ -50,7 +50,7 @@ function positionOf(doc: Document, lc: LineCounter, keyPath: PropertyKey[], key?
   const parts = keyPath.map((p) => (typeof p === 'symbol' ? String(p) : p));
   let node: unknown = parts.length === 0 ? doc.contents : doc.getIn(parts, true);
   if (key !== undefined && isMap(node)) {
-    const pair = node.items.find((it) => isNode(it.key) && (it.key as { value?: unknown }).value === key);
+    const pair = node.items.find((it) => isNode(it.key) && String((it.key as { value?: unknown }).value) === key);
     node = pair?.key;
   }
   // Walk up until a node with a range is found (missing keys point at their parent).

@@ -54,7 +54,19 @@ export const ConfigSchema = z
     ports: z
       .strictObject({
         range: PortRangeSchema.default({ from: 20000, to: 29999 }),
-        publish: z.array(PublishSchema).default([]),
+        publish: z
+          .array(PublishSchema)
+          .default([])
+          .superRefine((list, ctx) => {
+            const seen = new Map<string, number>();
+            list.forEach((p, i) => {
+              const key = `${p.service}:${p.port}/${p.protocol === 'udp' ? 'udp' : 'tcp'}`;
+              const first = seen.get(key);
+              if (first !== undefined) {
+                ctx.addIssue({ code: 'custom', path: [i], message: `publishes ${key} again (already entry ${first}); a container port gets one host port` });
+              } else seen.set(key, i);
+            });
+          }),
       })
       .prefault({}),
     external: z
@@ -63,7 +75,7 @@ export const ConfigSchema = z
         networks: z.array(z.string().min(1)).default([]).describe('External networks allowed by name'),
       })
       .prefault({})
-      .describe('External (shared, unscoped) resources are dropped unless allowed here by name'),
+      .describe('External (shared, unscoped) volumes and networks are refused unless allowed here by name'),
     wait: z
       .strictObject({
         timeoutSeconds: z

@@ -100,10 +100,15 @@ export async function diagnose(docker: Docker, instanceId: string, failure: Serv
  */
 export async function waitForReadiness(opts: WaitOptions): Promise<ReadinessVerdict> {
   const { docker, instanceId } = opts;
-  let last: ReadinessVerdict | undefined;
   let lastKey = '';
-  let wake: () => void = () => undefined;
-  const stop = await watchInstanceEvents(docker, instanceId, () => wake());
+  // An event sets `pending` (so one that arrives while we inspect is not lost) and ends a sleep.
+  let pending = false;
+  let wakeSleeper: (() => void) | undefined;
+  const wake = () => {
+    pending = true;
+    wakeSleeper?.();
+  };
+  const stop = await watchInstanceEvents(docker, instanceId, wake);
   const deadline = Date.now() + opts.deadlineMs;
   opts.upDone?.then(
     () => wake(),
@@ -114,7 +119,6 @@ export async function waitForReadiness(opts: WaitOptions): Promise<ReadinessVerd
       if (opts.signal?.aborted) throw new SandstackError('SANDSTACK_INTERRUPTED', 'Interrupted while waiting for services.');
       const containers = await instanceContainers(docker, instanceId);
       const verdict = evaluateReadiness(opts.expected, containers, { since: opts.since, upFinished: opts.upFinished() });
-      last = verdict;
       const key = JSON.stringify([verdict.ready, verdict.waiting]);
       if (key !== lastKey) {
         lastKey = key;
@@ -136,23 +140,25 @@ export async function waitForReadiness(opts: WaitOptions): Promise<ReadinessVerd
           details: { waiting: verdict.waiting, ready: verdict.ready },
         });
       }
-      // Sleep until an event arrives, compose up returns, a 1 s tick (health status changes emit
-      // events too, but a tick keeps us honest), the deadline, or an abort.
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(1000, remaining));
-        const onAbort = () => resolve();
-        opts.signal?.addEventListener('abort', onAbort, { once: true });
-        wake = () => {
-          clearTimeout(t);
-          opts.signal?.removeEventListener('abort', onAbort);
-          resolve();
-        };
-      });
-      wake = () => undefined;
+      // Sleep until an event arrives, compose up returns, a 1 s tick (health changes emit events
+      // too, but a tick keeps us honest), the deadline, or an abort.
+      if (!pending) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(t);
+            opts.signal?.removeEventListener('abort', done);
+            wakeSleeper = undefined;
+            resolve();
+          };
+          const t = setTimeout(done, Math.min(1000, remaining));
+          opts.signal?.addEventListener('abort', done, { once: true });
+          wakeSleeper = done;
+        });
+      }
+      pending = false;
     }
   } finally {
     stop();
-    void last;
   }
 }
 

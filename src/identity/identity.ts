@@ -66,7 +66,7 @@ export function validateExplicitId(id: string): string {
     throw new SandstackError(
       'SANDSTACK_INSTANCE_ID_INVALID',
       `Invalid instance id "${id}": use lowercase letters, digits, '-' and '_', starting with a letter or digit, at most ${MAX_ID_LENGTH} characters.`,
-      { hint: `For example: ${sanitizeInstanceId(id.length > 0 ? id : 'instance')}` },
+      { hint: /[a-z0-9]/i.test(id) ? `For example: ${sanitizeInstanceId(id)}` : 'For example: feat-login.' },
     );
   }
   return id;

@@ -39,7 +39,7 @@ export interface InstanceSummary {
 
 export function urlFor(lease: Pick<Lease, 'scheme' | 'hostPort'> | undefined, hostIp: string, hostPort: number): string | null {
   if (!lease || (lease.scheme !== 'http' && lease.scheme !== 'https')) return null;
-  const host = hostIp === '0.0.0.0' || hostIp === '' ? '127.0.0.1' : hostIp;
+  const host = hostIp === '0.0.0.0' || hostIp === '' ? '127.0.0.1' : hostIp.includes(':') ? `[${hostIp}]` : hostIp;
   return `${lease.scheme}://${host}:${hostPort}`;
 }
 

@@ -69,7 +69,9 @@ export interface AllocateResult {
 
 export async function allocatePorts(input: AllocateInput): Promise<AllocateResult> {
   const byKey = new Map(input.current.map((l) => [leaseKey(l), l]));
-  const wanted = new Set(input.requests.map(leaseKey));
+  // A container port gets one host port: a repeated request for the same key is the same lease.
+  const requests = input.requests.filter((r, i) => input.requests.findIndex((x) => leaseKey(x) === leaseKey(r)) === i);
+  const wanted = new Set(requests.map(leaseKey));
   const released = input.current.filter((l) => !wanted.has(leaseKey(l)));
   const used = new Set<number>([...input.taken, ...input.current.filter((l) => wanted.has(leaseKey(l))).map((l) => l.hostPort)]);
   const leases: Lease[] = [];
@@ -77,7 +79,7 @@ export async function allocatePorts(input: AllocateInput): Promise<AllocateResul
   const size = input.range.to - input.range.from + 1;
   const start = rangeOffset(input.instanceId, input.range);
   let cursor = 0;
-  for (const req of input.requests) {
+  for (const req of requests) {
     const existing = byKey.get(leaseKey(req));
     if (existing) {
       leases.push({ ...existing, scheme: req.scheme, name: req.name });

@@ -3,7 +3,7 @@
  * data, distinct 127.0.0.1 ports, their own instance ids; down/up keeps data and ports; destroy
  * leaves nothing labelled and frees the ports.
  */
-import { access } from 'node:fs/promises';
+import { access, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiUrl, docker, http, labelled, makeSandbox, type Sandbox } from './helpers.js';
@@ -107,6 +107,21 @@ describe('three instances of the demo stack in parallel', () => {
       const other = await http(`${url}/api/v1/items`);
       expect(other.body.items.map((x: any) => x.name)).not.toContain(name);
     }
+  });
+
+  it('rebuilds a lost registry from Docker labels, keeping the leases, and says so', async () => {
+    const file = path.join(sb.home, 'registry.json');
+    const before = JSON.parse(await readFile(file, 'utf8'));
+    await rm(file);
+    const ls = await sb.run(sb.repo, ['ls', '--json']);
+    expect(ls.exitCode, ls.stderr).toBe(0);
+    expect(ls.stderr).toMatch(/registry .* was missing; rebuilt 3 instance/);
+    const rebuilt = JSON.parse(await readFile(file, 'utf8'));
+    for (const id of IDS) {
+      expect(rebuilt.instances[id].leases.map((l: any) => l.hostPort)).toEqual(before.instances[id].leases.map((l: any) => l.hostPort));
+    }
+    // Put the original back (it also knows which worktrees `new` created, which labels do not say).
+    await writeFile(file, JSON.stringify(before));
   });
 
   it('refuses a second up of a running instance', async () => {

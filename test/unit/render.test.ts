@@ -1,0 +1,533 @@
+import { describe, expect, it } from 'vitest';
+import { SandstackError } from '../../src/errors.js';
+import { LABELS, type InstanceIdentity } from '../../src/identity/identity.js';
+import { interpolationEnv, renderIsolated, type RenderInput } from '../../src/compose/render.js';
+import { parseResolvedModel } from '../../src/compose/resolve.js';
+import { toRecord, type ComposeModel } from '../../src/compose/model.js';
+import { decodeLeases } from '../../src/ports/leases.js';
+import type { Lease } from '../../src/state/registry.js';
+
+/** What `docker-compose config` (Compose v1) prints: `version`, environment maps, mixed port forms. */
+const V1_OUTPUT = `networks:
+  backend: {}
+services:
+  api:
+    build:
+      context: /home/dev/shop/api
+    container_name: shop-api
+    depends_on:
+    - db
+    environment:
+      DATABASE_URL: postgres://db/shop
+      OTEL_RESOURCE_ATTRIBUTES: service.name=api,deployment.environment=dev
+    image: shop/api:dev
+    networks:
+      backend: null
+      default: null
+    ports:
+    - published: 8000
+      target: 8000
+    - 127.0.0.1:9229:9229/tcp
+  db:
+    container_name: shop-db
+    environment:
+      POSTGRES_PASSWORD: example
+    image: postgres:16
+    labels:
+      com.example.team: data
+    networks:
+      backend: null
+    ports:
+    - 0.0.0.0:5432:5432/tcp
+    volumes:
+    - pgdata:/var/lib/postgresql/data:rw
+  dns:
+    image: coredns/coredns
+    ports:
+    - 53:53/udp
+    - 53:53/tcp
+  migrate:
+    command: migrate
+    image: shop/api:dev
+    networks:
+      backend: null
+version: '3.9'
+volumes:
+  pgdata:
+    name: shop_pgdata_fixed
+  uploads: {}
+`;
+
+/** What `docker compose config` (Compose v2) prints: top-level name, long-syntax ports. */
+const V2_OUTPUT = `name: shop
+services:
+  web:
+    build:
+      context: /home/dev/shop/web
+      dockerfile: Dockerfile
+    container_name: shop-web
+    environment:
+      LOG_LEVEL: debug
+    image: shop/web:latest
+    networks:
+      default: null
+    ports:
+      - mode: ingress
+        host_ip: 0.0.0.0
+        target: 3000
+        published: "3000"
+        protocol: tcp
+      - mode: ingress
+        target: 9229
+        published: "9229"
+        protocol: tcp
+  worker:
+    command:
+      - worker
+    image: shop/web:latest
+    networks:
+      default: null
+  cache:
+    image: redis:7
+    networks:
+      default: null
+    ports:
+      - mode: ingress
+        host_ip: 0.0.0.0
+        target: 6379
+        published: "6379"
+        protocol: tcp
+    volumes:
+      - type: volume
+        source: cachedata
+        target: /data
+        volume: {}
+networks:
+  default:
+    name: shop_default
+volumes:
+  cachedata:
+    name: shop_cachedata
+`;
+
+const idA: InstanceIdentity = { id: 'feat-a', worktree: '/home/dev/shop-feat-a', kind: 'sandbox' };
+const idB: InstanceIdentity = { id: 'feat-b', worktree: '/home/dev/shop-feat-b', kind: 'local' };
+
+const v1Leases: Lease[] = [
+  { service: 'api', containerPort: 8000, protocol: 'tcp', hostPort: 21000, scheme: 'http' },
+  { service: 'db', containerPort: 5432, protocol: 'tcp', hostPort: 21001, scheme: 'tcp' },
+  { service: 'dns', containerPort: 53, protocol: 'udp', hostPort: 21002, scheme: 'udp' },
+];
+const v2Leases: Lease[] = [{ service: 'web', containerPort: 3000, protocol: 'tcp', hostPort: 22000, scheme: 'http' }];
+
+const noExternal = { volumes: [], networks: [] };
+
+function render(model: ComposeModel, identity: InstanceIdentity, leases: Lease[], allowExternal: RenderInput['allowExternal'] = noExternal) {
+  return renderIsolated({ model, identity, leases, allowExternal });
+}
+
+function errorOf(fn: () => unknown): SandstackError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(SandstackError);
+    return e as SandstackError;
+  }
+  throw new Error('expected a SandstackError');
+}
+
+function resourceLabels(def: unknown): Record<string, string | null> {
+  return toRecord((def as { labels?: Record<string, string> }).labels);
+}
+
+/** Volumes and networks carry the labels that never change for an instance, and not the leases. */
+function expectResourceLabels(labels: Record<string, string | null>, identity: InstanceIdentity) {
+  expect(labels[LABELS.instance]).toBe(identity.id);
+  expect(labels[LABELS.worktree]).toBe(identity.worktree);
+  expect(labels[LABELS.kind]).toBe(identity.kind);
+  expect(labels).not.toHaveProperty(LABELS.leases);
+}
+
+function expectInstanceLabels(labels: Record<string, string | null>, identity: InstanceIdentity, leases: Lease[]) {
+  expect(labels[LABELS.instance]).toBe(identity.id);
+  expect(labels[LABELS.worktree]).toBe(identity.worktree);
+  expect(labels[LABELS.kind]).toBe(identity.kind);
+  expect(decodeLeases(labels[LABELS.leases] ?? undefined).map((l) => [l.service, l.containerPort, l.protocol, l.hostPort])).toEqual(
+    leases.map((l) => [l.service, l.containerPort, l.protocol, l.hostPort]),
+  );
+}
+
+describe('renderIsolated with Compose v1 output', () => {
+  const source = parseResolvedModel(V1_OUTPUT);
+  const { model, report } = render(source, idA, v1Leases);
+
+  it('parses the fixture as expected', () => {
+    expect(source.version).toBe('3.9');
+    expect(Object.keys(source.services).sort()).toEqual(['api', 'db', 'dns', 'migrate']);
+  });
+
+  it('removes container_name and reports it', () => {
+    for (const svc of Object.values(model.services)) expect(svc).not.toHaveProperty('container_name');
+    expect(report.removedContainerNames).toEqual(
+      expect.arrayContaining([
+        { service: 'api', name: 'shop-api' },
+        { service: 'db', name: 'shop-db' },
+      ]),
+    );
+    expect(report.removedContainerNames).toHaveLength(2);
+  });
+
+  it('publishes only leased ports, on loopback', () => {
+    expect(model.services.api?.ports).toEqual(['127.0.0.1:21000:8000/tcp']);
+    expect(model.services.db?.ports).toEqual(['127.0.0.1:21001:5432/tcp']);
+    expect(model.services.dns?.ports).toEqual(['127.0.0.1:21002:53/udp']);
+    expect(report.published).toEqual([
+      { service: 'api', containerPort: 8000, protocol: 'tcp', hostIp: '127.0.0.1', hostPort: 21000 },
+      { service: 'db', containerPort: 5432, protocol: 'tcp', hostIp: '127.0.0.1', hostPort: 21001 },
+      { service: 'dns', containerPort: 53, protocol: 'udp', hostIp: '127.0.0.1', hostPort: 21002 },
+    ]);
+  });
+
+  it('drops and reports every other published port', () => {
+    expect(report.droppedPorts).toHaveLength(2);
+    expect(report.droppedPorts).toEqual(
+      expect.arrayContaining([
+        { service: 'api', port: '127.0.0.1:9229:9229/tcp' },
+        { service: 'dns', port: '53:53/tcp' },
+      ]),
+    );
+    const allPorts = Object.values(model.services).flatMap((s) => (s.ports ?? []) as string[]);
+    for (const p of allPorts) expect(p).toMatch(/^127\.0\.0\.1:2\d{4}:\d+\/(tcp|udp)$/);
+  });
+
+  it('leaves no ports key on a service without leases', () => {
+    expect(model.services.migrate).not.toHaveProperty('ports');
+  });
+
+  it('labels every service, keeping its own labels', () => {
+    for (const svc of Object.values(model.services)) expectInstanceLabels(toRecord(svc.labels), idA, v1Leases);
+    expect(toRecord(model.services.db?.labels)['com.example.team']).toBe('data');
+  });
+
+  it('injects the instance environment, merging OTEL attributes', () => {
+    for (const svc of Object.values(model.services)) {
+      const env = toRecord(svc.environment);
+      expect(env.SANDSTACK_INSTANCE_ID).toBe('feat-a');
+      const otel = (env.OTEL_RESOURCE_ATTRIBUTES ?? '').split(',');
+      expect(otel).toContain('sandstack.instance.id=feat-a');
+      expect(otel).toContain('deployment.environment=sandbox');
+      expect(otel).not.toContain('deployment.environment=dev');
+    }
+    const api = toRecord(model.services.api?.environment);
+    expect(api.OTEL_RESOURCE_ATTRIBUTES).toBe('service.name=api,sandstack.instance.id=feat-a,deployment.environment=sandbox');
+    expect(api.DATABASE_URL).toBe('postgres://db/shop');
+    expect(toRecord(model.services.db?.environment).POSTGRES_PASSWORD).toBe('example');
+  });
+
+  it('scopes every volume by instance id, even one with a fixed name', () => {
+    expect(Object.keys(model.volumes ?? {}).sort()).toEqual(['pgdata', 'uploads']);
+    expect(model.volumes?.pgdata?.name).toBe('feat-a_pgdata');
+    expect(model.volumes?.uploads?.name).toBe('feat-a_uploads');
+    for (const v of Object.values(model.volumes ?? {})) expectResourceLabels(resourceLabels(v), idA);
+    expect(report.scopedVolumes.sort()).toEqual(['feat-a_pgdata', 'feat-a_uploads']);
+  });
+
+  it('scopes every network and adds a labelled default network', () => {
+    expect(Object.keys(model.networks ?? {}).sort()).toEqual(['backend', 'default']);
+    expect(model.networks?.backend?.name).toBe('feat-a_backend');
+    expect(model.networks?.default?.name).toBe('feat-a_default');
+    for (const n of Object.values(model.networks ?? {})) expectResourceLabels(resourceLabels(n), idA);
+    expect(report.scopedNetworks.sort()).toEqual(['feat-a_backend', 'feat-a_default']);
+  });
+
+  it('gives the built image a per-instance name and rewrites other users of that image', () => {
+    expect(model.services.api?.image).toBe('feat-a-api:sandstack');
+    expect(model.services.migrate?.image).toBe('feat-a-api:sandstack');
+    expect(model.services.db?.image).toBe('postgres:16');
+    expect(report.renamedImages).toEqual([{ from: 'shop/api:dev', to: 'feat-a-api:sandstack' }]);
+  });
+
+  it('labels the build', () => {
+    const build = model.services.api?.build as { context: string; labels: Record<string, string> };
+    expect(build.context).toBe('/home/dev/shop/api');
+    expect(build.labels[LABELS.instance]).toBe('feat-a');
+    expect(build.labels[LABELS.kind]).toBe('sandbox');
+  });
+
+  it('keeps keys it does not manage', () => {
+    expect(model.version).toBe('3.9');
+    expect((model.services.api as Record<string, unknown>).depends_on).toEqual(['db']);
+    expect((model.services.db as Record<string, unknown>).volumes).toEqual(['pgdata:/var/lib/postgresql/data:rw']);
+  });
+
+  it('does not mutate its input', () => {
+    expect(source).toEqual(parseResolvedModel(V1_OUTPUT));
+  });
+});
+
+describe('renderIsolated with Compose v2 output', () => {
+  const source = parseResolvedModel(V2_OUTPUT);
+  const before = structuredClone(source);
+  const { model, report } = render(source, idA, v2Leases);
+
+  it('removes the top-level name', () => {
+    expect(source.name).toBe('shop');
+    expect(model).not.toHaveProperty('name');
+  });
+
+  it('publishes the lease and drops long-syntax ports on 0.0.0.0', () => {
+    expect(model.services.web?.ports).toEqual(['127.0.0.1:22000:3000/tcp']);
+    expect(model.services.cache).not.toHaveProperty('ports');
+    expect(model.services.worker).not.toHaveProperty('ports');
+    expect(report.droppedPorts.map((d) => [d.service, JSON.parse(d.port).target, JSON.parse(d.port).published])).toEqual(
+      expect.arrayContaining([
+        ['web', 9229, '9229'],
+        ['cache', 6379, '6379'],
+      ]),
+    );
+    expect(report.droppedPorts).toHaveLength(2);
+  });
+
+  it('removes container_name', () => {
+    expect(model.services.web).not.toHaveProperty('container_name');
+    expect(report.removedContainerNames).toEqual([{ service: 'web', name: 'shop-web' }]);
+  });
+
+  it('replaces the fixed names of volumes and of the default network', () => {
+    expect(model.volumes?.cachedata?.name).toBe('feat-a_cachedata');
+    expect(model.networks?.default?.name).toBe('feat-a_default');
+    expectResourceLabels(resourceLabels(model.volumes?.cachedata), idA);
+    expectResourceLabels(resourceLabels(model.networks?.default), idA);
+  });
+
+  it('renames the built image for every service using it', () => {
+    expect(model.services.web?.image).toBe('feat-a-web:sandstack');
+    expect(model.services.worker?.image).toBe('feat-a-web:sandstack');
+    expect(model.services.cache?.image).toBe('redis:7');
+  });
+
+  it('labels services and sets the environment', () => {
+    for (const svc of Object.values(model.services)) {
+      expectInstanceLabels(toRecord(svc.labels), idA, v2Leases);
+      const env = toRecord(svc.environment);
+      expect(env.SANDSTACK_INSTANCE_ID).toBe('feat-a');
+      expect(env.OTEL_RESOURCE_ATTRIBUTES).toBe('sandstack.instance.id=feat-a,deployment.environment=sandbox');
+    }
+    expect(toRecord(model.services.web?.environment).LOG_LEVEL).toBe('debug');
+  });
+
+  it('does not mutate its input', () => {
+    expect(source).toEqual(before);
+  });
+});
+
+describe('renderIsolated: instances do not share names', () => {
+  function names(model: ComposeModel): string[] {
+    const out: string[] = [];
+    for (const v of Object.values(model.volumes ?? {})) if (v?.name) out.push(`volume:${v.name}`);
+    for (const n of Object.values(model.networks ?? {})) if (n?.name) out.push(`network:${n.name}`);
+    for (const s of Object.values(model.services)) {
+      if (s.container_name) out.push(`container:${s.container_name}`);
+      if (s.build !== undefined && s.image) out.push(`image:${s.image}`);
+    }
+    return out;
+  }
+
+  it.each([
+    ['v1', V1_OUTPUT, v1Leases],
+    ['v2', V2_OUTPUT, v2Leases],
+  ])('%s model', (_name, text, leases) => {
+    const model = parseResolvedModel(text);
+    const a = names(render(model, idA, leases).model);
+    const b = names(render(model, idB, leases).model);
+    expect(a.length).toBeGreaterThan(0);
+    expect(a.length).toBe(b.length);
+    expect(a.filter((n) => b.includes(n))).toEqual([]);
+  });
+});
+
+describe('renderIsolated: default network', () => {
+  it('is not added when every service uses network_mode or other networks', () => {
+    const model: ComposeModel = {
+      services: {
+        app: { image: 'app', networks: ['back'] },
+        sidecar: { image: 'side', network_mode: 'service:app' },
+        host: { image: 'h', network_mode: 'host' },
+      },
+      networks: { back: {} },
+    };
+    const out = render(model, idA, []).model;
+    expect(Object.keys(out.networks ?? {})).toEqual(['back']);
+    expect(out.networks?.back?.name).toBe('feat-a_back');
+  });
+
+  it('leaves no networks key when nothing needs a network', () => {
+    const out = render({ services: { host: { image: 'h', network_mode: 'host' } } }, idA, []).model;
+    expect(out).not.toHaveProperty('networks');
+    expect(out).not.toHaveProperty('volumes');
+  });
+
+  it('is added, scoped and labelled when one service uses it implicitly', () => {
+    const out = render({ services: { app: { image: 'app' } } }, idA, []).model;
+    expect(out.networks?.default?.name).toBe('feat-a_default');
+    expect(resourceLabels(out.networks?.default)[LABELS.instance]).toBe('feat-a');
+    // No leases: the label is left out rather than set to an empty string.
+    expect(resourceLabels(out.networks?.default)).not.toHaveProperty(LABELS.leases);
+  });
+
+  it('accepts a null network definition', () => {
+    const out = render({ services: { app: { image: 'app' } }, networks: { default: null } }, idA, []).model;
+    expect(out.networks?.default?.name).toBe('feat-a_default');
+  });
+});
+
+describe('renderIsolated: external resources', () => {
+  const model: ComposeModel = {
+    services: { app: { image: 'app', networks: ['shared', 'default'] } },
+    volumes: { cache: { external: true, name: 'team-cache' }, legacy: { external: { name: 'old-style' } }, own: {} },
+    networks: { shared: { external: true } },
+  };
+
+  it('rejects an external volume that is not allowed', () => {
+    const e = errorOf(() => render(model, idA, [], { volumes: ['old-style'], networks: ['shared'] }));
+    expect(e.code).toBe('SANDSTACK_EXTERNAL_NOT_ALLOWED');
+    expect(e.details).toMatchObject({ kind: 'volume', key: 'cache', name: 'team-cache' });
+    expect(e.hint).toContain('team-cache');
+  });
+
+  it('checks the external v1-style `external: {name}` against the allow-list', () => {
+    const e = errorOf(() => render(model, idA, [], { volumes: ['team-cache'], networks: ['shared'] }));
+    expect(e.details).toMatchObject({ kind: 'volume', key: 'legacy', name: 'old-style' });
+  });
+
+  it('rejects an external network that is not allowed', () => {
+    const e = errorOf(() => render(model, idA, [], { volumes: ['team-cache', 'old-style'], networks: [] }));
+    expect(e.code).toBe('SANDSTACK_EXTERNAL_NOT_ALLOWED');
+    expect(e.details).toMatchObject({ kind: 'network', key: 'shared', name: 'shared' });
+  });
+
+  it('matches the allow-list by resource name, not by key', () => {
+    const e = errorOf(() => render(model, idA, [], { volumes: ['cache', 'legacy'], networks: ['shared'] }));
+    expect(e.code).toBe('SANDSTACK_EXTERNAL_NOT_ALLOWED');
+  });
+
+  it('keeps allowed externals unchanged and reports them', () => {
+    const { model: out, report } = render(model, idA, [], { volumes: ['team-cache', 'old-style'], networks: ['shared'] });
+    expect(out.volumes?.cache).toEqual({ external: true, name: 'team-cache' });
+    expect(out.volumes?.legacy).toEqual({ external: { name: 'old-style' } });
+    expect(out.networks?.shared).toEqual({ external: true });
+    expect(out.volumes?.own?.name).toBe('feat-a_own');
+    expect(out.networks?.default?.name).toBe('feat-a_default');
+    expect(report.keptExternal).toEqual(
+      expect.arrayContaining([
+        { kind: 'volume', key: 'cache', name: 'team-cache' },
+        { kind: 'volume', key: 'legacy', name: 'old-style' },
+        { kind: 'network', key: 'shared', name: 'shared' },
+      ]),
+    );
+    expect(report.keptExternal).toHaveLength(3);
+    expect(report.scopedVolumes).toEqual(['feat-a_own']);
+  });
+
+  it('scopes a resource with external: false', () => {
+    const out = render({ services: { app: { image: 'a' } }, volumes: { data: { external: false } } }, idA, []).model;
+    expect(out.volumes?.data?.name).toBe('feat-a_data');
+  });
+});
+
+describe('renderIsolated: other cases', () => {
+  it('throws SANDSTACK_UNKNOWN_SERVICE for a lease on an unknown service', () => {
+    const e = errorOf(() =>
+      render({ services: { web: { image: 'w' } } }, idA, [{ service: 'api', containerPort: 80, protocol: 'tcp', hostPort: 20000, scheme: 'http' }]),
+    );
+    expect(e.code).toBe('SANDSTACK_UNKNOWN_SERVICE');
+    expect(e.message).toContain('"api"');
+    expect(e.hint).toContain('web');
+  });
+
+  it('turns a string build into {context, labels}', () => {
+    const out = render({ services: { app: { build: './app' } } }, idA, []).model;
+    expect(out.services.app?.build).toEqual({
+      context: './app',
+      labels: {
+        [LABELS.instance]: 'feat-a',
+        [LABELS.worktree]: idA.worktree,
+        [LABELS.kind]: 'sandbox',
+        [LABELS.managed]: 'true',
+      },
+    });
+    // Without a fixed image name Compose names the image after the project (the instance id).
+    expect(out.services.app).not.toHaveProperty('image');
+  });
+
+  it('keeps build labels given as a list', () => {
+    const out = render({ services: { app: { build: { context: '.', labels: ['team=web'] } } } }, idA, []).model;
+    const labels = (out.services.app?.build as { labels: Record<string, string> }).labels;
+    expect(labels.team).toBe('web');
+    expect(labels[LABELS.instance]).toBe('feat-a');
+  });
+
+  it('reads environment and labels given as lists', () => {
+    const out = render(
+      {
+        services: {
+          app: { image: 'a', environment: ['A=1', 'PASSTHROUGH', 'OTEL_RESOURCE_ATTRIBUTES=service.name=app'], labels: ['x=y'] },
+        },
+      },
+      idA,
+      [],
+    ).model;
+    expect(out.services.app?.environment).toMatchObject({
+      A: '1',
+      PASSTHROUGH: null,
+      OTEL_RESOURCE_ATTRIBUTES: 'service.name=app,sandstack.instance.id=feat-a,deployment.environment=sandbox',
+    });
+    expect(out.services.app?.labels).toMatchObject({ x: 'y', [LABELS.instance]: 'feat-a' });
+  });
+
+  it('overrides user labels that clash with sandstack labels', () => {
+    const out = render({ services: { app: { image: 'a', labels: { [LABELS.instance]: 'spoofed' } } } }, idA, []).model;
+    expect(toRecord(out.services.app?.labels)[LABELS.instance]).toBe('feat-a');
+  });
+
+  it('publishes a lease for a port the compose file does not list', () => {
+    const out = render({ services: { app: { image: 'a' } } }, idA, [{ service: 'app', containerPort: 80, protocol: 'tcp', hostPort: 20080, scheme: 'http' }]);
+    expect(out.model.services.app?.ports).toEqual(['127.0.0.1:20080:80/tcp']);
+    expect(out.report.droppedPorts).toEqual([]);
+  });
+
+  it('drops only the unleased half of a port range', () => {
+    const out = render(
+      { services: { app: { image: 'a', ports: ['8000-8001:9000-9001'] } } },
+      idA,
+      [{ service: 'app', containerPort: 9001, protocol: 'tcp', hostPort: 20001, scheme: 'tcp' }],
+    );
+    expect(out.model.services.app?.ports).toEqual(['127.0.0.1:20001:9001/tcp']);
+    expect(out.report.droppedPorts).toEqual([{ service: 'app', port: '8000-8001:9000-9001' }]);
+  });
+
+  it('does not treat a tcp lease as covering the udp port of the same number', () => {
+    const out = render(
+      { services: { dns: { image: 'd', ports: ['53:53/udp'] } } },
+      idA,
+      [{ service: 'dns', containerPort: 53, protocol: 'tcp', hostPort: 20053, scheme: 'tcp' }],
+    );
+    expect(out.report.droppedPorts).toEqual([{ service: 'dns', port: '53:53/udp' }]);
+  });
+});
+
+describe('interpolationEnv', () => {
+  it('describes the instance and its leased ports', () => {
+    const env = interpolationEnv(idA, [
+      { service: 'web', containerPort: 3000, protocol: 'tcp', hostPort: 22000, scheme: 'http' },
+      { service: 'my-api.v2', containerPort: 8080, protocol: 'tcp', hostPort: 22001, scheme: 'http' },
+    ], '/state/instances/feat-a/data');
+    expect(env).toEqual({
+      SANDSTACK_INSTANCE_ID: 'feat-a',
+      SANDSTACK_ENVIRONMENT: 'sandbox',
+      SANDSTACK_DATA_ROOT: '/state/instances/feat-a/data',
+      SANDSTACK_PORT_WEB_3000: '22000',
+      SANDSTACK_PORT_MY_API_V2_8080: '22001',
+    });
+  });
+});
