@@ -41,9 +41,14 @@ export async function resolveInstance(ctx: Context): Promise<ResolvedInstance> {
     worktree,
     branch: git?.branch,
   });
-  const kind = (ctx.env.SANDSTACK_ENVIRONMENT as 'local' | 'sandbox' | undefined) ?? loaded.config.instance.kind;
+  const envKind = ctx.env.SANDSTACK_ENVIRONMENT;
+  if (envKind !== undefined && envKind !== 'local' && envKind !== 'sandbox') {
+    throw new SandstackError('SANDSTACK_USAGE', `SANDSTACK_ENVIRONMENT is "${envKind}"; it must be "local" or "sandbox".`, {
+      hint: 'Unset it to use instance.kind from sandstack.yaml.',
+    });
+  }
   return {
-    identity: { id, worktree, kind: kind === 'sandbox' ? 'sandbox' : kind === 'local' ? 'local' : loaded.config.instance.kind },
+    identity: { id, worktree, kind: envKind ?? loaded.config.instance.kind },
     loaded,
     git,
     paths: instancePaths(ctx.home, id),

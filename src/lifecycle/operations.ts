@@ -7,6 +7,7 @@ import { isSandstackError, SandstackError } from '../errors.js';
 import { gitInfo, removeWorktree } from '../git/git.js';
 import { LABELS } from '../identity/identity.js';
 import { findPortHolder, isPortFree } from '../ports/probe.js';
+import { activeServices } from '../compose/model.js';
 import type { RenderReport } from '../compose/render.js';
 import type { Context } from './context.js';
 import { findRecord, prepareInstance, releaseInstance, renderedProject, resolveInstance, type PreparedInstance, type ResolvedInstance } from './instance.js';
@@ -280,7 +281,6 @@ export async function status(ctx: Context): Promise<StatusResult> {
   await assertDockerAvailable(ctx.docker);
   const { inst, record, notices } = await locate(ctx);
   const rendered = await renderedProject(ctx, inst, record?.leases ?? []).catch(() => undefined);
-  const { activeServices } = await import('../compose/model.js');
   const expected = rendered ? activeServices(rendered.model, inst.loaded.config.compose.profiles) : [];
   const services = await serviceStatuses(ctx, inst.identity.id, expected, record?.leases ?? []);
   return { instance: summary(inst, record !== undefined, services, record?.branch), services, notices };

@@ -1,5 +1,5 @@
 /** Creating worktrees (`new`), starting configs (`init`), and the read-only/attached commands. */
-import { access, writeFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Document, stringify as toYaml } from 'yaml';
 import { detectCompose, spawnCompose } from '../compose/cli.js';
@@ -53,7 +53,7 @@ export async function newWorktree(ctx: Context, branch: string, opts: { base?: s
   const configFile = ctx.configFile ? path.resolve(ctx.cwd, ctx.configFile) : await findConfigFile(ctx.cwd, git.worktree);
   const rel = path.relative(git.worktree, configFile ? path.dirname(configFile) : ctx.cwd);
   const projectDir = path.join(worktree, rel);
-  const config = configFile ? parseConfig(await (await import('node:fs/promises')).readFile(configFile, 'utf8'), configFile) : undefined;
+  const config = configFile ? parseConfig(await readFile(configFile, 'utf8'), configFile) : undefined;
   const id = deriveInstanceId({ flag: ctx.instanceFlag, env: ctx.env.SANDSTACK_INSTANCE, idFrom: config?.instance.idFrom ?? 'folder', worktree, branch });
   const registry = (await readRegistrySnapshot(registryOptions(ctx))).result;
   const taken = registry.instances[id];
