@@ -118,33 +118,15 @@ export function countResources(r: LabelledResources): number {
  */
 export async function sweepInstance(docker: Docker, id: string): Promise<string[]> {
   const problems: string[] = [];
+  // A resource that is already gone (404) is what we wanted; anything else is reported.
+  const attempt = (what: string, op: Promise<unknown>) =>
+    op.catch((e: { statusCode?: number; message: string }) => {
+      if (e.statusCode !== 404) problems.push(`${what}: ${e.message}`);
+    });
   const found = await labelledResources(docker, id);
-  await Promise.all(
-    found.containers.map((c) =>
-      docker
-        .getContainer(c.id)
-        .remove({ force: true, v: true })
-        .catch((e: { statusCode?: number; message: string }) => {
-          if (e.statusCode !== 404) problems.push(`container ${c.name}: ${e.message}`);
-        }),
-    ),
-  );
-  for (const n of found.networks) {
-    await docker
-      .getNetwork(n.id)
-      .remove()
-      .catch((e: { statusCode?: number; message: string }) => {
-        if (e.statusCode !== 404) problems.push(`network ${n.name}: ${e.message}`);
-      });
-  }
-  for (const v of found.volumes) {
-    await docker
-      .getVolume(v.name)
-      .remove()
-      .catch((e: { statusCode?: number; message: string }) => {
-        if (e.statusCode !== 404) problems.push(`volume ${v.name}: ${e.message}`);
-      });
-  }
+  await Promise.all(found.containers.map((c) => attempt(`container ${c.name}`, docker.getContainer(c.id).remove({ force: true, v: true }))));
+  for (const n of found.networks) await attempt(`network ${n.name}`, docker.getNetwork(n.id).remove());
+  for (const v of found.volumes) await attempt(`volume ${v.name}`, docker.getVolume(v.name).remove());
   return problems;
 }
 
