@@ -9,7 +9,8 @@ import { destroy, down, status, up, type DestroyResult, type StatusResult, type 
 import { listInstances } from '../lifecycle/status.js';
 import type { ServiceStatus } from '../lifecycle/status.js';
 import { init, logs, newWorktree, ports, render, shell } from '../lifecycle/workspace.js';
-import { Output, table } from './output.js';
+import { gateCheck, gateFresh } from '../gate/run.js';
+import { gateText, Output, table } from './output.js';
 
 export interface GlobalOptions {
   json?: boolean;
@@ -77,15 +78,36 @@ export function registerCommands(program: Command, run: Runner): void {
 
   program
     .command('up')
-    .description('render the isolated model, build, start, and wait until every service is healthy')
+    .description('render the isolated model, build, start, wait until every service is healthy, then run the gate (probes, isolation)')
     .option('--no-build', 'do not build images first')
+    .option('--no-gate', 'skip the gate checks after health (probes, isolation)')
     .addHelpText('after', '\nExample:\n  sandstack up --json | jq .services')
     .action(
       run(async (ctx, out) => {
-        const opts = program.commands.find((c) => c.name() === 'up')!.opts<{ build: boolean }>();
-        const r = await up(ctx, { build: opts.build });
+        const opts = program.commands.find((c) => c.name() === 'up')!.opts<{ build: boolean; gate: boolean }>();
+        const r = await up(ctx, { build: opts.build, gate: opts.gate });
         out.notices(r.notices);
-        out.result(r, () => `${statusText(r)}\n\nready in ${(r.timings.totalMs / 1000).toFixed(1)} s`);
+        out.result(r, () => `${statusText(r)}\n\n${gateText(r.gate)}\nready in ${(r.timings.totalMs / 1000).toFixed(1)} s`);
+      }),
+    );
+
+  program
+    .command('gate')
+    .description('the Startability Gate: check the running instance, or with --fresh build, start, probe and tear down a throwaway one')
+    .option('--fresh', 'run every stage on a brand-new throwaway instance and tear it down, whatever the outcome')
+    .option('--no-build', 'with --fresh: do not build images first')
+    .addHelpText('after', '\nStages: config, build, start, healthy, probes, isolation, teardown (--fresh).\nThe report is saved under <state home>/reports/<instance>/.\n\nExamples:\n  sandstack gate\n  sandstack gate --fresh --json > gate-report.json')
+    .action(
+      run(async (ctx, out) => {
+        const opts = program.commands.find((c) => c.name() === 'gate')!.opts<{ fresh?: boolean; build: boolean }>();
+        const { report, error } = opts.fresh ? await gateFresh(ctx, { build: opts.build }) : await gateCheck(ctx);
+        if (error !== undefined) {
+          const code = out.error(error, { printJson: false });
+          out.result(report, () => gateText(report));
+          return report.passed ? 0 : code;
+        }
+        out.result(report, () => gateText(report));
+        return report.passed ? 0 : 1;
       }),
     );
 

@@ -4,6 +4,7 @@
  */
 import pc from 'picocolors';
 import { isSandstackError, ExitCode, type ExitCodeValue } from '../errors.js';
+import type { GateReport } from '../gate/report.js';
 import type { ProgressEvent } from '../lifecycle/context.js';
 
 export interface OutputOptions {
@@ -31,6 +32,16 @@ export class Output {
       case 'log':
         if (this.opts.verbose) process.stderr.write(`${pc.dim(`  ${e.source}| ${e.line}`)}\n`);
         break;
+      case 'stage': {
+        if (e.status === 'running') {
+          process.stderr.write(`${pc.dim(`[${this.elapsed()}]`)} ${pc.bold(e.name)} ...\n`);
+          break;
+        }
+        const mark = { passed: pc.green('✓'), warning: pc.yellow('!'), failed: pc.red('✗'), skipped: pc.dim('-') }[e.status];
+        const took = e.durationMs !== undefined && e.status !== 'skipped' ? ` ${(e.durationMs / 1000).toFixed(1)}s` : '';
+        process.stderr.write(`${pc.dim(`[${this.elapsed()}]`)} ${mark} ${e.name}${took}${e.message ? pc.dim(` — ${e.message}`) : ''}\n`);
+        break;
+      }
       case 'services': {
         const waiting = e.waiting.map((w) => `${w.service} (${w.state})`).join(', ');
         const line = `${pc.dim(`[${this.elapsed()}]`)} ready ${e.ready.length}/${e.ready.length + e.waiting.length}${waiting ? `; waiting for ${waiting}` : ''}`;
@@ -53,12 +64,16 @@ export class Output {
     }
   }
 
-  error(e: unknown): ExitCodeValue {
+  /** Renders an error on stderr (and as JSON on stdout with --json unless printJson is false). */
+  error(e: unknown, opts: { printJson?: boolean } = {}): ExitCodeValue {
+    const printJson = this.opts.json && opts.printJson !== false;
     if (isSandstackError(e)) {
-      if (this.opts.json) {
+      if (printJson) {
         process.stdout.write(`${JSON.stringify({ ok: false, error: e.toJSON() }, null, 2)}\n`);
       }
       process.stderr.write(`${pc.red('error')} ${pc.dim(`[${e.code}]`)}: ${e.message}\n`);
+      const gate = e.details?.gate as GateReport | undefined;
+      if (gate && !this.opts.json) process.stderr.write(`${gateText(gate)}\n`);
       const failure = e.details?.failure as { logTail?: string[]; healthLog?: { exitCode: number; output: string }[] } | undefined;
       if (failure?.healthLog?.length) {
         process.stderr.write(`${pc.dim('last healthcheck results:')}\n${failure.healthLog.map((h) => `  exit ${h.exitCode}: ${h.output}`).join('\n')}\n`);
@@ -66,11 +81,13 @@ export class Output {
       if (failure?.logTail?.length) {
         process.stderr.write(`${pc.dim(`last ${failure.logTail.length} log lines:`)}\n${failure.logTail.map((l) => `  ${l}`).join('\n')}\n`);
       }
+      const probes = (e.details?.probes ?? []) as { name: string; passed: boolean; observed: string }[];
+      for (const p of probes.filter((x) => !x.passed)) process.stderr.write(`  probe ${p.name}: ${p.observed}\n`);
       if (e.hint) process.stderr.write(`${pc.cyan('hint')}: ${e.hint}\n`);
       return e.exitCode;
     }
     const err = e as Error;
-    if (this.opts.json) {
+    if (printJson) {
       process.stdout.write(`${JSON.stringify({ ok: false, error: { code: 'SANDSTACK_INTERNAL', message: err?.message ?? String(e) } }, null, 2)}\n`);
     }
     process.stderr.write(`${pc.red('internal error')}: ${err?.stack ?? String(e)}\n`);
@@ -89,3 +106,11 @@ export function table(headers: string[], rows: string[][]): string {
   const fmt = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
   return [pc.bold(fmt(headers)), ...rows.map(fmt)].join('\n');
 }
+
+/** The gate report as a stage table. */
+export function gateText(g: GateReport): string {
+  const rows = g.stages.map((s) => [s.name, s.status, s.status === 'skipped' ? '-' : `${(s.durationMs / 1000).toFixed(1)}s`, String((s.details.summary ?? s.details.reason ?? (s.details.error as { message?: string } | undefined)?.message ?? '')).split('\n')[0]!]);
+  const head = `gate ${g.passed ? 'PASSED' : 'FAILED'} (${g.mode}, ${g.instance.id}) in ${(g.durationMs / 1000).toFixed(1)} s`;
+  return [head, table(['STAGE', 'STATUS', 'TIME', 'DETAILS'], rows), g.reportFile ? `report: ${g.reportFile}` : ''].filter(Boolean).join('\n');
+}
+

@@ -81,6 +81,8 @@ export interface RunOptions {
   onLine?: (line: string) => void;
   /** Attach the terminal (logs -f, exec). */
   interactive?: boolean;
+  /** Stop the command after this long (SANDSTACK_TIMEOUT). */
+  timeoutMs?: number;
 }
 
 export interface RunResult {
@@ -102,6 +104,7 @@ export function spawnCompose(project: ComposeProject, args: string[], opts: RunO
     stdout: opts.interactive ? 'inherit' : 'pipe',
     stderr: opts.interactive ? 'inherit' : 'pipe',
     cancelSignal: opts.signal,
+    timeout: opts.timeoutMs,
     forceKillAfterDelay: 5_000,
     maxBuffer: 64 * 1024 * 1024,
   });
@@ -121,6 +124,12 @@ export async function runCompose(project: ComposeProject, args: string[], opts: 
   child.stdout?.on('data', push);
   child.stderr?.on('data', push);
   const r = await child;
+  if (r.timedOut) {
+    throw new SandstackError('SANDSTACK_TIMEOUT', `${project.cli.argv.join(' ')} ${args[0] ?? ''} did not finish within ${Math.round((opts.timeoutMs ?? 0) / 1000)} s (the gate deadline); last output:\n${tail.slice(-15).join('\n')}`, {
+      hint: 'Raise gate.timeoutSeconds in sandstack.yaml if the stack is just slow to build or start.',
+      details: { tail: tail.slice(-30) },
+    });
+  }
   if (r.isCanceled) {
     throw new SandstackError('SANDSTACK_INTERRUPTED', `Interrupted: ${project.cli.argv.join(' ')} ${args[0] ?? ''} was stopped.`);
   }

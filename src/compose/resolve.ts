@@ -52,8 +52,34 @@ export function parseResolvedModel(text: string): ComposeModel {
   return r.data;
 }
 
+/** The files Compose reads for a project: the configured ones, or what its discovery finds. */
+export async function composeFilesOf(project: Pick<ComposeProject, 'projectDir' | 'files'>): Promise<string[]> {
+  if (project.files.length > 0) return project.files;
+  const out: string[] = [];
+  for (const name of DEFAULT_COMPOSE_FILES) {
+    const f = path.join(project.projectDir, name);
+    if (await access(f).then(() => true, () => false)) {
+      out.push(f);
+      const override = f.replace(/\.(ya?ml)$/, '.override.$1');
+      if (await access(override).then(() => true, () => false)) out.push(override);
+      break;
+    }
+  }
+  return out;
+}
+
+export interface ResolvedModel {
+  model: ComposeModel;
+  /** Variables Compose reported as unset (interpolated as blank). */
+  unsetVariables: string[];
+}
+
 /** Runs `compose config` for the project and returns the validated model (all profiles included). */
 export async function resolveModel(project: ComposeProject, signal?: AbortSignal): Promise<ComposeModel> {
+  return (await resolveModelDetailed(project, signal)).model;
+}
+
+export async function resolveModelDetailed(project: ComposeProject, signal?: AbortSignal): Promise<ResolvedModel> {
   const args = ['config'];
   let withProfiles = project;
   if (project.cli.variant === 'v2') {
@@ -72,5 +98,6 @@ export async function resolveModel(project: ComposeProject, signal?: AbortSignal
       details: { compose: project.cli.argv.join(' '), stderr: text },
     });
   }
-  return parseResolvedModel(r.stdout);
+  const unsetVariables = [...r.stderr.matchAll(/The \\?"?([A-Za-z_][A-Za-z0-9_]*)\\?"? variable is not set/g)].map((m) => m[1]!);
+  return { model: parseResolvedModel(r.stdout), unsetVariables: [...new Set(unsetVariables)] };
 }

@@ -26,6 +26,55 @@ export const PortRangeSchema = z
   .refine((r) => r.from <= r.to, { message: '`from` must not be greater than `to`' })
   .describe('Host ports are leased from this inclusive range');
 
+const JsonAssertionSchema = z
+  .strictObject({
+    path: z.string().min(1).describe('Dot path into the JSON body, e.g. `count` or `workers.0.name`'),
+    equals: z.union([z.string(), z.number(), z.boolean(), z.null()]).optional(),
+    gte: z.number().optional(),
+    lte: z.number().optional(),
+    exists: z.boolean().optional(),
+  })
+  .refine((a) => a.equals !== undefined || a.gte !== undefined || a.lte !== undefined || a.exists !== undefined, {
+    message: 'give at least one of equals, gte, lte, exists',
+  });
+
+export const ProbeSchema = z
+  .strictObject({
+    name: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, . _ -'),
+    timeoutSeconds: z.number().min(1).max(600).default(15).describe('How long the probe is retried before it fails'),
+    http: z
+      .strictObject({
+        service: serviceName,
+        port: z.number().int().min(1).max(65535).describe('Container port; it must be listed under ports.publish'),
+        path: z.string().startsWith('/').default('/'),
+        method: z.enum(['GET', 'HEAD']).default('GET'),
+        expectStatus: z.number().int().min(100).max(599).default(200),
+        json: z.array(JsonAssertionSchema).default([]),
+      })
+      .optional()
+      .describe('An HTTP request to a published service port on 127.0.0.1'),
+    exec: z
+      .strictObject({ service: serviceName, command: z.array(z.string()).min(1) })
+      .optional()
+      .describe('A command run inside a running service container; passes on exit code 0'),
+    tcp: z
+      .strictObject({
+        service: serviceName,
+        port: z.number().int().min(1).max(65535),
+        from: serviceName.optional().describe('Service whose container makes the connection (needs bash); default: the target'),
+      })
+      .optional()
+      .describe('A TCP connect from inside the stack network'),
+    command: z
+      .strictObject({ run: z.string().min(1), cwd: z.string().optional() })
+      .optional()
+      .describe('A shell command on the host (cwd relative to sandstack.yaml); passes on exit code 0'),
+  })
+  .refine((p) => [p.http, p.exec, p.tcp, p.command].filter((x) => x !== undefined).length === 1, {
+    message: 'a probe has exactly one of http, exec, tcp, command',
+  });
+export type ProbeSpec = z.output<typeof ProbeSchema>;
+
 export const ConfigSchema = z
   .strictObject({
     version: z.literal(1).default(1).describe('Config format version'),
@@ -76,7 +125,15 @@ export const ConfigSchema = z
       })
       .prefault({})
       .describe('External (shared, unscoped) volumes and networks are refused unless allowed here by name'),
-    wait: z
+    env: z
+      .strictObject({
+        required: z
+          .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'))
+          .default([])
+          .describe('Variables that must be set in the environment of sandstack (checked by the gate\'s config stage)'),
+      })
+      .prefault({}),
+    gate: z
       .strictObject({
         timeoutSeconds: z
           .number()
@@ -84,7 +141,8 @@ export const ConfigSchema = z
           .min(1)
           .max(3600)
           .default(180)
-          .describe('Deadline for services to become healthy after start'),
+          .describe('Deadline for the whole gate (and for `up` to become healthy)'),
+        probes: z.array(ProbeSchema).default([]).describe('Checks run once every service is healthy'),
       })
       .prefault({}),
   })

@@ -181,3 +181,34 @@ export async function watchInstanceEvents(docker: Docker, id: string, onEvent: (
   stream.on('error', () => undefined);
   return () => stream.destroy?.();
 }
+
+export interface ExecResult {
+  exitCode: number;
+  output: string;
+}
+
+/** Runs a command in a running container (no TTY) and returns its exit code and combined output. */
+export async function execInContainer(docker: Docker, containerId: string, cmd: string[], timeoutMs = 10_000): Promise<ExecResult> {
+  const exec = await docker.getContainer(containerId).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, Tty: false });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  out.on('data', (d: Buffer) => chunks.push(d));
+  docker.modem.demuxStream(stream, out, out);
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => {
+      stream.destroy();
+      reject(new Error(`command did not finish within ${Math.round(timeoutMs / 1000)} s`));
+    }, timeoutMs);
+    stream.on('end', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    stream.on('error', (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
+  });
+  const info = await exec.inspect();
+  return { exitCode: info.ExitCode ?? -1, output: Buffer.concat(chunks).toString('utf8').trim() };
+}

@@ -136,7 +136,7 @@ export async function waitForReadiness(opts: WaitOptions): Promise<ReadinessVerd
       if (remaining <= 0) {
         const waiting = verdict.waiting.map((w) => `${w.service} (${w.state})`).join(', ');
         throw new SandstackError('SANDSTACK_TIMEOUT', `Services not ready after ${Math.round(opts.deadlineMs / 1000)} s; still waiting for: ${waiting || 'compose up to finish'}.`, {
-          hint: 'Check `sandstack logs <service>`; raise wait.timeoutSeconds in sandstack.yaml if the stack is just slow.',
+          hint: 'Check `sandstack logs <service>`; raise gate.timeoutSeconds in sandstack.yaml if the stack is just slow.',
           details: { waiting: verdict.waiting, ready: verdict.ready },
         });
       }

@@ -6,7 +6,8 @@ export type ProgressEvent =
   | { type: 'step'; message: string }
   | { type: 'notice'; message: string }
   | { type: 'log'; source: string; line: string }
-  | { type: 'services'; ready: string[]; waiting: { service: string; state: string }[] };
+  | { type: 'services'; ready: string[]; waiting: { service: string; state: string }[] }
+  | { type: 'stage'; name: string; status: 'running' | 'passed' | 'failed' | 'skipped' | 'warning'; durationMs?: number; message?: string };
 
 export interface Context {
   cwd: string;

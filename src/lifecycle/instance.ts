@@ -8,7 +8,7 @@ import { stringify as toYaml } from 'yaml';
 import { detectCompose, type ComposeProject } from '../compose/cli.js';
 import { activeServices, type ComposeModel } from '../compose/model.js';
 import { interpolationEnv, renderIsolated, type RenderReport } from '../compose/render.js';
-import { locateComposeFiles, parseResolvedModel, resolveModel } from '../compose/resolve.js';
+import { locateComposeFiles, parseResolvedModel, resolveModelDetailed } from '../compose/resolve.js';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { SandstackError } from '../errors.js';
 import { gitInfo, type GitInfo } from '../git/git.js';
@@ -177,6 +177,8 @@ export interface PreparedInstance extends ResolvedInstance {
   /** Services `up` starts (profiles applied). */
   services: string[];
   notices: string[];
+  /** Variables the compose files use that are not set (Compose interpolated them as blank). */
+  unsetVariables: string[];
 }
 
 export async function composeProjectFor(ctx: Context, inst: ResolvedInstance, leases: Lease[]): Promise<ComposeProject> {
@@ -200,7 +202,7 @@ export async function prepareInstance(ctx: Context, opts: { persist: boolean; in
   try {
     const project = { ...source, env: interpolationEnv(inst.identity, leased.record.leases, inst.paths.dataRoot) };
     ctx.onProgress({ type: 'step', message: `resolving compose model (${source.cli.argv.join(' ')} ${source.cli.version})` });
-    const model = await resolveModel(project, ctx.signal);
+    const { model, unsetVariables } = await resolveModelDetailed(project, ctx.signal);
     const { model: rendered, report } = renderIsolated({
       model,
       identity: inst.identity,
@@ -221,6 +223,7 @@ export async function prepareInstance(ctx: Context, opts: { persist: boolean; in
       report,
       services: activeServices(rendered, inst.loaded.config.compose.profiles),
       notices: leased.notices,
+      unsetVariables,
     };
   } catch (e) {
     if (opts.persist && leased.created) await releaseInstance(ctx, inst.identity.id).catch(() => undefined);

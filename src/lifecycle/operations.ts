@@ -1,12 +1,12 @@
 /** The instance lifecycle: up, down, destroy. Each rolls back what it started when it fails. */
 import { rm } from 'node:fs/promises';
 import { composeErrorText, runCompose, type ComposeProject } from '../compose/cli.js';
-import { countResources, instanceContainers, labelledResources, sweepInstance, assertDockerAvailable, type LabelledResources } from '../engine/docker.js';
-import { diagnose, evaluateReadiness, hintFor, waitForReadiness } from '../engine/readiness.js';
+import { saveGateReport, StageRecorder, withReport, type GateReport } from '../gate/report.js';
+import { buildStage, configStage, deadlineFrom, healthyStage, isolationStage, probesStage, startStage } from '../gate/stages.js';
+import { assertDockerAvailable, countResources, instanceContainers, labelledResources, sweepInstance, type LabelledResources } from '../engine/docker.js';
 import { isSandstackError, SandstackError } from '../errors.js';
 import { gitInfo, removeWorktree } from '../git/git.js';
 import { LABELS } from '../identity/identity.js';
-import { findPortHolder, isPortFree } from '../ports/probe.js';
 import { activeServices } from '../compose/model.js';
 import type { RenderReport } from '../compose/render.js';
 import type { Context } from './context.js';
@@ -17,7 +17,8 @@ export interface UpResult {
   instance: InstanceSummary;
   services: ServiceStatus[];
   render: RenderReport;
-  timings: { totalMs: number; prepareMs: number; composeUpMs: number; readyMs: number };
+  gate: GateReport;
+  timings: { totalMs: number };
   notices: string[];
 }
 
@@ -32,22 +33,6 @@ function summary(p: ResolvedInstance, registered: boolean, services: ServiceStat
     registered,
     state: summarizeState(services),
   };
-}
-
-async function checkLeasedPorts(ctx: Context, prepared: PreparedInstance): Promise<void> {
-  const ours = await instanceContainers(ctx.docker, prepared.identity.id);
-  const heldByUs = new Set(ours.filter((c) => c.state === 'running').flatMap((c) => c.ports.map((p) => p.hostPort)));
-  for (const lease of prepared.record.leases) {
-    if (heldByUs.has(lease.hostPort)) continue;
-    if (!(await isPortFree(lease.hostPort, lease.protocol))) {
-      const holder = lease.protocol === 'tcp' ? await findPortHolder(lease.hostPort) : undefined;
-      const who = holder ? `process ${holder.pid} (${holder.command})` : 'another process';
-      throw new SandstackError('SANDSTACK_PORT_IN_USE', `Host port ${lease.hostPort}, leased to ${lease.service}:${lease.containerPort}, is in use by ${who}.`, {
-        hint: holder ? `Stop process ${holder.pid}, or destroy this instance to give up the lease (a new one is chosen on the next up).` : 'Free the port, or destroy this instance to give up the lease.',
-        details: { port: lease.hostPort, service: lease.service, holder },
-      });
-    }
-  }
 }
 
 async function rollback(ctx: Context, prepared: PreparedInstance, wipeVolumes: boolean): Promise<void> {
@@ -66,91 +51,82 @@ async function rollback(ctx: Context, prepared: PreparedInstance, wipeVolumes: b
   }
 }
 
-/** Renders, builds, starts and waits until every service is ready; rolls back on any failure. */
-export async function up(ctx: Context, opts: { build?: boolean } = {}): Promise<UpResult> {
-  const t0 = Date.now();
+export interface StartOptions {
+  build?: boolean;
+  /** Run the probes and isolation stages after health (the Startability Gate). Default true. */
+  gate?: boolean;
+  /** Roll back what was started when a stage fails (up: yes; gate --fresh tears down itself). */
+  rollbackOnFailure?: boolean;
+}
+
+/**
+ * Runs config, build, start, healthy (and with the gate, probes and isolation) on the context's
+ * instance, recording each stage. On failure, rolls back when asked and rethrows with the report.
+ */
+export async function startInstance(ctx: Context, rec: StageRecorder, opts: StartOptions & { inst?: ResolvedInstance } = {}): Promise<{ prepared: PreparedInstance }> {
   await assertDockerAvailable(ctx.docker);
-  const prepared = await prepareInstance(ctx, { persist: true });
+  const inst = opts.inst ?? (await resolveInstance(ctx));
+  const deadline = deadlineFrom(inst.loaded.config.gate.timeoutSeconds);
+  const prepared = await rec.run('config', (s) => configStage(ctx, s, { persist: true, inst }));
   const id = prepared.identity.id;
-  const prepareMs = Date.now() - t0;
   try {
     const before = await instanceContainers(ctx.docker, id);
     const running = new Set(before.filter((c) => c.state === 'running').map((c) => c.service));
     if (prepared.services.length > 0 && prepared.services.every((s) => running.has(s))) {
       throw new SandstackError('SANDSTACK_ALREADY_RUNNING', `Instance ${id} is already running.`, {
-        hint: 'See it with `sandstack status`; run `sandstack down` first to restart it.',
+        hint: 'See it with `sandstack status`, check it with `sandstack gate`; run `sandstack down` first to restart it.',
       });
     }
-    await checkLeasedPorts(ctx, prepared);
   } catch (e) {
     if (prepared.createdRecord) await releaseInstance(ctx, id).catch(() => undefined);
     throw e;
   }
-
   const hadVolumes = (await labelledResources(ctx.docker, id)).volumes.length > 0;
-  const since = Date.now() - 1000;
-  const upAbort = new AbortController();
-  const onOuterAbort = () => upAbort.abort();
-  ctx.signal?.addEventListener('abort', onOuterAbort, { once: true });
-  let upFinished = false;
-  let composeUpMs = 0;
-  const tUp = Date.now();
-  ctx.onProgress({ type: 'step', message: `${opts.build === false ? 'starting' : 'building and starting'} ${prepared.services.length} services as project ${id}` });
-  const composeRun = runCompose(prepared.project, ['up', '-d', ...(opts.build === false ? [] : ['--build']), '--remove-orphans'], {
-    signal: upAbort.signal,
-    onLine: (line) => ctx.onProgress({ type: 'log', source: 'compose', line }),
-  }).finally(() => {
-    upFinished = true;
-    composeUpMs = Date.now() - tUp;
-  });
-  const composeChecked = composeRun.then(async (r) => {
-    if (r.exitCode === 0) return;
-    // Prefer a diagnosis of the service that failed over Compose's summary.
-    const verdict = evaluateReadiness(prepared.services, await instanceContainers(ctx.docker, id), { since, upFinished: false });
-    if (verdict.failure) {
-      const d = await diagnose(ctx.docker, id, verdict.failure);
-      throw new SandstackError('SANDSTACK_SERVICE_FAILED', d.message, { hint: hintFor(d), details: { failure: d, compose: composeErrorText(r.stderr) } });
-    }
-    const text = composeErrorText(r.stderr) || r.tail.slice(-25).join('\n');
-    throw new SandstackError('SANDSTACK_COMPOSE_FAILED', `compose up failed for ${id}:\n${text}`, {
-      hint: /build|Dockerfile|returned a non-zero code/i.test(text) ? 'An image failed to build; fix the Dockerfile step shown above.' : 'Read the Compose output above; `sandstack logs` shows service output.',
-      details: { compose: text },
-    });
-  });
-  const tReady = Date.now();
   try {
-    await Promise.all([
-      composeChecked,
-      waitForReadiness({
-        docker: ctx.docker,
-        instanceId: id,
-        expected: prepared.services,
-        since,
-        deadlineMs: prepared.loaded.config.wait.timeoutSeconds * 1000,
-        signal: upAbort.signal,
-        upFinished: () => upFinished,
-        upDone: composeRun,
-        onChange: (v) => ctx.onProgress({ type: 'services', ready: v.ready, waiting: v.waiting }),
-      }),
-    ]);
+    if (opts.build === false) rec.skip('build', '--no-build');
+    else await rec.run('build', (s) => buildStage(ctx, s, prepared, deadline));
+    const handle = await rec.run('start', (s) => startStage(ctx, s, prepared, deadline));
+    await rec.run('healthy', (s) => healthyStage(ctx, s, prepared, handle));
+    if (opts.gate === false) {
+      rec.skip('probes', '--no-gate');
+      rec.skip('isolation', '--no-gate');
+    } else {
+      await rec.run('probes', (s) => probesStage(ctx, s, prepared, deadline));
+      await rec.run('isolation', (s) => isolationStage(ctx, s, prepared));
+    }
   } catch (e) {
-    upAbort.abort();
-    await composeRun.catch(() => undefined);
-    await rollback(ctx, prepared, !hadVolumes);
+    if (opts.rollbackOnFailure !== false) await rollback(ctx, prepared, !hadVolumes);
     if (ctx.signal?.aborted && !(isSandstackError(e) && e.code === 'SANDSTACK_SERVICE_FAILED')) {
-      throw new SandstackError('SANDSTACK_INTERRUPTED', `Interrupted during up of ${id}; everything it started was removed.`);
+      throw new SandstackError('SANDSTACK_INTERRUPTED', `Interrupted during up of ${id}; ${opts.rollbackOnFailure !== false ? 'everything it started was removed' : 'tearing down'}.`);
     }
     throw e;
-  } finally {
-    ctx.signal?.removeEventListener('abort', onOuterAbort);
   }
-  const readyMs = Date.now() - tReady;
-  const services = await serviceStatuses(ctx, id, prepared.services, prepared.record.leases);
+  return { prepared };
+}
+
+/** Renders, builds, starts, waits until every service is healthy, then runs the gate's checks. */
+export async function up(ctx: Context, opts: { build?: boolean; gate?: boolean } = {}): Promise<UpResult> {
+  const t0 = Date.now();
+  const rec = new StageRecorder(ctx.onProgress);
+  const inst = await resolveInstance(ctx);
+  const identity = { id: inst.identity.id, worktree: inst.identity.worktree, kind: inst.identity.kind };
+  let prepared: PreparedInstance;
+  try {
+    ({ prepared } = await startInstance(ctx, rec, { ...opts, inst }));
+  } catch (e) {
+    const report = rec.report('up', identity, inst.loaded.config.gate.timeoutSeconds);
+    if (rec.stages.length > 0) report.reportFile = await saveGateReport(ctx.home, identity.id, report).catch(() => undefined);
+    throw withReport(e, report);
+  }
+  const report = rec.report('up', identity, inst.loaded.config.gate.timeoutSeconds);
+  report.reportFile = await saveGateReport(ctx.home, identity.id, report);
+  const services = await serviceStatuses(ctx, prepared.identity.id, prepared.services, prepared.record.leases);
   return {
     instance: summary(prepared, true, services, prepared.record.branch),
     services,
     render: prepared.report,
-    timings: { totalMs: Date.now() - t0, prepareMs, composeUpMs, readyMs },
+    gate: report,
+    timings: { totalMs: Date.now() - t0 },
     notices: prepared.notices,
   };
 }

@@ -113,7 +113,7 @@ export async function init(ctx: Context, opts: { force?: boolean } = {}): Promis
     version: 1,
     instance: { idFrom: 'folder', kind: 'local' },
     ports: { range: { from: 20000, to: 29999 }, publish },
-    wait: { timeoutSeconds: 180 },
+    gate: { timeoutSeconds: 180 },
   });
   doc.commentBefore =
     ' sandstack.yaml: how sandstack runs this Compose project as isolated instances.\n' +

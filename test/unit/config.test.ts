@@ -29,7 +29,8 @@ const DEFAULTS = {
   instance: { idFrom: 'folder', kind: 'local' },
   ports: { range: { from: 20000, to: 29999 }, publish: [] },
   external: { volumes: [], networks: [] },
-  wait: { timeoutSeconds: 180 },
+  env: { required: [] },
+  gate: { timeoutSeconds: 180, probes: [] },
 };
 
 describe('parseConfig', () => {
@@ -67,14 +68,15 @@ external:
         ],
       },
       external: { volumes: ['team-cache'], networks: [] },
-      wait: { timeoutSeconds: 180 },
+      env: { required: [] },
+      gate: { timeoutSeconds: 180, probes: [] },
     });
   });
 
   it('keeps explicit range and timeout', () => {
-    const config = parseConfig('ports:\n  range: {from: 40000, to: 40100}\nwait:\n  timeoutSeconds: 30\n', FILE);
+    const config = parseConfig('ports:\n  range: {from: 40000, to: 40100}\ngate:\n  timeoutSeconds: 30\n', FILE);
     expect(config.ports.range).toEqual({ from: 40000, to: 40100 });
-    expect(config.wait.timeoutSeconds).toBe(30);
+    expect(config.gate.timeoutSeconds).toBe(30);
   });
 
   it.each([
@@ -108,12 +110,12 @@ ports:
   it('reports several problems at once, each with a line', () => {
     const err = configError(`instance:
   idFrom: tag
-wait:
+gate:
   timeoutSeconds: 0
   extra: 1
 `);
     const byPath = Object.fromEntries(err.problems.map((p) => [p.path, p.line]));
-    expect(byPath).toEqual({ 'instance.idFrom': 2, 'wait.timeoutSeconds': 4, 'wait.extra': 5 });
+    expect(byPath).toEqual({ 'instance.idFrom': 2, 'gate.timeoutSeconds': 4, 'gate.extra': 5 });
   });
 
   it('reports a wrong type with its line', () => {
@@ -165,7 +167,7 @@ wait:
   });
 
   it('reports a bad indentation with the line where it happens', () => {
-    const err = configError('version: 1\nwait:\n  timeoutSeconds: 5\n bad: 1\n');
+    const err = configError('version: 1\ngate:\n  timeoutSeconds: 5\n bad: 1\n');
     expect(err.problems[0]!.line).toBe(4);
   });
 
@@ -184,7 +186,7 @@ wait:
   });
 
   it('rejects duplicate keys, naming the second one', () => {
-    const err = configError('version: 1\nwait:\n  timeoutSeconds: 5\nwait:\n  timeoutSeconds: 6\n');
+    const err = configError('version: 1\ngate:\n  timeoutSeconds: 5\ngate:\n  timeoutSeconds: 6\n');
     expect(err.problems[0]).toMatchObject({ line: 4, col: 1, path: '(yaml)' });
     expect(err.problems[0]!.message).toMatch(/unique/i);
   });
@@ -212,10 +214,10 @@ describe('loadConfig', () => {
   it('prefers the nearest file', async () => {
     const sub = path.join(root, 'a');
     await mkdir(sub);
-    await writeFile(path.join(root, CONFIG_FILE), 'wait: {timeoutSeconds: 1}\n');
-    await writeFile(path.join(sub, CONFIG_FILE), 'wait: {timeoutSeconds: 2}\n');
+    await writeFile(path.join(root, CONFIG_FILE), 'gate: {timeoutSeconds: 1}\n');
+    await writeFile(path.join(sub, CONFIG_FILE), 'gate: {timeoutSeconds: 2}\n');
     const loaded = await loadConfig(sub);
-    expect(loaded.config.wait.timeoutSeconds).toBe(2);
+    expect(loaded.config.gate.timeoutSeconds).toBe(2);
     expect(loaded.projectDir).toBe(sub);
   });
 
@@ -223,7 +225,7 @@ describe('loadConfig', () => {
     const worktree = path.join(root, 'wt');
     const sub = path.join(worktree, 'pkg');
     await mkdir(sub, { recursive: true });
-    await writeFile(path.join(root, CONFIG_FILE), 'wait: {timeoutSeconds: 1}\n');
+    await writeFile(path.join(root, CONFIG_FILE), 'gate: {timeoutSeconds: 1}\n');
     expect(await findConfigFile(sub, worktree)).toBeUndefined();
     const loaded = await loadConfig(sub, { stopAt: worktree });
     expect(loaded.file).toBeUndefined();

@@ -24,9 +24,9 @@ describe('schema/sandstack.schema.json', () => {
     };
     expect(schema.type).toBe('object');
     expect(schema.additionalProperties).toBe(false);
-    expect(Object.keys(schema.properties).sort()).toEqual(['compose', 'external', 'instance', 'ports', 'version', 'wait']);
+    expect(Object.keys(schema.properties).sort()).toEqual(['compose', 'env', 'external', 'gate', 'instance', 'ports', 'version']);
     expect(schema.properties.ports?.properties?.range?.default).toEqual({ from: 20000, to: 29999 });
-    expect(schema.properties.wait?.properties?.timeoutSeconds?.default).toBe(180);
+    expect(schema.properties.gate?.properties?.timeoutSeconds?.default).toBe(180);
     expect(schema.properties.ports?.properties?.publish?.items?.required).toEqual(['service', 'port']);
   });
 });

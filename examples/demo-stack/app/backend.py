@@ -27,6 +27,8 @@ INSTANCE_ID = os.environ.get("SANDSTACK_INSTANCE_ID") or "unknown"
 WORKER_TTL_SECONDS = 60
 MIGRATION_TIMEOUT_SECONDS = float(os.environ.get("MIGRATION_TIMEOUT_SECONDS", "30"))
 MAX_BODY_BYTES = 1 << 20
+# Fault injection for sandstack's own tests of its gate: "items-500" makes GET /api/v1/items fail.
+DEMO_FAULT = os.environ.get("DEMO_FAULT", "")
 
 SCHEMA_VERSION = 1
 MIGRATION_SQL = """
@@ -226,6 +228,8 @@ class Handler(BaseHTTPRequestHandler):
         return self._send(200, {"status": "ok", "instance": INSTANCE_ID, "database": "ok"})
 
     def list_items(self):
+        if DEMO_FAULT == "items-500":
+            return self._send(500, {"error": "injected fault: items-500"})
         with Db() as cur:
             cur.execute("SELECT id, name, created_at FROM items ORDER BY id")
             rows = cur.fetchall()

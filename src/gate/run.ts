@@ -1,0 +1,117 @@
+/**
+ * The Startability Gate as a command: `gate` checks a running instance; `gate --fresh` runs every
+ * stage on a brand-new throwaway instance of the worktree and always tears it down, whatever the
+ * outcome (also on Ctrl-C), verifying that nothing labelled remains.
+ */
+import { randomBytes } from 'node:crypto';
+import { assertDockerAvailable } from '../engine/docker.js';
+import { isSandstackError, SandstackError } from '../errors.js';
+import { MAX_ID_LENGTH, sanitizeInstanceId } from '../identity/identity.js';
+import type { Context } from '../lifecycle/context.js';
+import { findRecord, resolveInstance, type ResolvedInstance } from '../lifecycle/instance.js';
+import { destroy, startInstance } from '../lifecycle/operations.js';
+import { saveGateReport, StageRecorder, type GateReport } from './report.js';
+import { configStage, deadlineFrom, healthyCheckStage, isolationStage, probesStage } from './stages.js';
+
+export interface GateOutcome {
+  report: GateReport;
+  /** The error that failed the gate (its exit code is the command's), if any. */
+  error?: unknown;
+}
+
+/** Checks the running instance of this worktree: config, healthy, probes, isolation. */
+export async function gateCheck(ctx: Context): Promise<GateOutcome> {
+  const rec = new StageRecorder(ctx.onProgress);
+  const inst = await resolveOrReport(ctx, rec, 'check');
+  if ('report' in inst) return inst;
+  const identity = { id: inst.identity.id, worktree: inst.identity.worktree, kind: inst.identity.kind };
+  const deadline = deadlineFrom(inst.loaded.config.gate.timeoutSeconds);
+  let error: unknown;
+  try {
+    await assertDockerAvailable(ctx.docker);
+    const { record } = await findRecord(ctx, inst.identity.id);
+    if (!record) {
+      throw new SandstackError('SANDSTACK_NOT_RUNNING', `Instance ${inst.identity.id} is not registered (never started).`, {
+        hint: 'Start it with `sandstack up`, or run `sandstack gate --fresh` on a throwaway instance.',
+      });
+    }
+    inst.projectDir = record.projectDir;
+    const prepared = await rec.run('config', (s) => configStage(ctx, s, { persist: false, inst }));
+    rec.skip('build', 'checking a running instance');
+    rec.skip('start', 'checking a running instance');
+    await rec.run('healthy', (s) => healthyCheckStage(ctx, s, prepared, deadline));
+    await rec.run('probes', (s) => probesStage(ctx, s, prepared, deadline));
+    await rec.run('isolation', (s) => isolationStage(ctx, s, prepared));
+  } catch (e) {
+    error = e;
+    recordOutsideStage(rec, e);
+  }
+  const report = rec.report('check', identity, deadline.seconds);
+  report.reportFile = await saveGateReport(ctx.home, identity.id, report);
+  return { report, error };
+}
+
+/** An error raised between stages (no Docker, instance not running) still fails the gate. */
+function recordOutsideStage(rec: StageRecorder, e: unknown): void {
+  if (rec.failure) return;
+  rec.fail(isSandstackError(e) && e.code === 'SANDSTACK_NOT_RUNNING' ? 'healthy' : 'config', e);
+}
+
+/** Resolves the instance; a config that cannot be loaded becomes a failed config stage. */
+async function resolveOrReport(ctx: Context, rec: StageRecorder, mode: GateReport['mode']): Promise<ResolvedInstance | GateOutcome> {
+  try {
+    return await resolveInstance(ctx);
+  } catch (e) {
+    rec.fail('config', e);
+    return { report: rec.report(mode, { id: ctx.instanceFlag ?? '(unresolved)', worktree: ctx.cwd, kind: 'local' }, 0), error: e };
+  }
+}
+
+/** A throwaway id for this worktree: `<id>-gate-<random>`, within the id length limit. */
+export function freshInstanceId(baseId: string): string {
+  const suffix = `-gate-${randomBytes(3).toString('hex')}`;
+  return sanitizeInstanceId(`${baseId.slice(0, MAX_ID_LENGTH - suffix.length).replace(/[-_]+$/, '')}${suffix}`);
+}
+
+/** Runs the whole gate on a new throwaway instance (kind `sandbox`) and tears it down. */
+export async function gateFresh(ctx: Context, opts: { build?: boolean } = {}): Promise<GateOutcome> {
+  const rec = new StageRecorder(ctx.onProgress);
+  const base = await resolveOrReport(ctx, rec, 'fresh');
+  if ('report' in base) return base;
+  const id = freshInstanceId(base.identity.id);
+  const freshCtx: Context = { ...ctx, instanceFlag: id, env: { ...ctx.env, SANDSTACK_INSTANCE: undefined, SANDSTACK_ENVIRONMENT: 'sandbox' } };
+  const inst = await resolveInstance(freshCtx);
+  const identity = { id, worktree: inst.identity.worktree, kind: inst.identity.kind, baseId: base.identity.id };
+  ctx.onProgress({ type: 'step', message: `gate --fresh on throwaway instance ${id}` });
+  let error: unknown;
+  try {
+    await startInstance(freshCtx, rec, { build: opts.build, gate: true, rollbackOnFailure: false, inst });
+  } catch (e) {
+    error = e;
+    recordOutsideStage(rec, e);
+  }
+  // Teardown runs whatever happened, and is not interruptible: a second Ctrl-C quits at once.
+  const teardownCtx: Context = { ...freshCtx, signal: undefined };
+  try {
+    await rec.run('teardown', async (s) => {
+      try {
+        const r = await destroy(teardownCtx, { images: false });
+        s.details.removed = r.removed;
+        s.details.verified = r.verified;
+        s.details.summary = `removed ${r.removed.containers.length} containers, ${r.removed.volumes.length} volumes, ${r.removed.networks.length} networks; 0 labelled resources remain`;
+      } catch (e) {
+        if (isSandstackError(e) && e.code === 'SANDSTACK_INSTANCE_NOT_FOUND') {
+          s.details.verified = { containers: 0, volumes: 0, networks: 0 };
+          s.details.summary = 'nothing had been created';
+          return;
+        }
+        throw e;
+      }
+    });
+  } catch (e) {
+    error ??= e;
+  }
+  const report = rec.report('fresh', identity, inst.loaded.config.gate.timeoutSeconds);
+  report.reportFile = await saveGateReport(ctx.home, base.identity.id, report);
+  return { report, error };
+}
