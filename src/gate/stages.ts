@@ -192,6 +192,15 @@ export async function startStage(ctx: Context, s: StageContext, prepared: Prepar
   } catch (e) {
     handle.abort();
     await handle.composeDone;
+    // A service that started but turned unhealthy (Compose waits on healthchecks of dependencies)
+    // is the healthy stage's failure: the start stage did its part.
+    const failure = e instanceof SandstackError ? (e.details?.failure as { reason?: string } | undefined) : undefined;
+    if (failure?.reason === 'unhealthy') {
+      s.details.summary = 'containers started; a service turned unhealthy while Compose waited for it';
+      const rejected = Promise.reject(e);
+      rejected.catch(() => undefined);
+      return { ...handle, readiness: rejected };
+    }
     throw e;
   }
   s.details.services = prepared.services;

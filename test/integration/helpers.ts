@@ -47,7 +47,8 @@ export async function makeSandbox(mutate?: (repo: string) => Promise<void>): Pro
   await git(repo, ['add', '-A']);
   await git(repo, ['commit', '-qm', 'demo stack']);
   const run = async (cwd: string, args: string[], opts: Options = {}): Promise<CliResult> => {
-    const r = await execa('node', [CLI, ...args], { cwd, reject: false, env: { SANDSTACK_HOME: home, ...(opts.env ?? {}) }, ...opts, stdin: 'ignore' });
+    const { env, ...rest } = opts;
+    const r = await execa('node', [CLI, ...args], { ...rest, cwd, reject: false, env: { SANDSTACK_HOME: home, ...(env ?? {}) }, stdin: 'ignore' });
     let json: unknown;
     try {
       json = JSON.parse(String(r.stdout));
