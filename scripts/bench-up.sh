@@ -4,40 +4,20 @@
 # on the demo stack. Images are built once first so every round measures warm-cache starts.
 # Usage: bash scripts/bench-up.sh [rounds]   (default 3). Prints medians.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/bench-lib.sh"
 ROUNDS="${1:-3}"
-ROOT=$PWD
-BASE=$(mktemp -d /tmp/sandstack-bench.XXXXXX)
-export SANDSTACK_HOME="$BASE/.home"
-CLI="node $ROOT/dist/cli/main.js"
+make_bench_repo
 cleanup() {
   for id in bench-single demo--b1 demo--b2 demo--b3; do $CLI --cwd "$BASE/demo" --instance "$id" destroy >/dev/null 2>&1 || true; done
-  (cd "$BASE/demo" && docker-compose -p benchraw down -v -t 0 >/dev/null 2>&1) || true
+  raw_compose benchraw down -v -t 0 >/dev/null 2>&1 || true
   rm -rf "$BASE"
 }
 trap cleanup EXIT
-cp -r examples/demo-stack "$BASE/demo"
-(cd "$BASE/demo" && git init -q -b main && git add -A && git -c user.name=b -c user.email=b@b commit -qm demo)
-for b in b1 b2 b3; do $CLI --cwd "$BASE/demo" new "$b" >/dev/null; done
-now() { date +%s.%N; }
-secs() { python3 -c "print(f'{$2-$1:.2f}')"; }
-median() { python3 -c "import statistics,sys;print(f'{statistics.median(map(float,sys.argv[1:])):.2f}')" "$@"; }
+for b in b1 b2 b3; do $CLI --cwd "$BASE/demo" new "$b" >/dev/null 2>&1; done
 
 echo "warming the image cache..." >&2
 $CLI --cwd "$BASE/demo" --instance bench-single up >/dev/null 2>&1
 $CLI --cwd "$BASE/demo" --instance bench-single destroy >/dev/null 2>&1
-
-wait_healthy() { # project
-  local deadline=$((SECONDS + 180))
-  while [ $SECONDS -lt $deadline ]; do
-    local ids states
-    ids=$(docker ps -aq --filter "label=com.docker.compose.project=$1")
-    states=$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' $ids 2>/dev/null | sort -u | tr '\n' ' ')
-    [ "$states" = "healthy " ] && return 0
-    sleep 0.2
-  done
-  return 1
-}
 
 single=(); parallel=(); raw=()
 for r in $(seq 1 "$ROUNDS"); do
@@ -52,14 +32,12 @@ for r in $(seq 1 "$ROUNDS"); do
   parallel+=("$(secs "$t0" "$t1")")
   for b in b1 b2 b3; do $CLI --cwd "$BASE/demo--$b" down >/dev/null 2>&1; docker volume rm "demo--${b}_pgdata" >/dev/null 2>&1 || true; done
 
-  # Raw Compose: same start and wait, on a copy without the fixed container name and ports
-  # (the raw file as written could not run beside anything else).
-  sed -e '/container_name:/d' -e 's/"8000:8000"/"127.0.0.1::8000"/' -e 's/"5432:5432"/"127.0.0.1::5432"/' "$BASE/demo/compose.yaml" > "$BASE/demo/compose.raw.yaml"
+  # Raw Compose: the same start and wait (compose.raw.yaml: see bench-lib.sh).
   t0=$(now)
-  (cd "$BASE/demo" && docker-compose -p benchraw -f compose.raw.yaml up -d --build >/dev/null 2>&1 && wait_healthy benchraw)
+  raw_compose benchraw up -d --build >/dev/null 2>&1 && wait_healthy benchraw
   t1=$(now)
   raw+=("$(secs "$t0" "$t1")")
-  (cd "$BASE/demo" && docker-compose -p benchraw -f compose.raw.yaml down -v -t 0 >/dev/null 2>&1)
+  raw_compose benchraw down -v -t 0 >/dev/null 2>&1
   echo "round $r: single ${single[-1]} s, three in parallel ${parallel[-1]} s, raw compose single ${raw[-1]} s" >&2
 done
 echo "median over $ROUNDS rounds (warm image cache, fresh volumes):"
