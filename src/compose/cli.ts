@@ -2,7 +2,12 @@
  * The Compose CLI adapter: detects v2 (`docker compose`) or v1 (`docker-compose`) once per process
  * and runs it with the instance's project name, files and environment.
  */
+import { constants as fsConstants } from 'node:fs';
+import { access, mkdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
+import writeFileAtomic from 'write-file-atomic';
+import { z } from 'zod';
 import { SandstackError } from '../errors.js';
 
 export interface ComposeCli {
@@ -24,9 +29,81 @@ async function probe(argv: string[]): Promise<string | undefined> {
 
 let detected: Promise<ComposeCli> | undefined;
 
-/** Detects Compose once (cached for the process). SANDSTACK_COMPOSE forces a command. */
-export function detectCompose(env: NodeJS.ProcessEnv = process.env): Promise<ComposeCli> {
+const CacheSchema = z.strictObject({
+  argv: z.array(z.string()).min(1),
+  variant: z.enum(['v1', 'v2']),
+  version: z.string(),
+  executable: z.string(),
+  size: z.number(),
+  mtimeMs: z.number(),
+  checkedAt: z.number(),
+});
+const CACHE_TTL_MS = 24 * 3600 * 1000;
+
+/** Finds an executable on PATH (what the shell would run). */
+async function which(name: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  if (name.includes('/')) return name;
+  for (const dir of (env.PATH ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    const p = path.join(dir, name);
+    try {
+      await access(p, fsConstants.X_OK);
+      return p;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+async function fingerprint(argv0: string, env: NodeJS.ProcessEnv): Promise<{ executable: string; size: number; mtimeMs: number } | undefined> {
+  const executable = await which(argv0, env);
+  if (!executable) return undefined;
+  const st = await stat(executable).catch(() => undefined);
+  return st ? { executable, size: st.size, mtimeMs: st.mtimeMs } : undefined;
+}
+
+/** A detection result saved by an earlier process, if the executable is unchanged and it is recent. */
+async function readCache(file: string, env: NodeJS.ProcessEnv): Promise<ComposeCli | undefined> {
+  try {
+    const c = CacheSchema.parse(JSON.parse(await readFile(file, 'utf8')));
+    if (Date.now() - c.checkedAt > CACHE_TTL_MS) return undefined;
+    const fp = await fingerprint(c.argv[0]!, env);
+    if (!fp || fp.executable !== c.executable || fp.size !== c.size || fp.mtimeMs !== c.mtimeMs) return undefined;
+    return { variant: c.variant, argv: c.argv as [string, ...string[]], version: c.version };
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeCache(file: string, cli: ComposeCli, env: NodeJS.ProcessEnv): Promise<void> {
+  const fp = await fingerprint(cli.argv[0], env);
+  if (!fp) return;
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await writeFileAtomic(file, JSON.stringify({ ...cli, ...fp, checkedAt: Date.now() }), { mode: 0o600 });
+}
+
+/**
+ * Detects Compose once: per process, and across processes through `cacheFile` (keyed on the
+ * executable's path, size and mtime, at most a day old). SANDSTACK_COMPOSE forces a command.
+ */
+export function detectCompose(env: NodeJS.ProcessEnv = process.env, opts: { cacheFile?: string } = {}): Promise<ComposeCli> {
   detected ??= (async () => {
+    const cacheFile = env.SANDSTACK_COMPOSE ? undefined : opts.cacheFile;
+    const cached = cacheFile ? await readCache(cacheFile, env) : undefined;
+    if (cached) return cached;
+    const found = await probeCandidates(env);
+    if (cacheFile) await writeCache(cacheFile, found, env).catch(() => undefined);
+    return found;
+  })();
+  detected.catch(() => {
+    detected = undefined;
+  });
+  return detected;
+}
+
+async function probeCandidates(env: NodeJS.ProcessEnv): Promise<ComposeCli> {
+  {
     const candidates: string[][] = env.SANDSTACK_COMPOSE
       ? [env.SANDSTACK_COMPOSE.trim().split(/\s+/)]
       : [['docker', 'compose'], ['docker-compose']];
@@ -40,11 +117,7 @@ export function detectCompose(env: NodeJS.ProcessEnv = process.env): Promise<Com
     throw new SandstackError('SANDSTACK_COMPOSE_UNAVAILABLE', `Docker Compose was not found (tried ${candidates.map((c) => c.join(' ')).join(', ')}).`, {
       hint: 'Install Compose v2 (the docker compose plugin) or v1 (apt-get install docker-compose), or run scripts/setup-system.sh.',
     });
-  })();
-  detected.catch(() => {
-    detected = undefined;
-  });
-  return detected;
+  }
 }
 
 export interface ComposeProject {

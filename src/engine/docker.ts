@@ -157,12 +157,17 @@ export async function containerLogTail(docker: Docker, containerId: string, line
   }
 }
 
+/** Container events that can change readiness. */
+export const STATE_EVENTS = ['create', 'start', 'restart', 'die', 'kill', 'oom', 'stop', 'destroy', 'health_status', 'pause', 'unpause'] as const;
+
 /**
  * Subscribes to Docker events for an instance's containers; `onEvent` is called for each. Returns a
  * function that stops the subscription.
  */
 export async function watchInstanceEvents(docker: Docker, id: string, onEvent: (e: { status?: string; Action?: string; id?: string }) => void): Promise<() => void> {
-  const stream = (await docker.getEvents({ filters: { type: ['container'], ...instanceFilter(id) } })) as unknown as NodeJS.ReadableStream & { destroy?: () => void };
+  // Only state changes matter; healthchecks alone emit exec_create/exec_start/exec_die every interval.
+  const filters = { type: ['container'], event: [...STATE_EVENTS], ...instanceFilter(id) };
+  const stream = (await docker.getEvents({ filters: JSON.stringify(filters) })) as unknown as NodeJS.ReadableStream & { destroy?: () => void };
   let buffer = '';
   stream.on('data', (chunk: Buffer) => {
     buffer += chunk.toString('utf8');
@@ -172,7 +177,9 @@ export async function watchInstanceEvents(docker: Docker, id: string, onEvent: (
       buffer = buffer.slice(nl + 1);
       if (!line) continue;
       try {
-        onEvent(JSON.parse(line) as { status?: string; Action?: string; id?: string });
+        const e = JSON.parse(line) as { status?: string; Action?: string; id?: string };
+        if ((e.Action ?? e.status ?? '').startsWith('exec_')) continue;
+        onEvent(e);
       } catch {
         // partial or unexpected line
       }

@@ -45,7 +45,7 @@ export function jsonPath(value: unknown, p: string): unknown {
   for (const part of p.split('.')) {
     if (cur === null || cur === undefined) return undefined;
     if (Array.isArray(cur) && part === 'length') cur = cur.length;
-    else if (typeof cur === 'object') cur = (cur as Record<string, unknown>)[part];
+    else if (typeof cur === 'object' && Object.hasOwn(cur, part)) cur = (cur as Record<string, unknown>)[part];
     else return undefined;
   }
   return cur;

@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
+import { LineCounter, parseDocument, visit } from 'yaml';
 
 export interface MissingVariable {
   name: string;
@@ -14,7 +15,8 @@ export interface MissingVariable {
   message?: string;
 }
 
-const REQUIRED = /\$\{([A-Za-z_][A-Za-z0-9_]*)(:?)\?([^}]*)\}/g;
+/** `${VAR:?msg}` or `${VAR?msg}`, not preceded by `$` (`$${...}` is Compose's escape for a literal). */
+const REQUIRED = /(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(:?)\?([^}]*)\}/g;
 
 export async function findMissingVariables(opts: { projectDir: string; composeFiles: string[]; required: string[]; env: NodeJS.ProcessEnv }): Promise<MissingVariable[]> {
   let dotenv: Record<string, string> = {};
@@ -25,8 +27,11 @@ export async function findMissingVariables(opts: { projectDir: string; composeFi
   }
   const value = (name: string) => opts.env[name] ?? dotenv[name];
   const missing: MissingVariable[] = [];
+  const add = (m: MissingVariable) => {
+    if (!missing.some((x) => x.name === m.name)) missing.push(m);
+  };
   for (const name of opts.required) {
-    if (!value(name)) missing.push({ name, requiredBy: 'sandstack.yaml env.required' });
+    if (!value(name)) add({ name, requiredBy: 'sandstack.yaml env.required' });
   }
   for (const file of opts.composeFiles) {
     let text: string;
@@ -35,16 +40,21 @@ export async function findMissingVariables(opts: { projectDir: string; composeFi
     } catch {
       continue;
     }
-    text.split(/\r?\n/).forEach((line, i) => {
-      if (line.trimStart().startsWith('#')) return;
-      for (const m of line.matchAll(REQUIRED)) {
-        const [, name, colon, message] = m;
-        const v = value(name!);
-        const isMissing = colon ? !v : v === undefined;
-        if (isMissing && !missing.some((x) => x.name === name)) {
-          missing.push({ name: name!, requiredBy: `${path.basename(file)}:${i + 1}`, message: message?.trim() || undefined });
+    // Read through the YAML parser: comments are not values, and each scalar knows its line.
+    const lc = new LineCounter();
+    const doc = parseDocument(text, { lineCounter: lc });
+    visit(doc, {
+      Scalar(_key, node) {
+        if (typeof node.value !== 'string') return;
+        for (const m of node.value.matchAll(REQUIRED)) {
+          const [, name, colon, message] = m;
+          const v = value(name!);
+          if (colon ? !v : v === undefined) {
+            const line = node.range ? lc.linePos(node.range[0]).line : undefined;
+            add({ name: name!, requiredBy: `${path.basename(file)}${line ? `:${line}` : ''}`, message: message?.trim() || undefined });
+          }
         }
-      }
+      },
     });
   }
   return missing;

@@ -45,7 +45,13 @@ function remaining(d: Deadline, what: string): number {
 export async function configStage(ctx: Context, s: StageContext, opts: { persist: boolean; inst: ResolvedInstance }): Promise<PreparedInstance> {
   const { inst } = opts;
   const files = await composeFilesOf({ projectDir: inst.projectDir, files: inst.loaded.config.compose.files?.map((f) => path.resolve(inst.projectDir, f)) ?? [] });
-  const missing = await findMissingVariables({ projectDir: inst.projectDir, composeFiles: files, required: inst.loaded.config.env.required, env: ctx.env });
+  // Variables sandstack itself passes to Compose count as set (port values are not known yet).
+  const provided = interpolationEnv(
+    inst.identity,
+    inst.loaded.config.ports.publish.map((p) => ({ service: p.service, containerPort: p.port, protocol: 'tcp' as const, hostPort: 0, scheme: 'tcp' as const })),
+    inst.paths.dataRoot,
+  );
+  const missing = await findMissingVariables({ projectDir: inst.projectDir, composeFiles: files, required: inst.loaded.config.env.required, env: { ...ctx.env, ...provided } });
   if (missing.length > 0) {
     throw new SandstackError(
       'SANDSTACK_MISSING_ENV',

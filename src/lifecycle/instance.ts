@@ -15,7 +15,7 @@ import { gitInfo, type GitInfo } from '../git/git.js';
 import { deriveInstanceId, LABELS, type InstanceIdentity } from '../identity/identity.js';
 import { allocatePorts, decodeLeases, type PortRequest } from '../ports/leases.js';
 import { isPortFree } from '../ports/probe.js';
-import { instancePaths, type InstancePaths } from '../state/paths.js';
+import { composeCacheFile, instancePaths, type InstancePaths } from '../state/paths.js';
 import { withRegistry, type InstanceRecord, type Lease, type RegistryOptions } from '../state/registry.js';
 import { labelledResources } from '../engine/docker.js';
 import type { Context } from './context.js';
@@ -182,7 +182,7 @@ export interface PreparedInstance extends ResolvedInstance {
 }
 
 export async function composeProjectFor(ctx: Context, inst: ResolvedInstance, leases: Lease[]): Promise<ComposeProject> {
-  const cli = await detectCompose(ctx.env);
+  const cli = await detectCompose(ctx.env, { cacheFile: composeCacheFile(ctx.home) });
   const files = await locateComposeFiles(inst.projectDir, inst.loaded.config.compose.files);
   return {
     cli,
@@ -242,7 +242,7 @@ export async function renderedProject(ctx: Context, inst: ResolvedInstance, leas
   const base = await composeProjectFor(ctx, inst, leases).catch(async (e: unknown) => {
     if (e instanceof SandstackError && e.code === 'SANDSTACK_COMPOSE_NOT_FOUND') {
       // The worktree's compose file is gone, but the rendered model is enough to operate on.
-      const cli = await detectCompose(ctx.env);
+      const cli = await detectCompose(ctx.env, { cacheFile: composeCacheFile(ctx.home) });
       return { cli, projectName: inst.identity.id, projectDir: inst.projectDir, files: [], profiles: inst.loaded.config.compose.profiles, env: interpolationEnv(inst.identity, leases, inst.paths.dataRoot) };
     }
     throw e;

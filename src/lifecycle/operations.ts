@@ -191,11 +191,10 @@ export async function destroy(ctx: Context, opts: { keepWorktree?: boolean; imag
       hint: 'List instances with `sandstack ls`; pass --instance <id> to pick one.',
     });
   }
-  const rendered = await renderedProject(ctx, inst, record?.leases ?? []).catch(() => undefined);
-  if (rendered && before.containers.length + before.networks.length + before.volumes.length > 0) {
-    ctx.onProgress({ type: 'step', message: `removing ${id} (containers, volumes, networks)` });
-    await runCompose(rendered.project, ['down', '-v', '--remove-orphans', '-t', '0'], { onLine: (line) => ctx.onProgress({ type: 'log', source: 'compose', line }) });
-  }
+  // The data is being thrown away: remove by label through the Engine API, all containers at once
+  // and without waiting out stop timeouts (what `compose down -v -t 0` does, without needing the
+  // compose file, which may be broken or gone by now).
+  ctx.onProgress({ type: 'step', message: `removing ${id}: ${before.containers.length} containers, ${before.volumes.length} volumes, ${before.networks.length} networks` });
   const problems = await sweepInstance(ctx.docker, id);
   const images: string[] = [];
   if (opts.images) {

@@ -11,6 +11,7 @@ import { assertDockerAvailable, instanceContainers } from '../engine/docker.js';
 import { SandstackError } from '../errors.js';
 import { addWorktree, branchExists, deleteBranch, gitInfo, isValidBranchName, removeWorktree } from '../git/git.js';
 import { branchSlug, deriveInstanceId, sanitizeInstanceId } from '../identity/identity.js';
+import { composeCacheFile } from '../state/paths.js';
 import { readRegistrySnapshot, type Lease } from '../state/registry.js';
 import type { Context } from './context.js';
 import { ensureLeases, findRecord, prepareInstance, registryOptions, renderedProject, resolveInstance } from './instance.js';
@@ -93,7 +94,7 @@ export async function init(ctx: Context, opts: { force?: boolean } = {}): Promis
   if ((await exists(file)) && !opts.force) {
     throw new SandstackError('SANDSTACK_CONFIG_EXISTS', `${file} already exists.`, { hint: 'Edit it, or pass --force to overwrite it.' });
   }
-  const cli = await detectCompose(ctx.env);
+  const cli = await detectCompose(ctx.env, { cacheFile: composeCacheFile(ctx.home) });
   const files = await locateComposeFiles(ctx.cwd, undefined);
   const model = await resolveModel({ cli, projectName: sanitizeInstanceId(path.basename(ctx.cwd)), projectDir: ctx.cwd, files, profiles: [], env: {} }, ctx.signal);
   const publish: InitResult['publish'] = [];

@@ -25,3 +25,8 @@ export function instancePaths(home: string, id: string): InstancePaths {
 export function registryPath(home: string): string {
   return path.join(home, 'registry.json');
 }
+
+/** Where the Compose detection result is cached between processes. */
+export function composeCacheFile(home: string): string {
+  return path.join(home, 'cache', 'compose-cli.json');
+}

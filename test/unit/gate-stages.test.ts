@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { validateExplicitId, MAX_ID_LENGTH } from '../../src/identity/identity.js';
+import { freshInstanceId } from '../../src/gate/run.js';
+import { deadlineFrom, parseBuildFailure } from '../../src/gate/stages.js';
+
+/** Compose v1 with the legacy builder: `docker-compose build` output ending in a failed RUN. */
+const V1 = [
+  'Building backend',
+  'Step 1/5 : FROM debian:bookworm-slim',
+  ' ---> 6f2d1b2c3a4e',
+  'Step 2/5 : RUN apt-get update',
+  ' ---> Using cache',
+  ' ---> 1a2b3c4d5e6f',
+  'Step 3/5 : RUN apt-get install -y nope',
+  ' ---> Running in 0f9e8d7c6b5a',
+  'Reading package lists...',
+  'Building dependency tree...',
+  'E: Unable to locate package nope',
+  "ERROR: Service 'backend' failed to build : The command '/bin/sh -c apt-get install -y nope' returned a non-zero code: 100",
+];
+
+/** Compose v2 with BuildKit (2.20+): the error line names the target. */
+const V2 = [
+  '#0 building with "default" instance using docker driver',
+  '#5 [backend 2/4] COPY Makefile .',
+  '#5 DONE 0.0s',
+  '#6 [backend 3/4] RUN make',
+  '#6 0.211 make: *** No rule to make target \'all\'.  Stop.',
+  '#6 ERROR: process "/bin/sh -c make" did not complete successfully: exit code: 2',
+  '------',
+  ' > [backend 3/4] RUN make:',
+  '------',
+  'failed to solve: process "/bin/sh -c make" did not complete successfully: exit code: 2',
+  'target backend: failed to solve: process "/bin/sh -c make" did not complete successfully: exit code: 2',
+];
+
+describe('parseBuildFailure', () => {
+  it('reads service, last step and exit code from Compose v1 legacy-builder output', () => {
+    expect(parseBuildFailure(V1)).toEqual({ service: 'backend', step: 'RUN apt-get install -y nope', exitCode: 100 });
+  });
+
+  it('reads service, step and exit code from Compose v2 BuildKit output', () => {
+    expect(parseBuildFailure(V2)).toEqual({ service: 'backend', step: '/bin/sh -c make', exitCode: 2 });
+  });
+
+  it('reads the single v2 error line on its own', () => {
+    expect(parseBuildFailure(['target api.v2: failed to solve: process "/bin/sh -c npm ci" did not complete successfully: exit code: 137'])).toEqual({
+      service: 'api.v2',
+      step: '/bin/sh -c npm ci',
+      exitCode: 137,
+    });
+  });
+
+  it('takes the last Step line, not the first', () => {
+    const r = parseBuildFailure(['Step 1/2 : FROM alpine', 'Step 2/2 : RUN false', "ERROR: Service 'web' failed to build : The command '/bin/sh -c false' returned a non-zero code: 1"]);
+    expect(r.step).toBe('RUN false');
+    expect(r.service).toBe('web');
+    expect(r.exitCode).toBe(1);
+  });
+
+  it('ignores Step text that is not at the start of a line', () => {
+    const r = parseBuildFailure(['#4 echo "Step 9/9 : fake"', 'target web: failed to solve: process "/bin/sh -c ./build.sh" did not complete successfully: exit code: 3']);
+    expect(r.step).toBe('/bin/sh -c ./build.sh');
+  });
+
+  it('finds the service in "failed to build <service>" wording', () => {
+    expect(parseBuildFailure(['Failed to build worker', 'exit code: 4']).service).toBe('worker');
+  });
+
+  it('finds an exit code without service or step (older BuildKit wording)', () => {
+    expect(parseBuildFailure(['failed to solve: executor failed running [/bin/sh -c make]: exit code: 2'])).toEqual({ service: undefined, step: undefined, exitCode: 2 });
+  });
+
+  it('returns nothing for output it does not understand', () => {
+    expect(parseBuildFailure([])).toEqual({ service: undefined, step: undefined, exitCode: undefined });
+    expect(parseBuildFailure(['error during connect: Cannot connect to the Docker daemon'])).toEqual({ service: undefined, step: undefined, exitCode: undefined });
+  });
+});
+
+describe('deadlineFrom', () => {
+  it('is `seconds` from now', () => {
+    const before = Date.now();
+    const d = deadlineFrom(30);
+    expect(d.seconds).toBe(30);
+    expect(d.at).toBeGreaterThanOrEqual(before + 30_000);
+    expect(d.at).toBeLessThanOrEqual(Date.now() + 30_000);
+  });
+});
+
+describe('freshInstanceId', () => {
+  const FORMAT = /^(.+)-gate-[0-9a-f]{6}$/;
+
+  it('is <base>-gate-<6 hex>', () => {
+    const id = freshInstanceId('feat-login');
+    expect(id).toMatch(FORMAT);
+    expect(FORMAT.exec(id)![1]).toBe('feat-login');
+    expect(validateExplicitId(id)).toBe(id);
+  });
+
+  it('is different on each call', () => {
+    const ids = new Set(Array.from({ length: 20 }, () => freshInstanceId('feat-login')));
+    expect(ids.size).toBe(20);
+  });
+
+  it('stays within the id length limit and valid for a 48-character base', () => {
+    const base = 'a'.repeat(20) + '-' + 'b'.repeat(27);
+    expect(base).toHaveLength(MAX_ID_LENGTH);
+    for (let i = 0; i < 10; i++) {
+      const id = freshInstanceId(base);
+      expect(id.length).toBeLessThanOrEqual(MAX_ID_LENGTH);
+      expect(id).toMatch(FORMAT);
+      expect(base.startsWith(FORMAT.exec(id)![1]!)).toBe(true);
+      expect(validateExplicitId(id)).toBe(id);
+    }
+  });
+
+  it('does not leave a separator before -gate- when the base is cut at one', () => {
+    // 35 chars then '-' at index 35: the cut (36 chars) ends with '-'
+    const base = `${'x'.repeat(35)}-${'y'.repeat(12)}`;
+    const id = freshInstanceId(base);
+    expect(id).toMatch(new RegExp(`^x{35}-gate-[0-9a-f]{6}$`));
+    expect(id.length).toBeLessThanOrEqual(MAX_ID_LENGTH);
+  });
+
+  it('keeps underscores of a valid base', () => {
+    const id = freshInstanceId('my_app_2');
+    expect(id).toMatch(/^my_app_2-gate-[0-9a-f]{6}$/);
+    expect(validateExplicitId(id)).toBe(id);
+  });
+});
