@@ -83,8 +83,12 @@ export async function configStage(ctx: Context, s: StageContext, opts: { persist
 export function parseBuildFailure(lines: string[]): { service?: string; step?: string; exitCode?: number } {
   const text = lines.join('\n');
   const service = /Service '([^']+)' failed to build/.exec(text)?.[1] ?? /target ([\w.-]+): failed to solve/.exec(text)?.[1] ?? /failed to build ([\w.-]+)/i.exec(text)?.[1];
+  // The failing command is named in the error itself (parallel builds interleave their Step lines).
   const steps = lines.filter((l) => /^Step \d+\/\d+ : /.test(l));
-  const step = steps.length ? steps[steps.length - 1]!.replace(/^Step \d+\/\d+ : /, '') : /process "([^"]+)" did not complete/.exec(text)?.[1];
+  const step =
+    /The command '([\s\S]+?)' returned a non-zero code/.exec(text)?.[1] ??
+    /process "((?:[^"\\]|\\.)+)" did not complete/.exec(text)?.[1]?.replace(/\\"/g, '"') ??
+    (steps.length ? steps[steps.length - 1]!.replace(/^Step \d+\/\d+ : /, '') : undefined);
   const code = /returned a non-zero code: (\d+)|exit code: (\d+)/.exec(text);
   return { service, step, exitCode: code ? Number(code[1] ?? code[2]) : undefined };
 }

@@ -23,7 +23,7 @@ async function expectNothingLeft(s: Sandbox, id: string): Promise<void> {
 
 async function replaceInFile(file: string, from: string | RegExp, to: string): Promise<void> {
   const text = await readFile(file, 'utf8');
-  const next = text.replace(from, to);
+  const next = text.replace(from, () => to);
   if (next === text) throw new Error(`pattern ${from} not found in ${file}`);
   await writeFile(file, next);
 }

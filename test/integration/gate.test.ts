@@ -17,7 +17,7 @@ afterEach(async () => {
 
 async function edit(file: string, from: string | RegExp, to: string): Promise<void> {
   const text = await readFile(file, 'utf8');
-  const next = text.replace(from, to);
+  const next = text.replace(from, () => to);
   if (next === text) throw new Error(`pattern ${from} not found in ${file}`);
   await writeFile(file, next);
 }
@@ -151,6 +151,30 @@ describe('gate --fresh', () => {
     const workers = stage('probes').details.probes.find((p: any) => p.name === 'workers-registered');
     expect(workers.passed).toBe(false);
     expect(workers.observed).toContain('count is 2, expected >= 3');
+    await expectNothingLeft(sb);
+  }, 300_000);
+
+  it('an image that fails to build fails the build stage, naming the service and the step', async () => {
+    sb = await makeSandbox(async (repo) => {
+      const dockerfile = path.join(repo, 'db', 'Dockerfile');
+      await writeFile(dockerfile, `${await readFile(dockerfile, 'utf8')}\nRUN echo "compiling extensions" && exit 3\n`);
+    });
+    const { r, report } = await freshGate(sb);
+    expect(r.exitCode).toBe(1);
+    expect(report.failure).toMatchObject({ stage: 'build', code: 'SANDSTACK_BUILD_FAILED', service: 'db', exitCode: 3 });
+    expect(report.failure.message).toContain('compiling extensions');
+    await expectNothingLeft(sb);
+  }, 300_000);
+
+  it('a service killed for running out of memory fails at start with an out-of-memory diagnosis', async () => {
+    sb = await makeSandbox((repo) =>
+      edit(compose(repo), 'command: ["python3", "/app/backend.py"]', 'command: ["bash", "-c", "x=$$(head -c 300000000 /dev/zero | tr \\"\\\\0\\" a)"]\n    mem_limit: 32m\n    memswap_limit: 32m'),
+    );
+    const { r, report } = await freshGate(sb);
+    expect(r.exitCode).toBe(1);
+    expect(report.failure).toMatchObject({ stage: 'start', code: 'SANDSTACK_SERVICE_FAILED', service: 'backend', exitCode: 137 });
+    expect(report.failure.message).toContain('out of memory');
+    expect(report.failure.hint).toContain('memory');
     await expectNothingLeft(sb);
   }, 300_000);
 

@@ -36,7 +36,7 @@ const V2 = [
 
 describe('parseBuildFailure', () => {
   it('reads service, last step and exit code from Compose v1 legacy-builder output', () => {
-    expect(parseBuildFailure(V1)).toEqual({ service: 'backend', step: 'RUN apt-get install -y nope', exitCode: 100 });
+    expect(parseBuildFailure(V1)).toEqual({ service: 'backend', step: '/bin/sh -c apt-get install -y nope', exitCode: 100 });
   });
 
   it('reads service, step and exit code from Compose v2 BuildKit output', () => {
@@ -51,11 +51,20 @@ describe('parseBuildFailure', () => {
     });
   });
 
-  it('takes the last Step line, not the first', () => {
-    const r = parseBuildFailure(['Step 1/2 : FROM alpine', 'Step 2/2 : RUN false', "ERROR: Service 'web' failed to build : The command '/bin/sh -c false' returned a non-zero code: 1"]);
-    expect(r.step).toBe('RUN false');
+  it('names the failing command from the error line, even when parallel builds interleave Step lines', () => {
+    const r = parseBuildFailure([
+      'Step 1/2 : FROM alpine',
+      'Step 2/2 : RUN false',
+      'Step 5/5 : LABEL dev.sandstack.instance=x',
+      "ERROR: Service 'web' failed to build : The command '/bin/sh -c false' returned a non-zero code: 1",
+    ]);
+    expect(r.step).toBe('/bin/sh -c false');
     expect(r.service).toBe('web');
     expect(r.exitCode).toBe(1);
+  });
+
+  it('falls back to the last Step line when the error does not name the command', () => {
+    expect(parseBuildFailure(['Step 1/2 : FROM alpine', 'Step 2/2 : RUN false', "ERROR: Service 'web' failed to build"]).step).toBe('RUN false');
   });
 
   it('ignores Step text that is not at the start of a line', () => {
