@@ -75,6 +75,24 @@ export const ProbeSchema = z
   });
 export type ProbeSpec = z.output<typeof ProbeSchema>;
 
+export const UnitTestSchema = z.strictObject({
+  name: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, . _ -'),
+  run: z.string().min(1).describe('Shell command (sh -c); exit code 0 means passed'),
+  service: serviceName.optional().describe('Run inside this running service container; default: on the host, in the project folder'),
+  junit: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('JUnit XML the command writes: a path in the container (with service), else relative to $SANDSTACK_ARTIFACTS_DIR'),
+  timeoutSeconds: z.number().int().min(1).max(7200).default(600),
+});
+
+export const E2eTestSchema = z.strictObject({
+  service: serviceName.describe('Compose service (usually under a profile) run as a one-off container inside the stack'),
+  artifactsPath: z.string().startsWith('/').default('/artifacts').describe('Where the run\'s artifacts directory is mounted in the container; JUnit XML written there is parsed'),
+  timeoutSeconds: z.number().int().min(1).max(7200).default(600),
+});
+
 export const ConfigSchema = z
   .strictObject({
     version: z.literal(1).default(1).describe('Config format version'),
@@ -131,6 +149,18 @@ export const ConfigSchema = z
           .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'))
           .default([])
           .describe('Variables that must be set in the environment of sandstack (checked by the gate\'s config stage)'),
+      })
+      .prefault({}),
+    tests: z
+      .strictObject({
+        unit: z.array(UnitTestSchema).default([]),
+        e2e: z.array(E2eTestSchema).default([]),
+      })
+      .prefault({})
+      .describe('What `sandstack test` runs'),
+    evidence: z
+      .strictObject({
+        root: z.string().min(1).optional().describe('Folder for runs and bundles, relative to sandstack.yaml; default <state home>/evidence'),
       })
       .prefault({}),
     gate: z

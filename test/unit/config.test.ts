@@ -30,6 +30,8 @@ const DEFAULTS = {
   ports: { range: { from: 20000, to: 29999 }, publish: [] },
   external: { volumes: [], networks: [] },
   env: { required: [] },
+  tests: { unit: [], e2e: [] },
+  evidence: {},
   gate: { timeoutSeconds: 180, probes: [] },
 };
 
@@ -69,6 +71,8 @@ external:
       },
       external: { volumes: ['team-cache'], networks: [] },
       env: { required: [] },
+      tests: { unit: [], e2e: [] },
+      evidence: {},
       gate: { timeoutSeconds: 180, probes: [] },
     });
   });

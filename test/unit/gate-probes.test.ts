@@ -225,7 +225,6 @@ describe('runProbe: command probes', () => {
     const r = await runProbe(probe({ name: 'hello', command: { run: 'echo hello; echo world' } }), env());
     expect(r).toMatchObject({ name: 'hello', kind: 'command', target: 'echo hello; echo world', passed: true, attempts: 1, observed: 'exit 0: hello | world' });
     expect(r.durationMs).toBeGreaterThanOrEqual(0);
-    expect(r.durationMs).toBeLessThan(1000);
   });
 
   it('retries until the command passes', async () => {
@@ -234,8 +233,6 @@ describe('runProbe: command probes', () => {
     const r = await runProbe(probe({ name: 'wait', timeoutSeconds: 5, command: { run: 'test -f ready' } }), env());
     expect(r.passed).toBe(true);
     expect(r.attempts).toBeGreaterThan(1);
-    expect(r.durationMs).toBeGreaterThanOrEqual(600);
-    expect(r.durationMs).toBeLessThan(3000);
     expect(r.observed).toBe('exit 0');
   });
 
@@ -245,17 +242,17 @@ describe('runProbe: command probes', () => {
     expect(r.passed).toBe(false);
     // attempt at ~0 ms, 500 ms pause, attempt at ~500 ms, then the 1 s timeout is within 500 ms
     expect(r.attempts).toBeGreaterThanOrEqual(2);
-    expect(r.durationMs).toBeLessThan(2500);
+    // attempts are at least 500 ms apart, so a 1 s timeout allows at most 3, however loaded the machine
+    expect(r.attempts).toBeLessThanOrEqual(3);
     // the output of the last attempt, stderr included
     expect(r.observed).toBe(`exit 3: attempt ${r.attempts} failed`);
   });
 
   it('stops at the gate deadline even when timeoutSeconds is larger', async () => {
-    const t0 = Date.now();
-    const r = await runProbe(probe({ name: 'late', timeoutSeconds: 300, command: { run: 'exit 1' } }), env({ deadline: t0 + 800 }));
+    const r = await runProbe(probe({ name: 'late', timeoutSeconds: 300, command: { run: 'exit 1' } }), env({ deadline: Date.now() + 800 }));
     expect(r.passed).toBe(false);
     expect(r.observed).toBe('exit 1');
-    expect(Date.now() - t0).toBeLessThan(2000);
+    // attempts are at least 500 ms apart: an 800 ms deadline allows at most 3 (300 s would allow hundreds)
     expect(r.attempts).toBeLessThanOrEqual(3);
   });
 
@@ -282,11 +279,9 @@ describe('runProbe: command probes', () => {
   });
 
   it('reports a command that hangs as timed out', async () => {
-    const t0 = Date.now();
     const r = await runProbe(probe({ name: 'hang', timeoutSeconds: 1, command: { run: 'exec sleep 10' } }), env());
     expect(r.passed).toBe(false);
     expect(r.observed).toBe('timed out after 1000 ms');
-    expect(Date.now() - t0).toBeLessThan(3000);
   });
 
   it('throws SANDSTACK_INTERRUPTED when the signal is aborted', async () => {

@@ -21,6 +21,7 @@ BASE_URL = os.environ.get("BASE_URL", "http://backend:8000").rstrip("/")
 ARTIFACTS_DIR = os.environ.get("ARTIFACTS_DIR", "/artifacts")
 READY_TIMEOUT = float(os.environ.get("E2E_READY_TIMEOUT", "30"))
 WORKERS_TIMEOUT = float(os.environ.get("E2E_WORKERS_TIMEOUT", "15"))
+MIN_WORKERS = int(os.environ.get("E2E_MIN_WORKERS", "2"))
 SUITE = "demo-stack-e2e"
 
 
@@ -88,13 +89,13 @@ def test_workers_registered():
         status, body = request("GET", "/api/v1/workers")
         expect_status("GET", "/api/v1/workers", status, body, 200)
         count = body.get("count", 0)
-        if count >= 2:
+        if count >= MIN_WORKERS:
             names = [w.get("name") for w in body.get("workers", [])]
             assert len(names) == count, f"count {count} but {len(names)} workers listed"
             return
         if time.monotonic() >= deadline:
             raise AssertionError(
-                f"expected at least 2 workers within {WORKERS_TIMEOUT:.0f}s, got {count}: {body}"
+                f"expected at least {MIN_WORKERS} workers within {WORKERS_TIMEOUT:.0f}s, got {count}: {body}"
             )
         time.sleep(0.5)
 
