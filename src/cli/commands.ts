@@ -10,6 +10,8 @@ import { listInstances } from '../lifecycle/status.js';
 import type { ServiceStatus } from '../lifecycle/status.js';
 import { init, logs, newWorktree, ports, render, shell } from '../lifecycle/workspace.js';
 import { gateCheck, gateFresh } from '../gate/run.js';
+import { runTests } from '../testing/runner.js';
+import type { TestRunResult } from '../testing/model.js';
 import { gateText, Output, table } from './output.js';
 
 export interface GlobalOptions {
@@ -32,6 +34,18 @@ function serviceTable(services: ServiceStatus[]): string {
       s.ports.map((p) => `${p.url ?? `${p.hostIp}:${p.host}`} -> ${p.container}/${p.protocol}`).join(', ') || '-',
     ]),
   );
+}
+
+function testsText(r: TestRunResult): string {
+  const rows = r.suites.map((s) => [s.kind, s.name, s.where, s.passed ? 'passed' : 'FAILED', s.junit ? `${s.junit.passed}/${s.junit.tests}` : `exit ${s.exitCode}`, `${(s.durationMs / 1000).toFixed(1)}s`]);
+  const failures = r.suites.flatMap((s) => (s.junit?.failures ?? []).map((f) => `  ${s.name} › ${f.suite} › ${f.name}: ${f.message.split('\n')[0]}`));
+  const t = r.totals;
+  return [
+    `tests ${r.passed ? 'PASSED' : 'FAILED'}: ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped in ${t.suites} suite(s)`,
+    table(['KIND', 'SUITE', 'WHERE', 'RESULT', 'TESTS', 'TIME'], rows),
+    ...(failures.length ? ['failures:', ...failures] : []),
+    `artifacts: ${r.dir}`,
+  ].join('\n');
 }
 
 function statusText(r: StatusResult | UpResult): string {
@@ -108,6 +122,18 @@ export function registerCommands(program: Command, run: Runner): void {
         }
         out.result(report, () => gateText(report));
         return report.passed ? 0 : 1;
+      }),
+    );
+
+  program
+    .command('test')
+    .description('run the unit test commands and the E2E services declared in sandstack.yaml, inside the running instance')
+    .addHelpText('after', '\nResults go to <evidence root>/<instance>/<run-id>/ (tests.json, logs, JUnit XML).\n\nExample:\n  sandstack test --json | jq .totals')
+    .action(
+      run(async (ctx, out) => {
+        const r = await runTests(ctx);
+        out.result(r, () => testsText(r));
+        return r.passed ? 0 : 1;
       }),
     );
 
