@@ -11,6 +11,11 @@ import type { ServiceStatus } from '../lifecycle/status.js';
 import { init, logs, newWorktree, ports, render, shell } from '../lifecycle/workspace.js';
 import { gateCheck, gateFresh } from '../gate/run.js';
 import { runTests } from '../testing/runner.js';
+import { writeEvidence } from '../evidence/bundle.js';
+import { escalate, readEscalationFile } from '../evidence/escalate.js';
+import { verify } from '../verify/verify.js';
+import { resolveInstance } from '../lifecycle/instance.js';
+import path from 'node:path';
 import type { TestRunResult } from '../testing/model.js';
 import { gateText, Output, table } from './output.js';
 
@@ -134,6 +139,77 @@ export function registerCommands(program: Command, run: Runner): void {
         const r = await runTests(ctx);
         out.result(r, () => testsText(r));
         return r.passed ? 0 : 1;
+      }),
+    );
+
+  program
+    .command('evidence')
+    .description('write the evidence bundle of the latest run: manifest, gate report, tests, logs, services, rendered model, images, ports, summary.md, report.html')
+    .option('--run <dir>', 'the run directory to complete (default: the latest run of this instance)')
+    .addHelpText('after', '\nNo secret value is written: values of secret-like variables are replaced by [REDACTED:<NAME>].\n\nExample:\n  sandstack test && sandstack evidence && cat "$(sandstack evidence --json | jq -r .summary)"')
+    .action(
+      run(async (ctx, out) => {
+        const o = program.commands.find((c) => c.name() === 'evidence')!.opts<{ run?: string }>();
+        const inst = await resolveInstance(ctx);
+        const r = await writeEvidence(ctx, { inst, runDir: o.run ? path.resolve(ctx.cwd, o.run) : undefined });
+        out.result({ dir: r.dir, summary: r.summaryFile, report: r.htmlFile, manifest: r.manifest }, () =>
+          [`evidence ${r.manifest.result.passed ? 'PASSED' : 'FAILED'} for ${r.manifest.instance.id} (${r.manifest.files.length + 3} files, ${r.manifest.redaction.secretsRedacted} secret value(s) redacted)`, `report:  ${r.htmlFile}`, `summary: ${r.summaryFile}`].join('\n'),
+        );
+      }),
+    );
+
+  program
+    .command('verify')
+    .description('the whole pre-PR loop on a fresh throwaway instance: gate, tests, evidence, teardown; prints the path of summary.md last')
+    .option('--no-build', 'do not build images first')
+    .addHelpText('after', '\nExit code 0 only if the gate and every test passed and teardown left nothing.\n\nExample:\n  sandstack verify && gh pr create --body-file "$(sandstack verify --json | jq -r .evidence.summary)"')
+    .action(
+      run(async (ctx, out) => {
+        const o = program.commands.find((c) => c.name() === 'verify')!.opts<{ build: boolean }>();
+        const r = await verify(ctx, { build: o.build });
+        const { error, ...data } = r;
+        let code = 0;
+        if (!r.passed) code = error !== undefined ? out.error(error, { printJson: false }) : 1;
+        out.result(data, () =>
+          [
+            gateText(r.gate),
+            r.tests ? testsText(r.tests) : 'tests: not run',
+            r.teardown ? `teardown: ${r.teardown.removed.containers.length} containers, ${r.teardown.removed.volumes.length} volumes, ${r.teardown.removed.networks.length} networks removed; nothing left` : 'teardown: not recorded',
+            `verify ${r.passed ? 'PASSED' : 'FAILED'}${r.problems.length ? `: ${r.problems.map((p) => `${p.step}: ${p.message.split('\n')[0]}`).join('; ')}` : ''}`,
+            r.evidence ? r.evidence.summary : 'no evidence written',
+          ].join('\n\n'),
+        );
+        return r.passed ? 0 : code || 1;
+      }),
+    );
+
+  program
+    .command('escalate')
+    .description('write an escalation packet (Markdown and JSON) with the latest evidence attached')
+    .option('--title <text>', 'a short title')
+    .option('--blocked <text>', 'what is unclear or blocked')
+    .option('--why <text>', 'why it matters')
+    .option('--option <text>', 'an option considered (repeat for each)', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--recommend <text>', 'the recommended path')
+    .option('--need <text>', 'the decision or input needed')
+    .option('--evidence <text>', 'evidence gathered so far (repeat for each)', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--file <path>', 'read the fields from a YAML or JSON file (blocked, whyItMatters, options, recommended, decisionNeeded, evidence, title); flags override it')
+    .addHelpText('after', '\nExample:\n  sandstack escalate --blocked "Startability Gate fails: db needs a host dataset" --why "E2E cannot run" \\\n    --option "mount /mnt/data read-only" --option "generate a small fixture" --recommend "fixture" --need "approve dropping the mount"')
+    .action(
+      run(async (ctx, out) => {
+        const o = program.commands.find((c) => c.name() === 'escalate')!.opts<{ title?: string; blocked?: string; why?: string; option?: string[]; recommend?: string; need?: string; evidence?: string[]; file?: string }>();
+        const fromFile = o.file ? await readEscalationFile(path.resolve(ctx.cwd, o.file)) : {};
+        const r = await escalate(ctx, {
+          ...fromFile,
+          ...(o.title ? { title: o.title } : {}),
+          ...(o.blocked ? { blocked: o.blocked } : {}),
+          ...(o.why ? { whyItMatters: o.why } : {}),
+          ...(o.option ? { options: o.option } : {}),
+          ...(o.recommend ? { recommended: o.recommend } : {}),
+          ...(o.need ? { decisionNeeded: o.need } : {}),
+          ...(o.evidence ? { evidence: o.evidence } : {}),
+        });
+        out.result({ dir: r.dir, markdown: r.markdown, json: r.json, packet: r.packet }, () => `escalation written:\n  ${r.markdown}\n  ${r.json}`);
       }),
     );
 

@@ -1,17 +1,16 @@
 #!/usr/bin/env node
 /** The sandstack CLI entry point: global options, signal handling, the one error boundary. */
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ExitCode } from '../errors.js';
 import { contextFrom, registerCommands, type GlobalOptions } from './commands.js';
 import { Output } from './output.js';
+import { sandstackVersion } from '../version.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const program = new Command()
   .name('sandstack')
   .description('Isolated, provable, disposable Docker Compose stacks for every git worktree.')
-  .version(pkg.version)
+  .version(sandstackVersion())
   .option('--json', 'print one JSON document on stdout (progress stays on stderr)')
   .option('-v, --verbose', 'show Compose output while it runs')
   .option('-i, --instance <id>', 'instance id (default: from the worktree folder; env SANDSTACK_INSTANCE)')

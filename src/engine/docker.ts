@@ -45,6 +45,9 @@ export interface ContainerView {
   healthLog: { exitCode: number; output: string }[];
   ports: { containerPort: number; protocol: string; hostIp: string; hostPort: number }[];
   labels: Record<string, string>;
+  /** Image reference the container was created from, and the image ID it runs. */
+  image: string;
+  imageId: string;
 }
 
 function toView(info: Docker.ContainerInspectInfo): ContainerView {
@@ -69,6 +72,8 @@ function toView(info: Docker.ContainerInspectInfo): ContainerView {
     healthLog: (health?.Log ?? []).map((l) => ({ exitCode: l.ExitCode, output: l.Output.trim() })),
     ports,
     labels,
+    image: info.Config?.Image ?? '',
+    imageId: info.Image,
   };
 }
 

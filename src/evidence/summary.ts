@@ -131,9 +131,12 @@ export function mdText(s: string): string {
       out += c;
     }
   }
+  // Line-leading block markers: headings, list items, setext underlines and thematic breaks.
   return out
-    .replace(/^([ \t]*)([#+=-])/gm, '$1\\$2')
-    .replace(/^([ \t]*)(\d+)([.)])/gm, '$1$2\\$3');
+    .replace(/^([ \t]*)(#{1,6})(?=[ \t]|$)/gm, '$1\\$2')
+    .replace(/^([ \t]*)([+-])(?=[ \t]|$)/gm, '$1\\$2')
+    .replace(/^([ \t]*)([=-]+[ \t]*)$/gm, '$1\\$2')
+    .replace(/^([ \t]*)(\d{1,9})([.)])(?=[ \t]|$)/gm, '$1$2\\$3');
 }
 
 /** An inline code span that holds any text (backticks included); newlines become spaces. */

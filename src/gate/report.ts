@@ -1,5 +1,5 @@
 /** The gate report: stages with status, timing and details; recorded as the gate runs. */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { isSandstackError, SandstackError } from '../errors.js';
@@ -121,4 +121,13 @@ export function withReport(e: unknown, report: GateReport): unknown {
     return new SandstackError(e.code, e.message, { hint: e.hint, details: { ...(e.details ?? {}), gate: report }, cause: e });
   }
   return e;
+}
+
+/** The newest saved gate report of an instance, if any. */
+export async function readLatestGateReport(home: string, id: string): Promise<GateReport | undefined> {
+  try {
+    return JSON.parse(await readFile(path.join(home, 'reports', id, 'gate-latest.json'), 'utf8')) as GateReport;
+  } catch {
+    return undefined;
+  }
 }
