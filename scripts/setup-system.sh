@@ -4,9 +4,19 @@
 #   1. a Docker engine (apt package docker.io) and start dockerd if `docker info` does not answer;
 #   2. Docker Compose (v2 plugin if present, else v1 `docker-compose` from apt);
 #   3. the base image debian:bookworm-slim (pulled if a registry answers, else built offline with
-#      debootstrap from Debian's packages and imported).
+#      debootstrap from Debian's packages and imported);
+#   4. only with --with-chromium: Chromium at /usr/bin/chromium (apt package chromium), which the
+#      report browser test (test/integration/report-browser.test.ts) drives through playwright-core.
 # Every step prints what it is doing on stderr. Needs root for installs (or the parts already present).
 set -euo pipefail
+
+WITH_CHROMIUM=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-chromium) WITH_CHROMIUM=1 ;;
+    *) printf 'setup-system: ignoring unknown option %s (known: --with-chromium)\n' "$arg" >&2 ;;
+  esac
+done
 
 log() { printf 'setup-system: %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else log "need root for: $*"; exit 3; fi; }
@@ -69,6 +79,18 @@ else
     as_root debootstrap --variant=minbase bookworm "$root" >/dev/null
     as_root tar -C "$root" -c . | docker import - "$BASE" >/dev/null
     log "base image $BASE: built"
+  fi
+fi
+
+# 4. Chromium (only with --with-chromium)
+if [ "$WITH_CHROMIUM" -eq 1 ]; then
+  CHROMIUM=/usr/bin/chromium
+  if [ -x "$CHROMIUM" ]; then
+    log "Chromium: present ($("$CHROMIUM" --version 2>/dev/null | head -n 1))"
+  else
+    apt_install chromium
+    [ -x "$CHROMIUM" ] || { log "Chromium: the apt package did not provide $CHROMIUM"; exit 3; }
+    log "Chromium: installed ($("$CHROMIUM" --version 2>/dev/null | head -n 1))"
   fi
 fi
 log "ready"

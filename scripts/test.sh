@@ -4,7 +4,7 @@
 # e.g. `bash scripts/test.sh test/unit`. The last line is `N passed, N failed, N skipped`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup-system.sh
+bash scripts/setup-system.sh --with-chromium
 bash scripts/ensure-node-deps.sh
 mkdir -p test-results
 log=test-results/vitest.log

@@ -87,6 +87,7 @@ export interface WriteEvidenceOptions {
   gate?: GateReport | null;
   teardown?: TeardownProof | null;
   notes?: string[];
+  /** Secret values sandstack injected, or found by an earlier pass over the same run. */
   injectedSecrets?: Secret[];
 }
 
@@ -96,6 +97,8 @@ export interface EvidenceResult {
   htmlFile: string;
   manifest: Manifest;
   bundle: EvidenceBundle;
+  /** The secret values redacted (for a later pass over the same run; never printed). */
+  secrets: Secret[];
 }
 
 export async function writeEvidence(ctx: Context, opts: WriteEvidenceOptions): Promise<EvidenceResult> {
@@ -193,12 +196,21 @@ export async function writeEvidence(ctx: Context, opts: WriteEvidenceOptions): P
     return out;
   };
   manifest.files = await listFiles();
-  const bundle: EvidenceBundle = { dir, manifest, gate, tests, services, teardown };
+  // Render from the redacted files, not from what was read before redaction: escaping or truncation
+  // in the renderers could otherwise split a secret so that the final text pass misses it.
+  const bundle: EvidenceBundle = {
+    dir,
+    manifest,
+    gate: gate ? await readJson<GateReport>(path.join(dir, 'gate-report.json')) : null,
+    tests: tests ? await readJson<TestRunResult>(path.join(dir, 'tests.json')) : null,
+    services: services.length ? ((await readJson<ServiceRow[]>(path.join(dir, 'services.json'))) ?? []) : [],
+    teardown: teardown ? await readJson<TeardownProof>(path.join(dir, 'teardown.json')) : null,
+  };
   const summaryFile = path.join(dir, 'summary.md');
   const htmlFile = path.join(dir, 'report.html');
   // Rendered from redacted data, and redacted once more: a message could quote a secret.
   await writeFile(summaryFile, redactText(renderSummaryMarkdown(bundle), secrets).text, { mode: 0o600 });
   await writeFile(htmlFile, redactText(renderReportHtml(bundle), secrets).text, { mode: 0o600 });
   await writeFile(path.join(dir, 'manifest.json'), redactText(`${JSON.stringify(manifest, null, 2)}\n`, secrets).text, { mode: 0o600 });
-  return { dir, summaryFile, htmlFile, manifest, bundle };
+  return { dir, summaryFile, htmlFile, manifest, bundle, secrets };
 }

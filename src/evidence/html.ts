@@ -184,7 +184,7 @@ function timelineOrigin(gate: GateReport | null, tests: TestRunResult | null): n
 
 function legend(origin: number | null): string {
   const items = (Object.keys(STATUS_COLORS) as StageStatus[]).map((s) => `<span><i style="background:${STATUS_COLORS[s]}"></i>${esc(s)}</span>`).join('');
-  const t0 = origin === null ? '' : `<span class="origin">x axis: seconds since ${esc(new Date(origin).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC'))}</span>`;
+  const t0 = origin === null ? '' : `<span class="origin">x axis: time since ${esc(new Date(origin).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC'))}</span>`;
   return `<div class="legend">${items}${t0}</div>`;
 }
 

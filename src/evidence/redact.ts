@@ -19,6 +19,7 @@ export function collectSecrets(candidates: { name: string; value: string | null 
   const byValue = new Map<string, Secret>();
   for (const c of candidates) {
     if (!c.value || c.value.length < 4) continue;
+    if (c.value.includes('REDACTED:')) continue; // already a marker (e.g. read back from a redacted file)
     if (!c.always && !SECRET_NAME.test(c.name)) continue;
     if (!byValue.has(c.value)) byValue.set(c.value, { name: c.name, value: c.value });
   }

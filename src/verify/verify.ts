@@ -104,7 +104,8 @@ export async function verify(ctx: Context, opts: { build?: boolean } = {}): Prom
   gate.reportFile = await saveGateReport(ctx.home, base.identity.id, gate).catch(() => undefined);
   // The final evidence: the gate report with its teardown stage, and the teardown proof.
   try {
-    evidence = await writeEvidence(ctx, { inst: base, runInstance: inst, runDir, gate, teardown });
+    // The state dir is gone now: reuse the secrets found while the instance existed.
+    evidence = await writeEvidence(ctx, { inst: base, runInstance: inst, runDir, gate, teardown, injectedSecrets: evidence?.secrets });
   } catch (e) {
     fail('evidence', e);
   }

@@ -34,8 +34,9 @@ async function expectNothingLeft(s: Sandbox): Promise<void> {
   expect(all.filter((c) => mine(c.Labels)).map((c) => c.Names[0])).toEqual([]);
   expect(vols.filter((v) => mine(v.Labels as Record<string, string>)).map((v) => v.Name)).toEqual([]);
   expect(nets.filter((n) => mine(n.Labels)).map((n) => n.Name)).toEqual([]);
+  // Docker labels are global: look only at instances of this sandbox's worktrees.
   const ls = await s.run(s.repo, ['ls', '--json']);
-  expect(ls.json.instances).toEqual([]);
+  expect(ls.json.instances.filter((i: any) => i.worktree.startsWith(s.base))).toEqual([]);
 }
 
 async function freshGate(s: Sandbox, env: Record<string, string> = {}) {

@@ -17,6 +17,8 @@ function container(service: string, over: Partial<ContainerView> = {}): Containe
     healthLog: [],
     ports: [],
     labels: { [LABELS.instance]: ID },
+    image: 'demo-app',
+    imageId: 'sha256:0123456789ab',
     ...over,
   };
 }

@@ -22,6 +22,8 @@ function container(service: string, over: Partial<ContainerView> = {}): Containe
     healthLog: [],
     ports: [],
     labels: {},
+    image: 'demo-app',
+    imageId: 'sha256:0123456789ab',
     ...over,
   };
 }

@@ -21,6 +21,8 @@ function view(over: Partial<ContainerView>): ContainerView {
     healthLog: [],
     ports: [],
     labels: {},
+    image: 'demo-app',
+    imageId: 'sha256:0123456789ab',
     ...over,
   };
 }

@@ -1,0 +1,397 @@
+import { describe, expect, it } from 'vitest';
+import type { GateReport, StageResult } from '../../src/gate/report.js';
+import type { EvidenceBundle } from '../../src/evidence/model.js';
+import { renderReportHtml } from '../../src/evidence/html.js';
+import { cell, mdText, renderSummaryMarkdown } from '../../src/evidence/summary.js';
+import type { TestRunResult } from '../../src/testing/model.js';
+
+const T0 = Date.parse('2025-06-01T10:00:00.000Z');
+const at = (ms: number) => new Date(T0 + ms).toISOString();
+
+function stage(name: StageResult['name'], startMs: number, durationMs: number, status: StageResult['status'] = 'passed', details: Record<string, unknown> = {}): StageResult {
+  return { name, status, startedAt: at(startMs), durationMs, details };
+}
+
+/** A realistic passing gate (mode up: teardown skipped), a test run with one failing e2e test, 4 services, clean teardown. */
+function passingFixture(): EvidenceBundle {
+  const gate: GateReport = {
+    passed: true,
+    mode: 'up',
+    instance: { id: 'shop-feat-a-3f2a', worktree: '/home/dev/shop-feat-a', kind: 'worktree' },
+    startedAt: at(0),
+    durationMs: 22_450,
+    deadlineSeconds: 180,
+    stages: [
+      stage('config', 0, 180, 'passed', { summary: '4 services' }),
+      stage('build', 200, 12_100, 'passed', { summary: '2 images built' }),
+      stage('start', 12_320, 2_900),
+      stage('healthy', 15_230, 5_700, 'passed', { summary: 'all 4 healthy' }),
+      stage('probes', 20_940, 1_300, 'passed', { summary: '3 probes' }),
+      stage('isolation', 22_250, 190, 'passed'),
+      stage('teardown', 22_445, 0, 'skipped', { reason: 'mode up keeps the stack running' }),
+    ],
+  };
+  const tests: TestRunResult = {
+    runId: '20250601T100030Z-ab12',
+    instance: 'shop-feat-a-3f2a',
+    dir: '/home/dev/.local/state/sandstack/evidence/shop-feat-a-3f2a/20250601T100030Z-ab12',
+    startedAt: at(23_000),
+    durationMs: 12_600,
+    passed: false,
+    totals: { suites: 2, tests: 12, passed: 11, failed: 1, skipped: 0 },
+    suites: [
+      {
+        kind: 'unit',
+        name: 'unit',
+        where: 'host',
+        command: 'npm test',
+        exitCode: 0,
+        passed: true,
+        startedAt: at(23_000),
+        durationMs: 2_100,
+        log: 'logs/unit.log',
+        junit: { tests: 8, passed: 8, failed: 0, skipped: 0, timeSeconds: 1.9, failures: [], cases: [], files: ['junit/unit.xml'] },
+      },
+      {
+        kind: 'e2e',
+        name: 'e2e',
+        where: 'api',
+        command: 'pytest -q e2e.py',
+        exitCode: 1,
+        passed: false,
+        startedAt: at(25_300),
+        durationMs: 9_800,
+        log: 'logs/e2e.log',
+        junit: {
+          tests: 4,
+          passed: 3,
+          failed: 1,
+          skipped: 0,
+          timeSeconds: 9.4,
+          failures: [
+            {
+              suite: 'e2e',
+              name: 'test_workers_registered',
+              message: 'AssertionError: expected 4 workers registered, got 3\nassert 3 == 4\n +  where 3 = len([...])',
+              kind: 'failure',
+            },
+          ],
+          cases: [
+            { suite: 'e2e', name: 'test_health', status: 'passed', timeSeconds: 0.2 },
+            { suite: 'e2e', name: 'test_create_order', status: 'passed', timeSeconds: 3.1 },
+            { suite: 'e2e', name: 'test_queue_roundtrip', status: 'passed', timeSeconds: 4.0 },
+            { suite: 'e2e', name: 'test_workers_registered', status: 'failed', timeSeconds: 2.1 },
+          ],
+          files: ['junit/e2e.xml'],
+        },
+      },
+    ],
+  };
+  return {
+    dir: '/home/dev/.local/state/sandstack/evidence/shop-feat-a-3f2a/bundle',
+    manifest: {
+      schema: 'sandstack.evidence/v1',
+      createdAt: at(40_000),
+      runId: '20250601T100030Z-ab12',
+      instance: { id: 'shop-feat-a-3f2a', kind: 'worktree', worktree: '/home/dev/shop-feat-a', projectDir: '/home/dev/shop-feat-a', runInstance: 'shop-feat-a-3f2a' },
+      git: { branch: 'feat/a', commit: '9c1d2e3f4a5b6c7d8e9f00112233445566778899', dirty: false },
+      versions: { sandstack: '0.1.0', docker: '26.1.5', compose: '2.29.7', node: 'v20.19.4' },
+      timings: { gateMs: 22_450, testsMs: 12_600, totalMs: 40_000 },
+      result: { gatePassed: true, testsPassed: false, passed: false },
+      notes: ['Allowed: service `worker` has no healthcheck (allowances.noHealthcheck)', '1 secret redacted from logs'],
+      redaction: { secretsRedacted: 1, marker: '[REDACTED]' },
+      files: [
+        { path: 'manifest.json', description: 'This manifest', bytes: 2_310 },
+        { path: 'summary.md', description: 'PR summary (Markdown)', bytes: 3_900 },
+        { path: 'report.html', description: 'Self-contained report', bytes: 24_100 },
+        { path: 'gate.json', description: 'Startability Gate report', bytes: 5_120 },
+        { path: 'tests.json', description: 'Test run results', bytes: 3_004 },
+        { path: 'logs/e2e.log', description: 'e2e suite output', bytes: 18_220 },
+        { path: 'junit/e2e.xml', description: 'e2e JUnit report', bytes: 1_402 },
+        { path: 'compose/rendered compose.yaml', description: 'The isolated Compose file', bytes: 2_048 },
+      ],
+    },
+    gate,
+    tests,
+    services: [
+      { name: 'api', state: 'running', health: 'healthy', image: 'shop-api:dev', imageId: 'sha256:3f2a1b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7081', ports: [{ container: 8000, protocol: 'tcp', host: 49153, hostIp: '127.0.0.1', url: 'http://127.0.0.1:49153' }] },
+      { name: 'db', state: 'running', health: 'healthy', image: 'postgres:16', imageId: 'sha256:aa11bb22cc33dd44ee55ff6677889900aabbccddeeff00112233445566778899', ports: [{ container: 5432, protocol: 'tcp', host: null, hostIp: null, url: null }] },
+      { name: 'redis', state: 'running', health: 'healthy', image: 'redis:7', imageId: 'sha256:bb22cc33dd44ee55ff6677889900aabbccddeeff0011223344556677889900aa', ports: [] },
+      { name: 'worker', state: 'running', health: null, image: 'shop-worker:dev', imageId: null, ports: [] },
+    ],
+    teardown: {
+      at: at(39_000),
+      instance: 'shop-feat-a-3f2a',
+      removed: { containers: ['ss-shop-a-api-1', 'ss-shop-a-db-1', 'ss-shop-a-redis-1', 'ss-shop-a-worker-1'], volumes: ['ss-shop-a_pgdata'], networks: ['ss-shop-a_default'] },
+      remaining: { containers: 0, volumes: 0, networks: 0 },
+      durationMs: 3_200,
+    },
+  };
+}
+
+/** The gate failed at probes; no tests and no teardown. */
+function failingFixture(): EvidenceBundle {
+  const b = passingFixture();
+  const gate: GateReport = {
+    ...b.gate!,
+    passed: false,
+    durationMs: 51_000,
+    stages: [
+      ...b.gate!.stages.slice(0, 4),
+      stage('probes', 20_940, 30_000, 'failed', { error: { code: 'SANDSTACK_PROBE_FAILED', message: 'probe api-health failed' } }),
+    ],
+    failure: {
+      stage: 'probes',
+      code: 'SANDSTACK_PROBE_FAILED',
+      message: 'probe "api-health" failed: GET /health returned 503 | body: {"db":"down"}',
+      hint: 'Check that api can reach db; see `sandstack logs api`',
+      service: 'api',
+    },
+  };
+  return {
+    ...b,
+    manifest: {
+      ...b.manifest,
+      timings: { gateMs: 51_000, testsMs: null, totalMs: 52_000 },
+      result: { gatePassed: false, testsPassed: null, passed: false },
+      notes: [],
+      files: b.manifest.files.filter((f) => !['tests.json', 'logs/e2e.log', 'junit/e2e.xml'].includes(f.path)),
+    },
+    gate,
+    tests: null,
+    teardown: null,
+  };
+}
+
+/** The rect.bar elements of the timeline, with their attributes. */
+function bars(html: string) {
+  const svg = html.match(/<svg id="timeline"[\s\S]*?<\/svg>/)?.[0] ?? '';
+  return Array.from(svg.matchAll(/<rect class="bar"([^>]*)>/g), (m) => {
+    const attr = (name: string) => m[1]!.match(new RegExp(`${name}="([^"]*)"`))?.[1] ?? '';
+    return { kind: attr('data-kind'), name: attr('data-name'), status: attr('data-status'), x: Number(attr('x')), width: Number(attr('width')) };
+  });
+}
+
+describe('renderSummaryMarkdown', () => {
+  const md = renderSummaryMarkdown(passingFixture());
+
+  it('starts with a title line naming the overall result and the instance', () => {
+    expect(md.split('\n')[0]).toBe('## sandstack evidence: FAILED · `shop-feat-a-3f2a`');
+    const ok = passingFixture();
+    ok.manifest.result.passed = true;
+    expect(renderSummaryMarkdown(ok).split('\n')[0]).toContain('PASSED');
+  });
+
+  it('lists the facts: branch, short commit, dirty flag and versions', () => {
+    expect(md).toContain('**Branch:** `feat/a`');
+    expect(md).toContain('**Commit:** `9c1d2e3` · **dirty:** no');
+    expect(md).toContain('sandstack `0.1.0` · Docker `26.1.5` · Compose `2.29.7`');
+  });
+
+  it('has a row per gate stage with status and duration', () => {
+    expect(md).toContain('### Startability Gate');
+    expect(md).toContain('| Stage | Status | Duration | Details |');
+    expect(md).toContain('| config | passed | 180 ms | 4 services |');
+    expect(md).toContain('| build | passed | 12.1 s | 2 images built |');
+    expect(md).toContain('| teardown | skipped | 0 ms | mode up keeps the stack running |');
+    const stageRows = md.split('\n').filter((l) => /^\| (config|build|start|healthy|probes|isolation|teardown) \|/.test(l));
+    expect(stageRows).toHaveLength(7);
+  });
+
+  it('summarises the tests and names the failing test with its message (first line)', () => {
+    expect(md).toContain('2 suites · 12 tests: 11 passed, 1 failed, 0 skipped');
+    expect(md).toContain('| unit | `unit` | `host` | passed | 8: 8 passed | 2.1 s |');
+    expect(md).toContain('| e2e | `e2e` | `api` | **FAILED** (exit 1) | 4: 3 passed, 1 failed | 9.8 s |');
+    expect(md).toContain('#### Failures');
+    expect(md).toContain('- e2e › test_workers_registered: AssertionError: expected 4 workers registered, got 3 …');
+    expect(md).not.toContain('assert 3 == 4');
+  });
+
+  it('truncates long failure messages to about 300 characters', () => {
+    const b = passingFixture();
+    b.tests!.suites[1]!.junit!.failures[0]!.message = `E${'x'.repeat(1000)}`;
+    const line = renderSummaryMarkdown(b).split('\n').find((l) => l.startsWith('- e2e › test_workers_registered: '))!;
+    expect(line.length).toBeLessThan(360);
+    expect(line.endsWith('…')).toBe(true);
+  });
+
+  it('has a services table with short image ids and ports', () => {
+    expect(md).toContain('| Service | State | Health | Image | Image ID | Ports |');
+    expect(md).toContain('| `api` | running | healthy | `shop-api:dev` | `3f2a1b4c5d6e` | `127.0.0.1:49153->8000/tcp` `http://127.0.0.1:49153` |');
+    expect(md).toContain('| `db` | running | healthy | `postgres:16` | `aa11bb22cc33` | `5432/tcp (not published)` |');
+    expect(md).toContain('| `worker` | running | - | `shop-worker:dev` | - | - |');
+  });
+
+  it('states the teardown proof', () => {
+    expect(md).toContain('Teardown: removed 4 containers, 1 volume, 1 network in 3.2 s; remaining 0 containers, 0 volumes, 0 networks → verified: nothing left.');
+    const dirty = passingFixture();
+    dirty.teardown!.remaining.volumes = 1;
+    const out = renderSummaryMarkdown(dirty);
+    expect(out).toContain('**NOT CLEAN**: 0 containers, 1 volume, 0 networks still present');
+    expect(out).not.toContain('nothing left');
+  });
+
+  it('lists the notes, escaped', () => {
+    expect(md).toContain('### Notes');
+    expect(md).toContain('- Allowed: service \\`worker\\` has no healthcheck (allowances.noHealthcheck)');
+  });
+
+  it('links every bundle file relatively, with its description', () => {
+    const b = passingFixture();
+    for (const f of b.manifest.files.filter((f) => !f.path.includes(' '))) {
+      expect(md).toContain(`- [${f.path}](${f.path}) — ${f.description}`);
+    }
+    expect(md).toContain('- [compose/rendered compose.yaml](compose/rendered%20compose.yaml) — The isolated Compose file');
+    expect(md).not.toMatch(/\]\((https?:|\/)/);
+  });
+
+  it('says "not run" for the parts that did not run, and shows the gate failure', () => {
+    const out = renderSummaryMarkdown(failingFixture());
+    expect(out).toContain('Tests: not run.');
+    expect(out).toContain('Teardown: not run.');
+    expect(out).not.toContain('#### Failures');
+    expect(out).toContain('| probes | **FAILED** | 30.0 s |');
+    expect(out).toContain('**Failure** at stage `probes` (`SANDSTACK_PROBE_FAILED`, service `api`):');
+    expect(out).toContain('probe "api-health" failed: GET /health returned 503 | body: {"db":"down"}');
+    expect(out).toContain('**Hint:** Check that api can reach db; see \\`sandstack logs api\\`');
+    expect(out).toContain('### Notes\n\nNone.');
+
+    const none = failingFixture();
+    none.gate = null;
+    none.manifest.timings.gateMs = null;
+    const empty = renderSummaryMarkdown(none);
+    expect(empty).toContain('Startability Gate: not run.');
+    expect(empty).toContain('gate not run · tests not run');
+  });
+
+  it('escapes pipes and newlines in table cells', () => {
+    const b = passingFixture();
+    b.gate!.stages[1]!.details = { summary: 'built a | b\nand c' };
+    const out = renderSummaryMarkdown(b);
+    expect(out).toContain('| build | passed | 12.1 s | built a \\| b<br>and c |');
+    // Every table row still has the same number of unescaped separators as its header.
+    const rows = out.split('\n').filter((l) => /^\| (config|build|start) \|/.test(l));
+    for (const r of rows) expect(r.replace(/\\\|/g, '').split('|').length).toBe(6);
+  });
+
+  it('escapes a pipe inside a failing test message so the services and suites tables stay intact', () => {
+    const b = passingFixture();
+    b.tests!.suites[1]!.junit!.failures[0]!.message = 'expected a | b';
+    b.services[0]!.state = 'running | restarting';
+    const out = renderSummaryMarkdown(b);
+    expect(out).toContain('- e2e › test_workers_registered: expected a | b');
+    expect(out).toContain('| `api` | running \\| restarting | healthy |');
+  });
+
+  it('escapes Markdown and HTML in free text', () => {
+    expect(mdText('a *b* <script>x</script> [l](u) _em_ snake_case')).toBe('a \\*b\\* \\<script\\>x\\</script\\> \\[l\\](u) \\_em\\_ snake_case');
+    expect(mdText('# heading\n- item\n1. one\n---\n+ x')).toBe('\\# heading\n\\- item\n1\\. one\n\\---\n\\+ x');
+    expect(mdText('0.1.0 -x #tag 2) two')).toBe('0.1.0 -x #tag 2) two');
+    expect(cell('a|b\nc')).toBe('a\\|b<br>c');
+  });
+});
+
+describe('renderReportHtml', () => {
+  const html = renderReportHtml(passingFixture());
+
+  it('is one self-contained page: no scripts, no external resources', () => {
+    expect(html.startsWith('<!DOCTYPE html>')).toBe(true);
+    expect(html).not.toMatch(/<script/i);
+    expect(html).not.toMatch(/\b(src|href)\s*=\s*["']?\s*(https?:)?\/\//i);
+    expect(html).not.toMatch(/<link\b/i);
+    expect(html).not.toMatch(/@import|url\(/i);
+    // The only http(s) text is the service URL, shown as text.
+    const urls = Array.from(html.matchAll(/https?:\/\/[^\s<"']*/g), (m) => m[0]);
+    expect(urls).toEqual(['http://127.0.0.1:49153']);
+    expect(html).toContain('<code class="url">http://127.0.0.1:49153</code>');
+  });
+
+  it('shows the result, the instance and the facts', () => {
+    expect(html).toContain('<header class="failed">');
+    expect(html).toContain('<h1>FAILED</h1>');
+    expect(html).toContain('instance <code>shop-feat-a-3f2a</code>');
+    expect(html).toContain('<code>feat/a</code>');
+    expect(html).toContain('>9c1d2e3</code>');
+    expect(html).toContain('<code>26.1.5</code>');
+  });
+
+  it('draws one bar per gate stage and per test suite, with status, positive width and increasing x', () => {
+    const bs = bars(html);
+    expect(bs).toHaveLength(7 + 2);
+    expect(bs.map((b) => `${b.kind}:${b.name}:${b.status}`)).toEqual([
+      'stage:config:passed',
+      'stage:build:passed',
+      'stage:start:passed',
+      'stage:healthy:passed',
+      'stage:probes:passed',
+      'stage:isolation:passed',
+      'stage:teardown:skipped',
+      'suite:unit:passed',
+      'suite:e2e:failed',
+    ]);
+    for (const b of bs) expect(b.width).toBeGreaterThan(0);
+    expect(bs.find((b) => b.name === 'teardown')!.width).toBeGreaterThanOrEqual(2);
+    for (let i = 1; i < bs.length; i++) expect(bs[i]!.x).toBeGreaterThan(bs[i - 1]!.x);
+    // Common time axis: the build bar is far wider than the config bar (12.1 s vs 0.18 s).
+    expect(bs[1]!.width / bs[0]!.width).toBeGreaterThan(40);
+  });
+
+  it('colours bars by status and gives each a tooltip', () => {
+    const svg = html.match(/<svg id="timeline"[\s\S]*?<\/svg>/)![0];
+    expect(svg).toMatch(/data-name="e2e" data-status="failed"[^>]*fill="#e03131"/);
+    expect(svg).toMatch(/data-name="teardown" data-status="skipped"[^>]*fill="#adb5bd"/);
+    expect(svg).toMatch(/data-name="build" data-status="passed"[^>]*fill="#2f9e44"/);
+    expect(svg).toContain('<title>build (stage): passed, 12.1 s, starts at +200 ms</title>');
+    expect(svg).toContain('<title>e2e (e2e suite in api): FAILED, 9.8 s, starts at +25.3 s</title>');
+    // Second ticks on the x axis.
+    expect(svg).toContain('>0 s</text>');
+    expect(svg).toContain('>10 s</text>');
+  });
+
+  it('has tables for stages, tests with failures, services, teardown and links to the files', () => {
+    expect(html).toContain('<td><code>probes</code></td><td><span class="pill s-passed">passed</span></td>');
+    expect(html).toContain('<code>e2e › test_workers_registered</code>');
+    expect(html).toContain('AssertionError: expected 4 workers registered, got 3\nassert 3 == 4');
+    expect(html).toContain('>3f2a1b4c5d6e</code>');
+    expect(html).toContain('verified: nothing left');
+    for (const f of passingFixture().manifest.files) {
+      expect(html).toContain(`>${f.path}</a>`);
+    }
+    expect(html).toContain('<a href="logs/e2e.log">logs/e2e.log</a>');
+    expect(html).toContain('<a href="compose/rendered%20compose.yaml">');
+  });
+
+  it('HTML-escapes every piece of text from the bundle', () => {
+    const b = passingFixture();
+    b.tests!.suites[1]!.junit!.failures[0]!.message = '<script>alert(1)</script> & "quotes"';
+    b.tests!.suites[1]!.name = 'e2e"><script>alert(2)</script>';
+    b.services[0]!.name = '<img src=x onerror=alert(3)>';
+    b.manifest.notes = ['<b>bold</b>'];
+    b.manifest.files.push({ path: '"><script>alert(4)</script>.txt', description: '<i>x</i>', bytes: 1 });
+    const out = renderReportHtml(b);
+    expect(out).not.toContain('<script>alert');
+    expect(out).not.toContain('<img src=x');
+    expect(out).not.toContain('<b>bold</b>');
+    expect(out).toContain('&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;');
+    expect(out).toContain('data-name="e2e&quot;&gt;&lt;script&gt;alert(2)&lt;/script&gt;"');
+    expect(bars(out)).toHaveLength(9);
+  });
+
+  it('says "not run" for missing parts and shows the gate failure', () => {
+    const out = renderReportHtml(failingFixture());
+    const bs = bars(out);
+    expect(bs).toHaveLength(5);
+    expect(bs.map((b) => b.status)).toEqual(['passed', 'passed', 'passed', 'passed', 'failed']);
+    expect(out).toMatch(/<section class="card" id="tests"><h2>Tests<\/h2><p class="muted">not run<\/p>/);
+    expect(out).toMatch(/<section class="card" id="teardown"><h2>Teardown<\/h2><p class="muted">not run<\/p>/);
+    expect(out).toContain('<h3>Failure</h3><p>stage <code>probes</code> · code <code>SANDSTACK_PROBE_FAILED</code> · service <code>api</code></p>');
+    expect(out).toContain('<pre>probe &quot;api-health&quot; failed: GET /health returned 503 | body: {&quot;db&quot;:&quot;down&quot;}</pre>');
+    expect(out).toContain('<strong>Hint:</strong> Check that api can reach db; see `sandstack logs api`');
+
+    const nothing = failingFixture();
+    nothing.gate = null;
+    const empty = renderReportHtml(nothing);
+    expect(bars(empty)).toHaveLength(0);
+    expect(empty).toMatch(/id="gate"><h2>Startability Gate<\/h2><p class="muted">not run<\/p>/);
+  });
+});
