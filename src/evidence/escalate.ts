@@ -11,7 +11,9 @@ import { SandstackError } from '../errors.js';
 import type { Context } from '../lifecycle/context.js';
 import { resolveInstance } from '../lifecycle/instance.js';
 import { evidenceRoot, latestRunDir } from '../testing/runner.js';
+import { gatherSecrets } from './bundle.js';
 import type { Manifest } from './model.js';
+import { redactText } from './redact.js';
 
 export const EscalationInputSchema = z.strictObject({
   title: z.string().min(1).optional(),
@@ -119,7 +121,10 @@ export async function escalate(ctx: Context, input: Partial<EscalationInput>): P
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const markdown = path.join(dir, 'escalation.md');
   const json = path.join(dir, 'escalation.json');
-  await writeFile(markdown, md(packet), { mode: 0o600 });
-  await writeFile(json, `${JSON.stringify(packet, null, 2)}\n`, { mode: 0o600 });
+  // The packet is meant to be shared: no secret value may appear in it.
+  const rendered = await readFile(inst.paths.rendered, 'utf8').catch(() => undefined);
+  const secrets = await gatherSecrets(ctx, inst, rendered);
+  await writeFile(markdown, redactText(md(packet), secrets).text, { mode: 0o600 });
+  await writeFile(json, redactText(`${JSON.stringify(packet, null, 2)}\n`, secrets).text, { mode: 0o600 });
   return { dir, markdown, json, packet };
 }
