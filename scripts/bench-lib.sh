@@ -32,4 +32,4 @@ wait_healthy() {
   return 1
 }
 
-raw_compose() { (cd "$BASE/demo" && docker-compose -p "$1" -f compose.raw.yaml "${@:2}"); }
+raw_compose() { (cd "$BASE/demo" && DB_PASSWORD=bench-only-password docker-compose -p "$1" -f compose.raw.yaml "${@:2}"); }

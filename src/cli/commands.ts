@@ -8,7 +8,7 @@ import { createContext, type Context } from '../lifecycle/context.js';
 import { destroy, down, status, up, type DestroyResult, type StatusResult, type UpResult } from '../lifecycle/operations.js';
 import { listInstances } from '../lifecycle/status.js';
 import type { ServiceStatus } from '../lifecycle/status.js';
-import { init, logs, newWorktree, ports, render, shell } from '../lifecycle/workspace.js';
+import { init, logs, newWorktree, ports, render, secrets, shell } from '../lifecycle/workspace.js';
 import { gateCheck, gateFresh } from '../gate/run.js';
 import { runTests } from '../testing/runner.js';
 import { writeEvidence } from '../evidence/bundle.js';
@@ -210,6 +210,28 @@ export function registerCommands(program: Command, run: Runner): void {
           ...(o.evidence ? { evidence: o.evidence } : {}),
         });
         out.result({ dir: r.dir, markdown: r.markdown, json: r.json, packet: r.packet }, () => `escalation written:\n  ${r.markdown}\n  ${r.json}`);
+      }),
+    );
+
+  const secretsCmd = program.command('secrets').description("list the instance's generated secrets (names and files, never values), or rotate them");
+  secretsCmd
+    .command('ls', { isDefault: true })
+    .description('list the declared secrets and where their 0600 files are')
+    .action(
+      run(async (ctx, out) => {
+        const r = await secrets(ctx);
+        out.result(r, () => (r.secrets.length ? table(['SECRET', 'GENERATED', 'FILE'], r.secrets.map((s) => [s.name, s.generated ? 'yes' : 'no (on first up)', s.file])) : 'no secrets declared in sandstack.yaml'));
+      }),
+    );
+  secretsCmd
+    .command('rotate [names...]')
+    .description('replace the values of the named secrets (default: all); takes effect on the next up')
+    .addHelpText('after', '\nExample:\n  sandstack secrets rotate DB_PASSWORD && sandstack down && sandstack up')
+    .action(
+      run(async (ctx, out) => {
+        const names = secretsCmd.commands.find((c) => c.name() === 'rotate')!.args;
+        const r = await secrets(ctx, { rotate: names.length ? names : true });
+        out.result(r, () => `rotated ${r.rotated?.join(', ') || 'nothing'}; running containers keep the old values until \`sandstack down && sandstack up\``);
       }),
     );
 

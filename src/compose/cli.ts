@@ -127,16 +127,32 @@ export interface ComposeProject {
   /** Compose files; empty means Compose's own discovery in projectDir. */
   files: string[];
   profiles: string[];
-  /** Variables for interpolation and COMPOSE_PROJECT_NAME. */
+  /** sandstack's variables for interpolation (instance, ports, data root, secrets). */
   env: Record<string, string>;
+  /** Host environment variables Compose may see besides those it needs to run (env.allow, env.required). */
+  allowEnv: string[];
 }
 
-/** Variables from the caller's environment that would change which project or files Compose uses. */
-const COMPOSE_SELECTORS = ['COMPOSE_FILE', 'COMPOSE_PROFILES', 'COMPOSE_PROJECT_NAME', 'COMPOSE_PATH_SEPARATOR'];
+/**
+ * What Compose itself needs from the host environment to run (locate the engine, build through a
+ * proxy, write temp files). Nothing else of the host's environment reaches Compose, and so nothing
+ * else can be interpolated into the model or passed through into containers, unless allowed.
+ */
+export const COMPOSE_RUNTIME_ENV = [
+  'PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE', 'TMPDIR', 'TZ', 'TERM',
+  'XDG_RUNTIME_DIR', 'XDG_CONFIG_HOME',
+  'DOCKER_HOST', 'DOCKER_CONFIG', 'DOCKER_CERT_PATH', 'DOCKER_TLS_VERIFY', 'DOCKER_CONTEXT', 'DOCKER_API_VERSION', 'DOCKER_BUILDKIT',
+  'COMPOSE_DOCKER_CLI_BUILD', 'COMPOSE_HTTP_TIMEOUT', 'COMPOSE_PARALLEL_LIMIT', 'COMPOSE_INTERACTIVE_NO_CLI',
+  'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'no_proxy',
+];
 
+/** The environment a Compose process gets: runtime essentials, allowed host variables, sandstack's own. */
 export function composeEnv(project: ComposeProject, base: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(base)) if (v !== undefined && !COMPOSE_SELECTORS.includes(k)) env[k] = v;
+  for (const k of [...COMPOSE_RUNTIME_ENV, ...project.allowEnv]) {
+    const v = base[k];
+    if (v !== undefined) env[k] = v;
+  }
   return { ...env, ...project.env, COMPOSE_PROJECT_NAME: project.projectName };
 }
 

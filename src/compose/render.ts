@@ -13,6 +13,10 @@ export interface RenderInput {
   identity: InstanceIdentity;
   leases: Lease[];
   allowExternal: { volumes: string[]; networks: string[] };
+  /** Host variables allowed through; pass-through entries (`- NAME` without a value) of others are dropped. */
+  allowEnv?: string[];
+  /** Services that get no route out: attached only to the instance's internal network. */
+  egressNone?: string[];
 }
 
 export interface RenderReport {
@@ -23,6 +27,10 @@ export interface RenderReport {
   scopedNetworks: string[];
   keptExternal: { kind: 'volume' | 'network'; key: string; name: string }[];
   renamedImages: { from: string; to: string }[];
+  /** Pass-through environment entries dropped because the host variable is not allowed. */
+  droppedEnv: { service: string; name: string }[];
+  /** Services on the internal network only (egress: none). */
+  egressNone: string[];
 }
 
 export interface RenderResult {
@@ -31,6 +39,8 @@ export interface RenderResult {
 }
 
 const LOOPBACK = '127.0.0.1';
+/** The instance network with no route out, for services with egress: none. */
+export const INTERNAL_NETWORK = 'sandstack_internal';
 
 function externalName(key: string, def: { external?: unknown; name?: string }): string {
   if (def.external && typeof def.external === 'object' && 'name' in def.external && typeof def.external.name === 'string') return def.external.name;
@@ -53,7 +63,22 @@ export function renderIsolated(input: RenderInput): RenderResult {
     scopedNetworks: [],
     keptExternal: [],
     renamedImages: [],
+    droppedEnv: [],
+    egressNone: [],
   };
+  const egressNone = new Set(input.egressNone ?? []);
+  for (const name of egressNone) {
+    if (!model.services[name]) {
+      throw new SandstackError('SANDSTACK_UNKNOWN_SERVICE', `services.${name}.egress in sandstack.yaml names a service the compose project does not define.`, {
+        hint: `Known services: ${Object.keys(model.services).join(', ')}.`,
+      });
+    }
+    if (leases.some((l) => l.service === name)) {
+      throw new SandstackError('SANDSTACK_CONFIG_INVALID', `Service ${name} has egress: none and a published port; a service on an internal network cannot publish ports.`, {
+        hint: `Remove ${name} from ports.publish, or give it egress: default.`,
+      });
+    }
+  }
 
   for (const lease of leases) {
     if (!model.services[lease.service]) {
@@ -98,6 +123,13 @@ export function renderIsolated(input: RenderInput): RenderResult {
 
     svc.labels = { ...toRecord(svc.labels), ...labels } as Record<string, string>;
     const env = toRecord(svc.environment);
+    for (const [k, v] of Object.entries(env)) {
+      // `- NAME` without a value copies the host's variable into the container: only when allowed.
+      if (v === null && !(input.allowEnv ?? []).includes(k)) {
+        delete env[k];
+        report.droppedEnv.push({ service: name, name: k });
+      }
+    }
     svc.environment = { ...env, ...instanceEnvironment(identity, env.OTEL_RESOURCE_ATTRIBUTES ?? undefined) };
 
     if (svc.build !== undefined) {
@@ -107,6 +139,21 @@ export function renderIsolated(input: RenderInput): RenderResult {
     }
     if (svc.image && imageRenames.has(svc.image)) svc.image = imageRenames.get(svc.image);
     if (usesDefaultNetwork(svc)) anyDefault = true;
+  }
+
+  // egress: none — the service joins only `internal` (no gateway: no host, no outside); every
+  // service on the default network joins it too, so the service still reaches its peers.
+  if (egressNone.size > 0) {
+    for (const [name, svc] of Object.entries(model.services) as [string, ComposeService][]) {
+      if (egressNone.has(name)) {
+        delete svc.network_mode;
+        svc.networks = { [INTERNAL_NETWORK]: null };
+        report.egressNone.push(name);
+      } else if (usesDefaultNetwork(svc)) {
+        const nets = Array.isArray(svc.networks) ? Object.fromEntries(svc.networks.map((n) => [n, null])) : { ...(svc.networks ?? { default: null }) };
+        svc.networks = { ...nets, [INTERNAL_NETWORK]: null };
+      }
+    }
   }
 
   const scope = (kind: 'volume' | 'network', defs: Record<string, unknown> | undefined, allowed: string[]) => {
@@ -133,6 +180,7 @@ export function renderIsolated(input: RenderInput): RenderResult {
   model.volumes = scope('volume', model.volumes ?? undefined, input.allowExternal.volumes) as ComposeModel['volumes'];
   const networks = { ...(model.networks ?? {}) } as Record<string, unknown>;
   if (anyDefault && !('default' in networks)) networks.default = {};
+  if (egressNone.size > 0) networks[INTERNAL_NETWORK] = { internal: true };
   model.networks = scope('network', networks, input.allowExternal.networks) as ComposeModel['networks'];
   if (Object.keys(model.volumes ?? {}).length === 0) delete model.volumes;
   if (Object.keys(model.networks ?? {}).length === 0) delete model.networks;

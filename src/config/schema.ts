@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
 const serviceName = z.string().min(1).regex(/^[a-zA-Z0-9._-]+$/, 'a Compose service name');
 
 export const PublishSchema = z
@@ -146,11 +147,38 @@ export const ConfigSchema = z
     env: z
       .strictObject({
         required: z
-          .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'))
+          .array(envName)
           .default([])
-          .describe('Variables that must be set in the environment of sandstack (checked by the gate\'s config stage)'),
+          .describe('Variables that must be set in the environment of sandstack (checked by the gate\'s config stage); implies allow'),
+        allow: z
+          .array(envName)
+          .default([])
+          .describe('Host environment variables Compose may see (interpolation, pass-through entries); no others are passed'),
       })
       .prefault({}),
+    secrets: z
+      .array(
+        z.strictObject({
+          name: envName.describe('Variable name; use it in compose files as ${NAME} or read the file ${SANDSTACK_SECRETS_DIR}/NAME'),
+          length: z.number().int().min(16).max(256).default(32).describe('Characters of the generated value'),
+        }),
+      )
+      .default([])
+      .superRefine((list, ctx) => {
+        list.forEach((s, i) => {
+          if (list.findIndex((x) => x.name === s.name) !== i) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `secret ${s.name} is declared twice` });
+        });
+      })
+      .describe('Secrets generated per instance (random, never shared, stored 0600, never printed, deleted on destroy)'),
+    services: z
+      .record(
+        serviceName,
+        z.strictObject({
+          egress: z.enum(['default', 'none']).default('default').describe('none: only an internal network of the instance (peers yes, host and outside no)'),
+        }),
+      )
+      .default({})
+      .describe('Per-service settings'),
     tests: z
       .strictObject({
         unit: z.array(UnitTestSchema).default([]),

@@ -24,6 +24,7 @@ import type { BundleFile, EvidenceBundle, Manifest, ServiceRow, TeardownProof } 
 import { collectSecrets, MARKER_PREFIX, redactText, redactTree, type Secret } from './redact.js';
 import { renderSummaryMarkdown } from './summary.js';
 import { sandstackVersion } from '../version.js';
+import { loadSecrets } from '../secrets/secrets.js';
 
 const DESCRIPTIONS: [RegExp, string][] = [
   [/^manifest\.json$/, 'what, where, which versions, timings, result'],
@@ -160,7 +161,7 @@ export async function writeEvidence(ctx: Context, opts: WriteEvidenceOptions): P
   if (opts.teardown) await writeJson(path.join(dir, 'teardown.json'), opts.teardown);
   const teardown = opts.teardown ?? (await readJson<TeardownProof>(path.join(dir, 'teardown.json')));
 
-  const secrets = await gatherSecrets(ctx, runInst, renderedText, opts.injectedSecrets);
+  const secrets = await gatherSecrets(ctx, runInst, renderedText, [...(opts.injectedSecrets ?? []), ...(await loadSecrets(runInst.paths.dir))]);
   const redactedBefore = (await readJson<Manifest>(path.join(dir, 'manifest.json')))?.redaction.secretsRedacted ?? 0;
   const redacted = redactedBefore + (await redactTree(dir, secrets));
 

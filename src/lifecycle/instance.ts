@@ -2,7 +2,9 @@
  * Resolving "which instance is this?" and preparing it: identity, registry record and port leases,
  * the resolved and rendered Compose model.
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import type { Secret } from '../evidence/redact.js';
+import { ensureSecrets, secretsDir } from '../secrets/secrets.js';
 import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { detectCompose, type ComposeProject } from '../compose/cli.js';
@@ -168,6 +170,11 @@ export async function findRecord(ctx: Context, id: string): Promise<{ record?: I
   return { record: tx.result, notices: tx.notices };
 }
 
+/** Host variables the config lets through to Compose (env.allow and env.required). */
+export function allowedHostEnv(inst: ResolvedInstance): string[] {
+  return [...new Set([...inst.loaded.config.env.allow, ...inst.loaded.config.env.required])];
+}
+
 export interface PreparedInstance extends ResolvedInstance {
   record: InstanceRecord;
   createdRecord: boolean;
@@ -179,6 +186,13 @@ export interface PreparedInstance extends ResolvedInstance {
   notices: string[];
   /** Variables the compose files use that are not set (Compose interpolated them as blank). */
   unsetVariables: string[];
+  /** The instance's secrets (values: never print them). */
+  secrets: Secret[];
+}
+
+/** What Compose gets for the instance's secrets: each value by name, and where their files are. */
+export function secretEnv(inst: ResolvedInstance, secrets: Secret[]): Record<string, string> {
+  return { SANDSTACK_SECRETS_DIR: secretsDir(inst.paths.dir), ...Object.fromEntries(secrets.map((s) => [s.name, s.value])) };
 }
 
 export async function composeProjectFor(ctx: Context, inst: ResolvedInstance, leases: Lease[]): Promise<ComposeProject> {
@@ -191,6 +205,7 @@ export async function composeProjectFor(ctx: Context, inst: ResolvedInstance, le
     files,
     profiles: inst.loaded.config.compose.profiles,
     env: interpolationEnv(inst.identity, leases, inst.paths.dataRoot),
+    allowEnv: allowedHostEnv(inst),
   };
 }
 
@@ -200,7 +215,8 @@ export async function prepareInstance(ctx: Context, opts: { persist: boolean; in
   const source = await composeProjectFor(ctx, inst, []);
   const leased = await ensureLeases(ctx, inst, { persist: opts.persist });
   try {
-    const project = { ...source, env: interpolationEnv(inst.identity, leased.record.leases, inst.paths.dataRoot) };
+    const secrets = await ensureSecrets(inst.paths.dir, inst.loaded.config.secrets, { persist: opts.persist });
+    const project = { ...source, env: { ...interpolationEnv(inst.identity, leased.record.leases, inst.paths.dataRoot), ...secretEnv(inst, secrets) } };
     ctx.onProgress({ type: 'step', message: `resolving compose model (${source.cli.argv.join(' ')} ${source.cli.version})` });
     const { model, unsetVariables } = await resolveModelDetailed(project, ctx.signal);
     const { model: rendered, report } = renderIsolated({
@@ -208,6 +224,8 @@ export async function prepareInstance(ctx: Context, opts: { persist: boolean; in
       identity: inst.identity,
       leases: leased.record.leases,
       allowExternal: inst.loaded.config.external,
+      allowEnv: allowedHostEnv(inst),
+      egressNone: Object.entries(inst.loaded.config.services).filter(([, s]) => s.egress === 'none').map(([n]) => n),
     });
     if (opts.persist) {
       await mkdir(inst.paths.dataRoot, { recursive: true, mode: 0o700 });
@@ -224,9 +242,13 @@ export async function prepareInstance(ctx: Context, opts: { persist: boolean; in
       services: activeServices(rendered, inst.loaded.config.compose.profiles),
       notices: leased.notices,
       unsetVariables,
+      secrets,
     };
   } catch (e) {
-    if (opts.persist && leased.created) await releaseInstance(ctx, inst.identity.id).catch(() => undefined);
+    if (opts.persist && leased.created) {
+      await releaseInstance(ctx, inst.identity.id).catch(() => undefined);
+      await rm(inst.paths.dir, { recursive: true, force: true }).catch(() => undefined);
+    }
     throw e;
   }
 }
@@ -243,7 +265,7 @@ export async function renderedProject(ctx: Context, inst: ResolvedInstance, leas
     if (e instanceof SandstackError && e.code === 'SANDSTACK_COMPOSE_NOT_FOUND') {
       // The worktree's compose file is gone, but the rendered model is enough to operate on.
       const cli = await detectCompose(ctx.env, { cacheFile: composeCacheFile(ctx.home) });
-      return { cli, projectName: inst.identity.id, projectDir: inst.projectDir, files: [], profiles: inst.loaded.config.compose.profiles, env: interpolationEnv(inst.identity, leases, inst.paths.dataRoot) };
+      return { cli, projectName: inst.identity.id, projectDir: inst.projectDir, files: [], profiles: inst.loaded.config.compose.profiles, env: interpolationEnv(inst.identity, leases, inst.paths.dataRoot), allowEnv: allowedHostEnv(inst) };
     }
     throw e;
   });

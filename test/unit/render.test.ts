@@ -479,10 +479,40 @@ describe('renderIsolated: other cases', () => {
     ).model;
     expect(out.services.app?.environment).toMatchObject({
       A: '1',
-      PASSTHROUGH: null,
       OTEL_RESOURCE_ATTRIBUTES: 'service.name=app,sandstack.instance.id=feat-a,deployment.environment=sandbox',
     });
     expect(out.services.app?.labels).toMatchObject({ x: 'y', [LABELS.instance]: 'feat-a' });
+  });
+
+  it('drops pass-through entries of host variables that are not allowed, and keeps allowed ones', () => {
+    const model: ComposeModel = { services: { app: { image: 'a', environment: ['A=1', 'HOST_TOKEN', 'CI_FLAG'] } } };
+    const denied = renderIsolated({ model, identity: idA, leases: [], allowExternal: noExternal });
+    expect(denied.model.services.app?.environment).not.toHaveProperty('HOST_TOKEN');
+    expect(denied.model.services.app?.environment).not.toHaveProperty('CI_FLAG');
+    expect(denied.report.droppedEnv).toEqual([
+      { service: 'app', name: 'HOST_TOKEN' },
+      { service: 'app', name: 'CI_FLAG' },
+    ]);
+    const allowed = renderIsolated({ model, identity: idA, leases: [], allowExternal: noExternal, allowEnv: ['CI_FLAG'] });
+    expect(allowed.model.services.app?.environment).toMatchObject({ A: '1', CI_FLAG: null });
+    expect(allowed.report.droppedEnv).toEqual([{ service: 'app', name: 'HOST_TOKEN' }]);
+  });
+
+  it('puts egress: none services on the internal network only, and their peers on both', () => {
+    const model: ComposeModel = { services: { api: { image: 'a' }, worker: { image: 'w', networks: ['default'] }, db: { image: 'd' } } };
+    const out = renderIsolated({ model, identity: idA, leases: [], allowExternal: noExternal, egressNone: ['worker'] });
+    expect(out.model.services.worker?.networks).toEqual({ sandstack_internal: null });
+    expect(out.model.services.api?.networks).toEqual({ default: null, sandstack_internal: null });
+    expect(out.model.services.db?.networks).toEqual({ default: null, sandstack_internal: null });
+    expect(out.model.networks?.sandstack_internal).toMatchObject({ internal: true, name: 'feat-a_sandstack_internal' });
+    expect(out.report.egressNone).toEqual(['worker']);
+  });
+
+  it('refuses egress: none on a service with a published port, or an unknown service', () => {
+    const model: ComposeModel = { services: { api: { image: 'a' } } };
+    const lease: Lease = { service: 'api', containerPort: 80, protocol: 'tcp', hostPort: 20001, scheme: 'http' };
+    expect(() => renderIsolated({ model, identity: idA, leases: [lease], allowExternal: noExternal, egressNone: ['api'] })).toThrow(/egress: none and a published port/);
+    expect(() => renderIsolated({ model, identity: idA, leases: [], allowExternal: noExternal, egressNone: ['nope'] })).toThrow(SandstackError);
   });
 
   it('overrides user labels that clash with sandstack labels', () => {
