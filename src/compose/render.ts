@@ -180,7 +180,9 @@ export function renderIsolated(input: RenderInput): RenderResult {
   model.volumes = scope('volume', model.volumes ?? undefined, input.allowExternal.volumes) as ComposeModel['volumes'];
   const networks = { ...(model.networks ?? {}) } as Record<string, unknown>;
   if (anyDefault && !('default' in networks)) networks.default = {};
-  if (egressNone.size > 0) networks[INTERNAL_NETWORK] = { internal: true };
+  // internal: no forwarding out of the network; inhibit_ipv4: the host keeps no address on its
+  // bridge, so the host itself (its ports, its other addresses) is out of reach too.
+  if (egressNone.size > 0) networks[INTERNAL_NETWORK] = { internal: true, driver_opts: { 'com.docker.network.bridge.inhibit_ipv4': 'true' } };
   model.networks = scope('network', networks, input.allowExternal.networks) as ComposeModel['networks'];
   if (Object.keys(model.volumes ?? {}).length === 0) delete model.volumes;
   if (Object.keys(model.networks ?? {}).length === 0) delete model.networks;

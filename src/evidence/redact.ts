@@ -58,3 +58,13 @@ export async function redactTree(dir: string, secrets: Secret[]): Promise<number
   }
   return total;
 }
+
+/** Redacts every string inside a JSON-like value (before it is serialized, so escaping cannot hide a secret). */
+export function redactValue<T>(value: T, secrets: Secret[]): T {
+  if (typeof value === 'string') return redactText(value, secrets).text as T;
+  if (Array.isArray(value)) return value.map((v) => redactValue(v, secrets)) as T;
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactValue(v, secrets)])) as T;
+  }
+  return value;
+}

@@ -18,7 +18,7 @@ import { ensureLeases, findRecord, prepareInstance, registryOptions, renderedPro
 import { urlFor } from './status.js';
 import { gatherSecrets } from '../evidence/bundle.js';
 import { loadSecrets, rotateSecrets, secretsDir } from '../secrets/secrets.js';
-import { redactText } from '../evidence/redact.js';
+import { redactValue } from '../evidence/redact.js';
 
 async function exists(p: string): Promise<boolean> {
   return access(p).then(
@@ -149,11 +149,11 @@ export async function render(ctx: Context): Promise<RenderCommandResult> {
   const prepared = await prepareInstance(ctx, { persist: record !== undefined, inst });
   // Never print a secret: the instance's generated secrets and secret-like values become markers.
   const secrets = await gatherSecrets(ctx, inst, toYaml(prepared.model), prepared.secrets);
-  const yaml = redactText(toYaml(prepared.model, { lineWidth: 0 }), secrets).text;
+  const model = redactValue(prepared.model, secrets);
   return {
     instance: { id: prepared.identity.id },
-    model: JSON.parse(redactText(JSON.stringify(prepared.model), secrets).text) as unknown,
-    yaml,
+    model,
+    yaml: toYaml(model, { lineWidth: 0 }),
     report: prepared.report,
     file: record ? prepared.paths.rendered : undefined,
   };

@@ -53,6 +53,9 @@ function entryRemoval(text: string, entry: YamlEntryView): Edit | { reason: stri
   const keyStart = keyRange[0];
   const value = entry.pair.value;
   const valueEnd = isNode(value) && value.range ? value.range[1] : keyRange[1];
+  if (entry.parent.items.length === 1 && !entry.parent.flow) {
+    return { reason: 'it is the only key of its mapping (removing it would leave an empty value)' };
+  }
   if (entry.parent.flow) {
     let end = valueEnd;
     let j = end;
@@ -69,6 +72,8 @@ function entryRemoval(text: string, entry: YamlEntryView): Edit | { reason: stri
   }
   const lineStart = text.lastIndexOf('\n', keyStart - 1) + 1;
   if (!/^[ \t]*$/.test(text.slice(lineStart, keyStart))) return { reason: 'the key does not start its line' };
+  // A block scalar's range ends after its last line break: the entry ends right there.
+  if (valueEnd > keyStart && text[valueEnd - 1] === '\n') return { start: lineStart, end: valueEnd, replacement: '' };
   const nl = text.indexOf('\n', valueEnd);
   const rest = text.slice(valueEnd, nl < 0 ? text.length : nl);
   if (!/^[ \t]*(#.*)?\r?$/.test(rest)) return { reason: 'something else follows the value on its line' };
@@ -111,7 +116,12 @@ export function fixComposeText(text: string, opts: FixOptions = {}): { text: str
     const pos = lineColumn(text, cn.keyNode.range[0]);
     const removal = entryRemoval(text, cn);
     if ('reason' in removal) {
-      changes.push({ kind: 'remove-container-name', ruleIds: ['SS001'], service: s.name, ...pos, before: '', after: '', applied: false, reason: removal.reason });
+      if (!changes.some((c) => c.kind === 'remove-container-name' && c.line === pos.line && c.column === pos.column)) {
+        const v = cn.pair.value;
+        const end = isNode(v) && v.range ? v.range[1] : cn.keyNode.range[1];
+        const before = text.slice(cn.keyNode.range[0], end);
+        changes.push({ kind: 'remove-container-name', ruleIds: ['SS001'], service: s.name, ...pos, before, after: '', applied: false, reason: removal.reason });
+      }
       continue;
     }
     const shared = edits.has(removal.start);
@@ -137,7 +147,7 @@ export function fixComposeText(text: string, opts: FixOptions = {}): { text: str
     const pos = offset !== undefined ? lineColumn(text, offset) : { line: 0, column: 0 };
     const ruleIds = [...(plan.notLoopback ? ['SS002'] : []), ...(plan.fixedHostPort ? ['SS003'] : [])];
     const base = { kind: 'bind-port-loopback' as const, ruleIds, service: plan.service, ...pos };
-    const before = node?.range ? text.slice(node.range[0], node.range[1]) : plan.info.display;
+    const before = node?.range ? text.slice(node.range[0], node.range[1]).trimEnd() : plan.info.display;
     const notApplied = (after: string, reason: string) => changes.push({ ...base, before, after, applied: false, reason });
     if (plan.info.syntax === 'long') {
       notApplied(plan.longAdvice ?? '', 'long-syntax port: not auto-fixable, set host_ip (and a parameterised published port) by hand');

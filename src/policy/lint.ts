@@ -85,12 +85,15 @@ export class YamlValueView implements ValueView {
   readonly pos?: Pos;
   /** The node after alias resolution (null for an empty value). */
   readonly node: Node | null;
+  /** Reached through an alias or a merge key (so it may be shared with other places). */
+  readonly viaAlias: boolean;
+  private readonly depth: number;
   private cachedEntries?: YamlEntryView[];
 
   constructor(
     private readonly parsed: ParsedCompose,
     node: unknown,
-    readonly viaAlias: boolean,
+    viaAlias: boolean,
     depth = 0,
   ) {
     let n = node;
@@ -109,14 +112,12 @@ export class YamlValueView implements ValueView {
       alias = true;
     }
     this.viaAlias = alias;
+    this.depth = depth;
     this.node = (n ?? null) as Node | null;
     this.kind = isMap(n) ? 'map' : isSeq(n) ? 'seq' : 'scalar';
-    const range = (n as Node | null)?.range;
+    const range = this.node?.range;
     if (range) this.pos = this.position(range[0]);
-    this.depth = depth;
   }
-
-  private readonly depth: number;
 
   position(offset: number): Pos {
     const p = this.parsed.lc.linePos(offset);

@@ -1066,7 +1066,7 @@ export function servicesOf(root: ValueView): { name: string; view: ValueView; ke
 /** Every check on a document view. */
 export function checkDocument(root: ValueView, ctx: CheckContext): RawFinding[] {
   const services = servicesOf(root);
-  if (root.kind !== 'map' || !root.get('services')) return [];
+  if (services.length === 0) return [];
   const out: RawFinding[] = [];
   for (const plan of planPorts(services, ctx)) out.push(...portFindings(plan));
   const local = builtImages(services, ctx);

@@ -20,6 +20,23 @@ export interface SarifOptions {
   mergedModelUri?: string;
 }
 
+/** One-line titles for SARIF viewers (shortDescription). */
+const TITLES: Record<string, string> = {
+  SS001: 'Fixed container_name',
+  SS002: 'Published port not bound to loopback',
+  SS003: 'Literal host port',
+  SS004: 'Docker socket mounted into a container',
+  SS005: 'Privileged container',
+  SS006: 'Dangerous capability added',
+  SS007: 'Host namespace shared',
+  SS008: 'Broad host path bind-mounted',
+  SS009: 'External volume or network shared by every instance',
+  SS010: 'Secret written into the compose file',
+  SS011: 'Grafana anonymous access with admin rights',
+  SS012: 'Kernel confinement (seccomp/AppArmor/SELinux) disabled',
+  SS013: 'Image not pinned to a version',
+};
+
 /** A relative, forward-slashed, percent-encoded URI reference for a file. */
 function artifactUri(file: string, baseDir: string): string {
   const rel = path.isAbsolute(file) ? path.relative(baseDir, file) : file;
@@ -37,7 +54,7 @@ export function toSarif(findings: Finding[], toolVersion: string, opts: SarifOpt
   const rules = RULES.map((r) => ({
     id: r.id,
     name: r.name,
-    shortDescription: { text: `${r.name}: ${r.description.split(/(?<=\.)\s/)[0]}` },
+    shortDescription: { text: TITLES[r.id] ?? r.name },
     fullDescription: { text: r.description },
     help: { text: r.fix },
     defaultConfiguration: { level: r.severity },

@@ -48,6 +48,8 @@ describe('verify', () => {
       // The backend gets the token and prints it at start; the e2e run prints it too.
       await edit(path.join(repo, 'compose.yaml'), 'DATABASE_HOST: db\n', 'DATABASE_HOST: db\n      MARKET_API_TOKEN: ${DEMO_MARKET_API_TOKEN}\n');
       await edit(path.join(repo, 'compose.yaml'), 'command: ["python3", "/app/backend.py"]', 'command: ["sh", "-c", "echo connecting with token $$MARKET_API_TOKEN; exec python3 /app/backend.py"]');
+      // Host variables reach Compose only when allowed.
+      await edit(path.join(repo, 'sandstack.yaml'), 'version: 1\n', 'version: 1\nenv:\n  allow: [DEMO_MARKET_API_TOKEN]\n');
     });
     const r = await sb.run(sb.repo, ['verify'], { env: { DEMO_MARKET_API_TOKEN: secret } });
     expect(r.exitCode, r.stderr).toBe(0);
