@@ -43,6 +43,8 @@ const codeExit = {
   SANDSTACK_BUILD_FAILED: ExitCode.failed,
   SANDSTACK_MISSING_ENV: ExitCode.badInput,
   SANDSTACK_NO_TESTS: ExitCode.badInput,
+  SANDSTACK_POLICY_VIOLATION: ExitCode.badInput,
+  SANDSTACK_LINT_FAILED: ExitCode.failed,
   SANDSTACK_TESTS_FAILED: ExitCode.failed,
   SANDSTACK_VERIFY_FAILED: ExitCode.failed,
   SANDSTACK_TIMEOUT: ExitCode.failed,

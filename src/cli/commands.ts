@@ -8,7 +8,12 @@ import { createContext, type Context } from '../lifecycle/context.js';
 import { destroy, down, status, up, type DestroyResult, type StatusResult, type UpResult } from '../lifecycle/operations.js';
 import { listInstances } from '../lifecycle/status.js';
 import type { ServiceStatus } from '../lifecycle/status.js';
-import { init, logs, newWorktree, ports, render, secrets, shell } from '../lifecycle/workspace.js';
+import { init, lint, logs, newWorktree, ports, render, secrets, shell } from '../lifecycle/workspace.js';
+import { RULES } from '../policy/rules.js';
+import { toSarif } from '../policy/sarif.js';
+import { findingLine } from '../policy/check.js';
+import { SandstackError } from '../errors.js';
+import { sandstackVersion } from '../version.js';
 import { gateCheck, gateFresh } from '../gate/run.js';
 import { runTests } from '../testing/runner.js';
 import { writeEvidence } from '../evidence/bundle.js';
@@ -55,7 +60,14 @@ function testsText(r: TestRunResult): string {
 
 function statusText(r: StatusResult | UpResult): string {
   const i = r.instance;
-  return [`instance ${i.id} (${i.kind}) ${i.state}`, `worktree ${i.worktree}${i.branch ? ` [${i.branch}]` : ''}`, '', serviceTable(r.services)].join('\n');
+  const allowances = 'policy' in r ? r.policy.allowances : [];
+  return [
+    `instance ${i.id} (${i.kind}) ${i.state}`,
+    `worktree ${i.worktree}${i.branch ? ` [${i.branch}]` : ''}`,
+    '',
+    serviceTable(r.services),
+    ...(allowances.length ? ['', 'allowed guardrail exceptions:', ...allowances.map((a) => `  ${a.ruleId} ${a.rule} on ${a.service}: ${a.reason}`)] : []),
+  ].join('\n');
 }
 
 export function registerCommands(program: Command, run: Runner): void {
@@ -76,6 +88,34 @@ export function registerCommands(program: Command, run: Runner): void {
             ...r.composeFindings.fixedPorts.map((f) => `note: fixed host port ${f} (sandstack replaces it with a leased 127.0.0.1 port)`),
           ].join('\n'),
         );
+      }),
+    );
+
+  program
+    .command('lint [files...]')
+    .description('check compose files against the guardrails, as written (file:line:column) and as merged by Compose')
+    .option('--fix', 'rewrite the files in place: remove container_name, bind fixed host ports to 127.0.0.1 with a variable (comments and formatting kept)')
+    .option('--format <format>', 'text, json or sarif (SARIF 2.1.0, for code scanning)', 'text')
+    .addHelpText('after', `\nExits 1 when error-level findings remain.\n\nRules:\n${RULES.map((r) => `  ${r.id} ${r.name.padEnd(22)} ${r.severity.padEnd(7)} ${r.description}`).join('\n')}\n\nExamples:\n  sandstack lint\n  sandstack lint --fix\n  sandstack lint --format sarif > sandstack.sarif`)
+    .action(
+      run(async (ctx, out) => {
+        const cmd = program.commands.find((c) => c.name() === 'lint')!;
+        const o = cmd.opts<{ fix?: boolean; format: string }>();
+        if (!['text', 'json', 'sarif'].includes(o.format)) throw new SandstackError('SANDSTACK_USAGE', `Unknown --format ${o.format}.`, { hint: 'Use text, json or sarif.' });
+        const r = await lint(ctx, { files: cmd.args, fix: o.fix });
+        if (o.format === 'sarif') {
+          process.stdout.write(`${JSON.stringify(toSarif(r.findings, sandstackVersion(), { mergedModelUri: path.relative(ctx.cwd, r.files[0] ?? 'compose.yaml') }), null, 2)}\n`);
+        } else {
+          const asJson = o.format === 'json' || out.opts.json;
+          const data = { summary: r.summary, findings: r.findings, fixes: r.fixes, allowances: r.allowances, mergedError: r.mergedError, files: r.files };
+          if (asJson) process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
+          else {
+            const lines = r.findings.map((f) => `${findingLine(f)}\n    fix: ${f.fix}${f.neutralisedByRender ? ' (sandstack neutralises this when it runs the stack)' : ''}`);
+            const fixed = (r.fixes ?? []).flatMap((x) => x.changes.map((c) => `${path.relative(ctx.cwd, x.file)}:${c.line}:${c.column}: ${c.applied ? 'fixed' : 'not fixed'} ${c.kind} (${c.service})${c.applied ? '' : `: ${c.reason ?? ''} — write ${c.after}`}`));
+            process.stdout.write(`${[...fixed, ...lines, r.mergedError ? `merged model not checked: ${r.mergedError.split('\n')[0]}` : '', r.summary.text].filter(Boolean).join('\n')}\n`);
+          }
+        }
+        return r.summary.errors > 0 ? 1 : 0;
       }),
     );
 

@@ -3,6 +3,7 @@
  * it, and a unit test fails when the two drift.
  */
 import { z } from 'zod';
+import { RULES } from '../policy/rules.js';
 
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
 const serviceName = z.string().min(1).regex(/^[a-zA-Z0-9._-]+$/, 'a Compose service name');
@@ -189,6 +190,25 @@ export const ConfigSchema = z
     evidence: z
       .strictObject({
         root: z.string().min(1).optional().describe('Folder for runs and bundles, relative to sandstack.yaml; default <state home>/evidence'),
+      })
+      .prefault({}),
+    policy: z
+      .strictObject({
+        allow: z
+          .array(
+            z.strictObject({
+              rule: z
+                .string()
+                .refine((r) => RULES.some((x) => x.id === r || x.name === r), {
+                  message: `an unknown rule; rules: ${RULES.map((r) => `${r.id} (${r.name})`).join(', ')}`,
+                })
+                .describe('Rule id (SS005) or name (privileged)'),
+              service: serviceName.describe('The service the finding is about'),
+              reason: z.string().trim().min(10, 'give a written reason (at least 10 characters)').describe('Why this is acceptable; shown by status and recorded in evidence'),
+            }),
+          )
+          .default([])
+          .describe('Error-level lint findings allowed for one service each, with a reason; up and the gate refuse all others'),
       })
       .prefault({}),
     gate: z

@@ -25,6 +25,7 @@ import { collectSecrets, MARKER_PREFIX, redactText, redactTree, type Secret } fr
 import { renderSummaryMarkdown } from './summary.js';
 import { sandstackVersion } from '../version.js';
 import { loadSecrets } from '../secrets/secrets.js';
+import { allowancesOf } from '../policy/check.js';
 
 const DESCRIPTIONS: [RegExp, string][] = [
   [/^manifest\.json$/, 'what, where, which versions, timings, result'],
@@ -181,7 +182,7 @@ export async function writeEvidence(ctx: Context, opts: WriteEvidenceOptions): P
     versions: { sandstack: sandstackVersion(), docker: dockerVersion, compose, node: process.version },
     timings: { gateMs: gate?.durationMs ?? null, testsMs: tests?.durationMs ?? null, totalMs: starts.length && ends.length ? Math.max(...ends) - Math.min(...starts) : null },
     result: { gatePassed, testsPassed, passed: gatePassed !== false && testsPassed !== false && (gatePassed === true || testsPassed === true) && (!teardown || Object.values(teardown.remaining).every((n) => n === 0)) },
-    notes: opts.notes ?? [],
+    notes: [...(opts.notes ?? []), ...allowancesOf(inst.loaded.config).map((a) => `guardrail exception allowed in sandstack.yaml: ${a.ruleId} ${a.rule} on service ${a.service}: ${a.reason}`)],
     redaction: { secretsRedacted: redacted, marker: `${MARKER_PREFIX}<NAME>]` },
     files: [],
   };

@@ -17,6 +17,7 @@ import { checkIsolation } from './isolation.js';
 import { runProbes, validateProbes } from './probes.js';
 import type { StageContext } from './report.js';
 import { findMissingVariables } from './required-env.js';
+import { assertNoBlocking, enforce, findingLine, lintProject } from '../policy/check.js';
 
 /** Whole-gate deadline: `Date.now()` value after which every wait fails. */
 export interface Deadline {
@@ -72,6 +73,18 @@ export async function configStage(ctx: Context, s: StageContext, opts: { persist
   const prepared = await prepareInstance(ctx, { persist: opts.persist, inst });
   try {
     validateProbes(inst.loaded.config.gate.probes, prepared.record.leases, prepared.services);
+    // Policy: the files as written and the merged model; what rendering does not neutralise must
+    // be fixed or allowed (rule + service + reason) in sandstack.yaml.
+    const lint = await lintProject({ projectDir: inst.projectDir, files, merged: prepared.resolved });
+    const enforcement = enforce(lint.findings, inst.loaded.config);
+    s.details.policy = {
+      findings: lint.summary.total,
+      neutralisedByRender: enforcement.neutralised.map((f) => `${f.ruleId} ${f.service ?? ''} ${f.subject}`.trim()),
+      allowed: enforcement.allowed.map((a) => ({ ruleId: a.finding.ruleId, rule: a.finding.rule, service: a.finding.service, subject: a.finding.subject, reason: a.reason })),
+      warnings: enforcement.warnings.map(findingLine),
+      blocking: enforcement.blocking.map(findingLine),
+    };
+    assertNoBlocking(enforcement);
   } catch (e) {
     if (opts.persist && prepared.createdRecord) await releaseInstance(ctx, inst.identity.id).catch(() => undefined);
     throw e;

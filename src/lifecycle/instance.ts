@@ -179,7 +179,10 @@ export interface PreparedInstance extends ResolvedInstance {
   record: InstanceRecord;
   createdRecord: boolean;
   project: ComposeProject;
+  /** The isolated model sandstack runs. */
   model: ComposeModel;
+  /** The model as Compose resolved it, before isolation (what lint checks as merged). */
+  resolved: ComposeModel;
   report: RenderReport;
   /** Services `up` starts (profiles applied). */
   services: string[];
@@ -238,6 +241,7 @@ export async function prepareInstance(ctx: Context, opts: { persist: boolean; in
       createdRecord: leased.created,
       project: runProject,
       model: rendered,
+      resolved: model,
       report,
       services: activeServices(rendered, inst.loaded.config.compose.profiles),
       notices: leased.notices,

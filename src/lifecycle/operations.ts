@@ -8,6 +8,7 @@ import { isSandstackError, SandstackError } from '../errors.js';
 import { gitInfo, removeWorktree } from '../git/git.js';
 import { LABELS } from '../identity/identity.js';
 import { activeServices } from '../compose/model.js';
+import { allowancesOf, type Allowance } from '../policy/check.js';
 import type { RenderReport } from '../compose/render.js';
 import type { Context } from './context.js';
 import { findRecord, prepareInstance, releaseInstance, renderedProject, resolveInstance, type PreparedInstance, type ResolvedInstance } from './instance.js';
@@ -249,6 +250,8 @@ export async function destroy(ctx: Context, opts: { keepWorktree?: boolean; imag
 export interface StatusResult {
   instance: InstanceSummary;
   services: ServiceStatus[];
+  /** Guardrail findings sandstack.yaml allows (rule, service, written reason). */
+  policy: { allowances: Allowance[] };
   notices: string[];
 }
 
@@ -258,5 +261,5 @@ export async function status(ctx: Context): Promise<StatusResult> {
   const rendered = await renderedProject(ctx, inst, record?.leases ?? []).catch(() => undefined);
   const expected = rendered ? activeServices(rendered.model, inst.loaded.config.compose.profiles) : [];
   const services = await serviceStatuses(ctx, inst.identity.id, expected, record?.leases ?? []);
-  return { instance: summary(inst, record !== undefined, services, record?.branch), services, notices };
+  return { instance: summary(inst, record !== undefined, services, record?.branch), services, policy: { allowances: allowancesOf(inst.loaded.config) }, notices };
 }

@@ -5,7 +5,10 @@ import { Document, stringify as toYaml } from 'yaml';
 import { detectCompose, spawnCompose } from '../compose/cli.js';
 import { parsePortEntry } from '../compose/model.js';
 import type { RenderReport } from '../compose/render.js';
-import { locateComposeFiles, resolveModel } from '../compose/resolve.js';
+import { composeFilesOf, locateComposeFiles, resolveModel } from '../compose/resolve.js';
+import type { ComposeModel } from '../compose/model.js';
+import { allowancesOf, fixFiles, lintProject, type Allowance, type FixResult, type ProjectLint } from '../policy/check.js';
+import type { Finding } from '../policy/rules.js';
 import { CONFIG_FILE, findConfigFile, parseConfig } from '../config/load.js';
 import { assertDockerAvailable, instanceContainers } from '../engine/docker.js';
 import { SandstackError } from '../errors.js';
@@ -14,10 +17,11 @@ import { branchSlug, deriveInstanceId, sanitizeInstanceId } from '../identity/id
 import { composeCacheFile } from '../state/paths.js';
 import { readRegistrySnapshot, type Lease } from '../state/registry.js';
 import type { Context } from './context.js';
-import { ensureLeases, findRecord, prepareInstance, registryOptions, renderedProject, resolveInstance } from './instance.js';
+import { composeProjectFor, secretEnv, ensureLeases, findRecord, prepareInstance, registryOptions, renderedProject, resolveInstance } from './instance.js';
 import { urlFor } from './status.js';
 import { gatherSecrets } from '../evidence/bundle.js';
-import { loadSecrets, rotateSecrets, secretsDir } from '../secrets/secrets.js';
+import { ensureSecrets, loadSecrets, rotateSecrets, secretsDir } from '../secrets/secrets.js';
+import { interpolationEnv } from '../compose/render.js';
 import { redactValue } from '../evidence/redact.js';
 
 async function exists(p: string): Promise<boolean> {
@@ -242,4 +246,49 @@ export async function secrets(ctx: Context, opts: { rotate?: string[] | true } =
     secrets: specs.map((s) => ({ name: s.name, file: path.join(secretsDir(inst.paths.dir), s.name), generated: present.has(s.name) })),
     rotated,
   };
+}
+
+export interface LintResult {
+  files: string[];
+  findings: Finding[];
+  summary: ProjectLint['summary'];
+  /** With --fix: what was changed in each file (before the findings above were computed). */
+  fixes?: FixResult[];
+  /** Allowances in sandstack.yaml (rule, service, reason). */
+  allowances: Allowance[];
+  /** Why the merged model could not be checked (e.g. Compose rejects the files). */
+  mergedError?: string;
+}
+
+/** Lints the project's compose files (or the given ones) as written and as merged by Compose. */
+export async function lint(ctx: Context, opts: { files?: string[]; fix?: boolean } = {}): Promise<LintResult> {
+  const inst = await resolveInstance(ctx);
+  let projectDir = inst.projectDir;
+  let files: string[];
+  if (opts.files && opts.files.length > 0) {
+    files = opts.files.map((f) => path.resolve(ctx.cwd, f));
+    for (const f of files) {
+      if (!(await exists(f))) throw new SandstackError('SANDSTACK_COMPOSE_NOT_FOUND', `No such compose file: ${f}.`, { hint: 'Check the path.' });
+    }
+    projectDir = path.dirname(files[0]!);
+  } else {
+    files = await composeFilesOf({ projectDir, files: inst.loaded.config.compose.files?.map((f) => path.resolve(projectDir, f)) ?? [] });
+    if (files.length === 0) await locateComposeFiles(projectDir, undefined); // throws the not-found error
+  }
+  const fixes = opts.fix ? await fixFiles(files) : undefined;
+  let merged: ComposeModel | undefined;
+  let mergedError: string | undefined;
+  try {
+    const base = await composeProjectFor(ctx, { ...inst, projectDir }, []);
+    // What sandstack would provide at run time: port variables and (ephemeral, unsaved) secrets.
+    const ports = inst.loaded.config.ports.publish.map((p) => ({ service: p.service, containerPort: p.port, protocol: 'tcp' as const, hostPort: 0, scheme: 'tcp' as const }));
+    const secretValues = await ensureSecrets(inst.paths.dir, inst.loaded.config.secrets, { persist: false });
+    const project = { ...base, projectDir, files, env: { ...interpolationEnv(inst.identity, ports, inst.paths.dataRoot), ...secretEnv(inst, secretValues) } };
+    merged = await resolveModel(project, ctx.signal);
+  } catch (e) {
+    if (!(e instanceof SandstackError) || e.code !== 'SANDSTACK_COMPOSE_INVALID') throw e;
+    mergedError = e.message;
+  }
+  const r = await lintProject({ projectDir, files, merged });
+  return { files, findings: r.findings, summary: r.summary, fixes, allowances: allowancesOf(inst.loaded.config), mergedError };
 }

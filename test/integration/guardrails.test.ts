@@ -6,11 +6,11 @@
  * process argument list, render output or evidence file; rotated on demand; gone after destroy.
  */
 import { randomBytes } from 'node:crypto';
-import { access, readdir, readFile } from 'node:fs/promises';
+import { access, readdir, readFile, writeFile as writeFileText } from 'node:fs/promises';
 import path from 'node:path';
 import net from 'node:net';
 import { execa, type ResultPromise } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, docker, makeSandbox, type Sandbox } from './helpers.js';
 
 const NS = `ssx${randomBytes(2).toString('hex')}`;
@@ -214,4 +214,106 @@ describe('secrets', () => {
     expect(d.exitCode, d.stderr).toBe(0);
     await expect(access(path.join(sb.home, 'instances', worktrees[1]!.id, 'secrets'))).rejects.toThrow();
   }, 300_000);
+});
+
+describe('policy enforcement and lint', () => {
+  let sb: Sandbox | undefined;
+  afterEach(async () => {
+    await sb?.cleanup();
+    sb = undefined;
+  });
+
+  it('up refuses a blocking finding (exit 2, file:line, nothing left); an allowance with a reason lets it start and is shown and recorded', async () => {
+    sb = await makeSandbox(async (repo) => {
+      // A literal credential in the environment: SS010, an error rendering does not neutralise.
+      const file = path.join(repo, 'compose.yaml');
+      const text = await readFile(file, 'utf8');
+      const next = text.replace('      WORKER_NAME: ingest-1\n', '      WORKER_NAME: ingest-1\n      VENDOR_API_KEY: sandbox-vendor-key-0001\n');
+      if (next === text) throw new Error('worker-ingest environment not found');
+      await writeFileText(file, next);
+    });
+    const refused = await sb.run(sb.repo, ['up', '--json']);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.json.error.code).toBe('SANDSTACK_POLICY_VIOLATION');
+    expect(refused.json.error.message).toMatch(/compose\.yaml:\d+:\d+: error SS010 secret-literal/);
+    expect(refused.json.error.message).not.toContain('sandbox-vendor-key-0001');
+    expect(refused.json.error.details.gate.failure.stage).toBe('config');
+    expect(await docker.listContainers({ all: true, filters: { label: ['dev.sandstack.instance=demo'] } })).toEqual([]);
+    expect((await sb.run(sb.repo, ['ls', '--json'])).json.instances.filter((i: any) => i.id === 'demo')).toEqual([]);
+
+    const reason = 'a sandbox-only vendor key with no access to anything real';
+    const cfg = path.join(sb.repo, 'sandstack.yaml');
+    await writeFileText(cfg, (await readFile(cfg, 'utf8')).replace('version: 1\n', `version: 1\npolicy:\n  allow:\n    - rule: secret-literal\n      service: worker-ingest\n      reason: ${reason}\n`));
+    const up = await sb.run(sb.repo, ['up', '--json']);
+    expect(up.exitCode, up.stderr).toBe(0);
+    const config = up.json.gate.stages.find((s: any) => s.name === 'config');
+    expect(config.details.policy.allowed).toEqual([expect.objectContaining({ ruleId: 'SS010', service: 'worker-ingest', reason })]);
+    const st = await sb.run(sb.repo, ['status', '--json']);
+    expect(st.json.policy.allowances).toEqual([{ rule: 'secret-literal', ruleId: 'SS010', service: 'worker-ingest', reason }]);
+    expect((await sb.run(sb.repo, ['status'])).stdout).toContain('SS010 secret-literal on worker-ingest');
+    expect((await sb.run(sb.repo, ['test', '--json'])).exitCode).toBe(0);
+    const ev = await sb.run(sb.repo, ['evidence', '--json']);
+    expect(ev.json.manifest.notes.join('\n')).toContain('SS010 secret-literal on service worker-ingest');
+    expect(await readFile(ev.json.summary, 'utf8')).toContain('SS010');
+    expect((await sb.run(sb.repo, ['destroy', '--json'])).exitCode).toBe(0);
+  }, 600_000);
+
+  it('up refuses a privileged service before anything starts', async () => {
+    sb = await makeSandbox(async (repo) => {
+      const file = path.join(repo, 'compose.yaml');
+      const text = await readFile(file, 'utf8');
+      await writeFileText(file, text.replace('  worker-ingest:\n    build: ./app\n', '  worker-ingest:\n    build: ./app\n    privileged: true\n'));
+    });
+    const r = await sb.run(sb.repo, ['up', '--json']);
+    expect(r.exitCode).toBe(2);
+    expect(r.json.error.message).toMatch(/compose\.yaml:\d+:\d+: error SS005 privileged/);
+    expect(await docker.listContainers({ all: true, filters: { label: ['dev.sandstack.instance=demo'] } })).toEqual([]);
+  });
+
+  it('refuses allowances naming unknown rules or without a reason', async () => {
+    sb = await makeSandbox(async (repo) => {
+      const cfg = path.join(repo, 'sandstack.yaml');
+      await writeFileText(cfg, (await readFile(cfg, 'utf8')).replace('version: 1\n', 'version: 1\npolicy:\n  allow:\n    - { rule: SS999, service: backend, reason: "because it is needed here" }\n    - { rule: privileged, service: backend, reason: "" }\n'));
+    });
+    const r = await sb.run(sb.repo, ['up', '--json']);
+    expect(r.exitCode).toBe(2);
+    expect(r.json.error.code).toBe('SANDSTACK_CONFIG_INVALID');
+    expect(r.json.error.message).toMatch(/sandstack\.yaml:5:\d+: policy\.allow\[0\]\.rule: an unknown rule/);
+    expect(r.json.error.message).toMatch(/policy\.allow\[1\]\.reason: give a written reason/);
+  });
+
+  it('lint --fix rewrites a real project so that lint and Compose both accept it, keeping comments', async () => {
+    sb = await makeSandbox();
+    const before = await readFile(path.join(sb.repo, 'compose.yaml'), 'utf8');
+    const first = await sb.run(sb.repo, ['lint', '--json']);
+    expect(first.exitCode).toBe(1);
+    expect(first.json.findings.map((f: any) => f.ruleId).sort()).toEqual(['SS001', 'SS002', 'SS002', 'SS003', 'SS003']);
+    expect(first.json.findings.every((f: any) => f.line > 0 && f.column > 0)).toBe(true);
+    const fixed = await sb.run(sb.repo, ['lint', '--fix', '--json']);
+    expect(fixed.exitCode, fixed.stdout).toBe(0);
+    expect(fixed.json.findings).toEqual([]);
+    expect(fixed.json.mergedError).toBeUndefined();
+    const after = await readFile(path.join(sb.repo, 'compose.yaml'), 'utf8');
+    const comments = (t: string) => t.split('\n').filter((l) => l.trim().startsWith('#'));
+    expect(comments(after)).toEqual(comments(before));
+    expect(after).toContain('"127.0.0.1:${BACKEND_PORT:-8000}:8000"');
+    expect(after).not.toMatch(/^\s*container_name:/m);
+    const again = await sb.run(sb.repo, ['lint', '--fix', '--json']);
+    expect(again.json.fixes.every((f: any) => !f.changed)).toBe(true);
+    expect(await readFile(path.join(sb.repo, 'compose.yaml'), 'utf8')).toBe(after);
+    // And the fixed project still runs through the whole gate.
+    const gate = await sb.run(sb.repo, ['gate', '--fresh', '--json']);
+    expect(gate.exitCode, gate.stderr).toBe(0);
+  }, 600_000);
+
+  it('writes SARIF 2.1.0 with a result per finding', async () => {
+    sb = await makeSandbox();
+    const r = await sb.run(sb.repo, ['lint', '--format', 'sarif']);
+    expect(r.exitCode).toBe(1);
+    const sarif = JSON.parse(r.stdout);
+    expect(sarif.version).toBe('2.1.0');
+    expect(sarif.runs[0].tool.driver.rules.map((x: any) => x.id)).toContain('SS001');
+    expect(sarif.runs[0].results).toHaveLength(5);
+    expect(sarif.runs[0].results[0].locations[0].physicalLocation.artifactLocation.uri).toBe('compose.yaml');
+  });
 });

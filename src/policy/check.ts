@@ -1,0 +1,110 @@
+/**
+ * Lint and enforcement for a project: the compose files as written (with file:line:column) and the
+ * model as merged by Compose, then the policy: error-level findings that sandstack's rendering does
+ * not neutralise block `up` and the gate unless sandstack.yaml allows that rule for that service.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import os from 'node:os';
+import type { ComposeModel } from '../compose/model.js';
+import type { SandstackConfig } from '../config/schema.js';
+import { SandstackError } from '../errors.js';
+import { fixComposeText, type FixChange } from './fix.js';
+import { lintComposeText, lintModel, mergeFindings, summarize, type LintSummary } from './lint.js';
+import { RULES, ruleById, type Finding } from './rules.js';
+
+export interface ProjectLint {
+  files: string[];
+  findings: Finding[];
+  summary: LintSummary;
+}
+
+/** Lints the files as written and, when given, the merged model (interpolated by Compose). */
+export async function lintProject(opts: { projectDir: string; files: string[]; merged?: ComposeModel }): Promise<ProjectLint> {
+  const lintOpts = { projectDir: opts.projectDir, homeDir: os.homedir() };
+  const written: Finding[] = [];
+  for (const file of opts.files) {
+    const rel = path.relative(opts.projectDir, file) || file;
+    written.push(...lintComposeText(await readFile(file, 'utf8'), rel.startsWith('..') ? file : rel, lintOpts));
+  }
+  const merged = opts.merged ? lintModel(opts.merged, { ...lintOpts, interpolated: true }) : [];
+  const findings = mergeFindings(written, merged);
+  return { files: opts.files, findings, summary: summarize(findings) };
+}
+
+export interface FixResult {
+  file: string;
+  changed: boolean;
+  changes: FixChange[];
+}
+
+/** Rewrites the files in place (comments and formatting kept); returns what changed. */
+export async function fixFiles(files: string[]): Promise<FixResult[]> {
+  const out: FixResult[] = [];
+  for (const file of files) {
+    const text = await readFile(file, 'utf8');
+    const r = fixComposeText(text, { file });
+    if (r.text !== text) await writeFile(file, r.text);
+    out.push({ file, changed: r.text !== text, changes: r.changes });
+  }
+  return out;
+}
+
+export interface Allowance {
+  rule: string;
+  ruleId: string;
+  service: string;
+  reason: string;
+}
+
+export interface Enforcement {
+  /** Error findings that block the start. */
+  blocking: Finding[];
+  /** Findings allowed by sandstack.yaml, with the reason. */
+  allowed: { finding: Finding; reason: string }[];
+  /** Findings sandstack's rendering neutralises (container names, host ports, bindings, externals). */
+  neutralised: Finding[];
+  warnings: Finding[];
+  allowances: Allowance[];
+}
+
+export function allowancesOf(config: SandstackConfig): Allowance[] {
+  return config.policy.allow.map((a) => {
+    // sandstack.yaml may name a rule by id (SS005) or name (privileged); the schema checked it exists.
+    const rule = RULES.find((r) => r.id === a.rule || r.name === a.rule) ?? ruleById(a.rule);
+    return { rule: rule.name, ruleId: rule.id, service: a.service, reason: a.reason };
+  });
+}
+
+export function enforce(findings: Finding[], config: SandstackConfig): Enforcement {
+  const allowances = allowancesOf(config);
+  const result: Enforcement = { blocking: [], allowed: [], neutralised: [], warnings: [], allowances };
+  for (const f of findings) {
+    if (f.neutralisedByRender) {
+      result.neutralised.push(f);
+      continue;
+    }
+    if (f.severity !== 'error') {
+      result.warnings.push(f);
+      continue;
+    }
+    const a = allowances.find((x) => x.ruleId === f.ruleId && x.service === f.service);
+    if (a) result.allowed.push({ finding: f, reason: a.reason });
+    else result.blocking.push(f);
+  }
+  return result;
+}
+
+export function findingLine(f: Finding): string {
+  const where = f.line !== undefined ? `${f.file}:${f.line}:${f.column ?? 1}` : f.file;
+  return `${where}: ${f.severity} ${f.ruleId} ${f.rule}: ${f.message}`;
+}
+
+/** Throws SANDSTACK_POLICY_VIOLATION naming every blocking finding and how to allow it. */
+export function assertNoBlocking(e: Enforcement): void {
+  if (e.blocking.length === 0) return;
+  throw new SandstackError('SANDSTACK_POLICY_VIOLATION', `The compose project breaks ${e.blocking.length} guardrail(s):\n  ${e.blocking.map(findingLine).join('\n  ')}`, {
+    hint: `Fix them (\`sandstack lint\` shows each fix), or allow one deliberately in sandstack.yaml: policy: { allow: [ { rule: ${e.blocking[0]!.ruleId}, service: ${e.blocking[0]!.service ?? '<service>'}, reason: "why this is acceptable" } ] }.`,
+    details: { findings: e.blocking },
+  });
+}
