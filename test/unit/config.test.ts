@@ -34,6 +34,7 @@ const DEFAULTS = {
   services: {},
   tests: { unit: [], e2e: [] },
   evidence: {},
+  policy: { allow: [] },
   gate: { timeoutSeconds: 180, probes: [] },
 };
 
@@ -77,6 +78,7 @@ external:
       services: {},
       tests: { unit: [], e2e: [] },
       evidence: {},
+      policy: { allow: [] },
       gate: { timeoutSeconds: 180, probes: [] },
     });
   });
