@@ -84,6 +84,8 @@ export function registerCommands(program: Command, run: Runner): void {
           [
             `wrote ${r.file}`,
             `published ports: ${r.publish.map((p) => `${p.service}:${p.port} (${p.protocol})`).join(', ') || 'none'}`,
+            ...(r.secrets.length ? [`generated secrets: ${r.secrets.join(', ')}`] : []),
+            ...(r.required.length ? [`required variables: ${r.required.join(', ')} (set them, they are passed to Compose)`] : []),
             ...r.composeFindings.containerNames.map((f) => `note: ${f} (sandstack removes it when it runs the stack)`),
             ...r.composeFindings.fixedPorts.map((f) => `note: fixed host port ${f} (sandstack replaces it with a leased 127.0.0.1 port)`),
           ].join('\n'),

@@ -20,7 +20,9 @@ import type { Context } from './context.js';
 import { composeProjectFor, secretEnv, ensureLeases, findRecord, prepareInstance, registryOptions, renderedProject, resolveInstance } from './instance.js';
 import { urlFor } from './status.js';
 import { gatherSecrets } from '../evidence/bundle.js';
-import { ensureSecrets, loadSecrets, rotateSecrets, secretsDir } from '../secrets/secrets.js';
+import { ensureSecrets, generateSecret, loadSecrets, rotateSecrets, secretsDir } from '../secrets/secrets.js';
+import { SECRET_NAME } from '../evidence/redact.js';
+import { findMissingVariables } from '../gate/required-env.js';
 import { interpolationEnv } from '../compose/render.js';
 import { redactValue } from '../evidence/redact.js';
 
@@ -92,6 +94,10 @@ const TCP_PORTS = new Set([5432, 3306, 6379, 27017, 9092, 5672, 11211, 1433, 904
 export interface InitResult {
   file: string;
   publish: { service: string; port: number; protocol: string }[];
+  /** Required secret-like variables, declared as generated secrets. */
+  secrets: string[];
+  /** Other required variables, declared under env.required. */
+  required: string[];
   composeFindings: { containerNames: string[]; fixedPorts: string[] };
 }
 
@@ -103,7 +109,13 @@ export async function init(ctx: Context, opts: { force?: boolean } = {}): Promis
   }
   const cli = await detectCompose(ctx.env, { cacheFile: composeCacheFile(ctx.home) });
   const files = await locateComposeFiles(ctx.cwd, undefined);
-  const model = await resolveModel({ cli, projectName: sanitizeInstanceId(path.basename(ctx.cwd)), projectDir: ctx.cwd, files, profiles: [], env: {}, allowEnv: [] }, ctx.signal);
+  // Variables the compose files demand (${VAR:?...}): secret-like ones become generated secrets,
+  // the others required host variables. Placeholders let Compose resolve the model meanwhile.
+  const demanded = (await findMissingVariables({ projectDir: ctx.cwd, composeFiles: await composeFilesOf({ projectDir: ctx.cwd, files }), required: [], env: {} })).map((m) => m.name);
+  const secretNames = demanded.filter((n) => SECRET_NAME.test(n));
+  const requiredNames = demanded.filter((n) => !SECRET_NAME.test(n));
+  const placeholders = Object.fromEntries(demanded.map((n) => [n, generateSecret(16)]));
+  const model = await resolveModel({ cli, projectName: sanitizeInstanceId(path.basename(ctx.cwd)), projectDir: ctx.cwd, files, profiles: [], env: placeholders, allowEnv: [] }, ctx.signal);
   const publish: InitResult['publish'] = [];
   const findings: InitResult['composeFindings'] = { containerNames: [], fixedPorts: [] };
   for (const [name, svc] of Object.entries(model.services)) {
@@ -121,6 +133,8 @@ export async function init(ctx: Context, opts: { force?: boolean } = {}): Promis
     version: 1,
     instance: { idFrom: 'folder', kind: 'local' },
     ports: { range: { from: 20000, to: 29999 }, publish },
+    ...(secretNames.length ? { secrets: secretNames.map((name) => ({ name })) } : {}),
+    ...(requiredNames.length ? { env: { required: requiredNames } } : {}),
     gate: { timeoutSeconds: 180 },
   });
   doc.commentBefore =
@@ -132,10 +146,12 @@ export async function init(ctx: Context, opts: { force?: boolean } = {}): Promis
       ' Only these container ports get host ports, leased per instance and bound to 127.0.0.1.\n' +
       ' Every other published port is removed (still reachable inside the stack network).';
   }
+  const secretsNode = doc.get('secrets', true) as { commentBefore?: string } | undefined;
+  if (secretsNode) secretsNode.commentBefore = ' Generated per instance by sandstack (random, 0600, never printed); the compose files require them.';
   const text = doc.toString({ lineWidth: 0 });
   parseConfig(text, file); // never write a config sandstack itself would reject
   await writeFile(file, text, { mode: 0o644 });
-  return { file, publish, composeFindings: findings };
+  return { file, publish, secrets: secretNames, required: requiredNames, composeFindings: findings };
 }
 
 export interface RenderCommandResult {

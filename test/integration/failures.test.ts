@@ -109,7 +109,7 @@ describe('bad input is refused before anything starts', () => {
   });
 
   it('a publish entry naming an unknown service: exit 2, nothing registered', async () => {
-    sb = await makeSandbox((repo) => writeFile(path.join(repo, 'sandstack.yaml'), 'ports:\n  publish:\n    - service: frontend\n      port: 3000\n'));
+    sb = await makeSandbox((repo) => writeFile(path.join(repo, 'sandstack.yaml'), 'secrets: [{ name: DB_PASSWORD }]\nports:\n  publish:\n    - service: frontend\n      port: 3000\n'));
     const r = await sb.run(sb.repo, ['up', '--json', '--instance', 'unknownsvc']);
     expect(r.exitCode).toBe(2);
     expect(r.json.error.code).toBe('SANDSTACK_UNKNOWN_SERVICE');
@@ -150,6 +150,7 @@ describe('bad input is refused before anything starts', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.json.publish).toEqual(expect.arrayContaining([{ service: 'backend', port: 8000, protocol: 'http' }, { service: 'db', port: 5432, protocol: 'tcp' }]));
     expect(r.json.composeFindings.containerNames.join()).toContain('ktrdr-backend');
+    expect(r.json.secrets).toEqual(['DB_PASSWORD']);
     const rendered = await sb.run(sb.repo, ['render', '--json', '--instance', 'initcheck']);
     expect(rendered.exitCode, rendered.stderr).toBe(0);
     expect(rendered.json.report.published).toHaveLength(2);
