@@ -7,7 +7,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CLI, docker, makeSandbox, type Sandbox } from './helpers.js';
+import { CLI, docker, expectSandboxClean, makeSandbox, type Sandbox } from './helpers.js';
 
 let sb: Sandbox | undefined;
 afterEach(async () => {
@@ -25,19 +25,6 @@ async function edit(file: string, from: string | RegExp, to: string): Promise<vo
 const compose = (repo: string) => path.join(repo, 'compose.yaml');
 const config = (repo: string) => path.join(repo, 'sandstack.yaml');
 
-/** Nothing labelled with any instance of this sandbox remains, and the registry is empty. */
-async function expectNothingLeft(s: Sandbox): Promise<void> {
-  const all = await docker.listContainers({ all: true, filters: { label: ['dev.sandstack.instance'] } });
-  const vols = (await docker.listVolumes({ filters: { label: ['dev.sandstack.instance'] } })).Volumes ?? [];
-  const nets = await docker.listNetworks({ filters: { label: ['dev.sandstack.instance'] } });
-  const mine = (labels: Record<string, string> | undefined) => (labels?.['dev.sandstack.worktree'] ?? '').startsWith(s.base);
-  expect(all.filter((c) => mine(c.Labels)).map((c) => c.Names[0])).toEqual([]);
-  expect(vols.filter((v) => mine(v.Labels as Record<string, string>)).map((v) => v.Name)).toEqual([]);
-  expect(nets.filter((n) => mine(n.Labels)).map((n) => n.Name)).toEqual([]);
-  // Docker labels are global: look only at instances of this sandbox's worktrees.
-  const ls = await s.run(s.repo, ['ls', '--json']);
-  expect(ls.json.instances.filter((i: any) => i.worktree.startsWith(s.base))).toEqual([]);
-}
 
 async function freshGate(s: Sandbox, env: Record<string, string> = {}) {
   const r = await s.run(s.repo, ['gate', '--fresh', '--json'], { env });
@@ -75,7 +62,7 @@ describe('gate --fresh', () => {
     const saved = JSON.parse(await readFile(report.reportFile, 'utf8'));
     expect(saved.passed).toBe(true);
     expect(path.dirname(report.reportFile)).toBe(path.join(sb.home, 'reports', 'demo'));
-    await expectNothingLeft(sb);
+    await expectSandboxClean(sb);
   }, 300_000);
 
   it('a backend that exits 1 at start fails the start stage at once (an event, not the deadline)', async () => {
@@ -86,7 +73,7 @@ describe('gate --fresh', () => {
     expect(report.failure).toMatchObject({ stage: 'start', code: 'SANDSTACK_SERVICE_FAILED', service: 'backend', exitCode: 1 });
     expect(report.failure.logTail.join('\n')).toContain('backend boom');
     expect(report.stages.find((s: any) => s.name === 'teardown').status).toBe('passed');
-    await expectNothingLeft(sb);
+    await expectSandboxClean(sb);
   }, 300_000);
 
   it('a healthcheck that never passes fails the healthy stage with the healthcheck output', async () => {
@@ -98,7 +85,7 @@ describe('gate --fresh', () => {
     expect(report.failure).toMatchObject({ stage: 'healthy', code: 'SANDSTACK_SERVICE_FAILED', service: 'backend' });
     expect(report.failure.message).toContain('unhealthy');
     expect(report.failure.healthLog.map((h: any) => h.output).join('\n')).toContain('health says no');
-    await expectNothingLeft(sb);
+    await expectSandboxClean(sb);
   }, 300_000);
 
   it('an API that answers 500 fails the probes stage, naming the probe and the status', async () => {
@@ -109,7 +96,7 @@ describe('gate --fresh', () => {
     const failed = stage('probes').details.probes.filter((p: any) => !p.passed);
     expect(failed.map((p: any) => p.name)).toEqual(['items-readable']);
     expect(failed[0].observed).toContain('HTTP 500');
-    await expectNothingLeft(sb);
+    await expectSandboxClean(sb);
   }, 300_000);
 
   it('a backend that cannot reach its database fails at start with a connection diagnosis', async () => {
@@ -119,7 +106,7 @@ describe('gate --fresh', () => {
     expect(report.failure).toMatchObject({ stage: 'start', service: 'backend' });
     expect(report.failure.logTail.join('\n')).toMatch(/db-that-does-not-exist|could not translate host name/);
     expect(report.failure.hint).toContain('cannot reach a service it depends on');
-    await expectNothingLeft(sb);
+    await expectSandboxClean(sb);
   }, 300_000);
 
   it('an invalid compose file fails the config stage (exit 2) and starts nothing', async () => {
@@ -128,7 +115,7 @@ describe('gate --fresh', () => {
     expect(r.exitCode).toBe(2);
     expect(report.failure).toMatchObject({ stage: 'config', code: 'SANDSTACK_COMPOSE_INVALID' });
     expect(report.stages.map((s: any) => s.name)).toEqual(['config', 'teardown']);
-    await expectNothingLeft(sb);
+    await expectSandboxClean(sb);
   }, 300_000);
 
   it('a missing required variable fails the config stage, naming it and where it is required', async () => {
@@ -141,7 +128,7 @@ describe('gate --fresh', () => {
     expect(report.failure).toMatchObject({ stage: 'config', code: 'SANDSTACK_MISSING_ENV' });
     expect(report.failure.message).toContain('RESEARCH_BUCKET (required by sandstack.yaml env.required)');
     expect(report.failure.message).toMatch(/MARKET_DATA_TOKEN \(required by compose\.yaml:\d+: set the market data token\)/);
-    await expectNothingLeft(sb);
+    await expectSandboxClean(sb);
   }, 300_000);
 
   it('fewer workers than a probe demands fail the probes stage with the value seen', async () => {
@@ -152,7 +139,7 @@ describe('gate --fresh', () => {
     const workers = stage('probes').details.probes.find((p: any) => p.name === 'workers-registered');
     expect(workers.passed).toBe(false);
     expect(workers.observed).toContain('count is 2, expected >= 3');
-    await expectNothingLeft(sb);
+    await expectSandboxClean(sb);
   }, 300_000);
 
   it('an image that fails to build fails the build stage, naming the service and the step', async () => {
@@ -164,7 +151,7 @@ describe('gate --fresh', () => {
     expect(r.exitCode).toBe(1);
     expect(report.failure).toMatchObject({ stage: 'build', code: 'SANDSTACK_BUILD_FAILED', service: 'db', exitCode: 3 });
     expect(report.failure.message).toContain('compiling extensions');
-    await expectNothingLeft(sb);
+    await expectSandboxClean(sb);
   }, 300_000);
 
   it('a service killed for running out of memory fails at start with an out-of-memory diagnosis', async () => {
@@ -176,7 +163,7 @@ describe('gate --fresh', () => {
     expect(report.failure).toMatchObject({ stage: 'start', code: 'SANDSTACK_SERVICE_FAILED', service: 'backend', exitCode: 137 });
     expect(report.failure.message).toContain('out of memory');
     expect(report.failure.hint).toContain('memory');
-    await expectNothingLeft(sb);
+    await expectSandboxClean(sb);
   }, 300_000);
 
   it('Ctrl-C during gate --fresh still tears everything down (exit 130)', async () => {
@@ -193,7 +180,7 @@ describe('gate --fresh', () => {
     const report = JSON.parse(String(r.stdout));
     expect(report.passed).toBe(false);
     expect(report.stages.find((s: any) => s.name === 'teardown').status).toBe('passed');
-    await expectNothingLeft(sb);
+    await expectSandboxClean(sb);
   }, 300_000);
 });
 
@@ -243,6 +230,6 @@ describe('gate on a running instance and up', () => {
 
     const destroyed = await sb.run(dir, ['destroy', '--json']);
     expect(destroyed.exitCode, destroyed.stderr).toBe(0);
-    await expectNothingLeft(sb);
+    await expectSandboxClean(sb);
   }, 300_000);
 });

@@ -93,3 +93,21 @@ export function apiUrl(upJson: { services: { name: string; ports: { url: string 
   if (!url) throw new Error(`no backend URL in ${JSON.stringify(upJson.services)}`);
   return url;
 }
+
+/**
+ * Nothing labelled for an instance of this sandbox's worktrees remains (containers, volumes,
+ * networks), and no such instance is listed. Docker labels are global: other instances are ignored.
+ */
+export async function expectSandboxClean(s: Sandbox): Promise<void> {
+  const { expect } = await import('vitest');
+  const mine = (labels: Record<string, string> | undefined) => (labels?.['dev.sandstack.worktree'] ?? '').startsWith(s.base);
+  const filters = { label: ['dev.sandstack.instance'] };
+  const containers = await docker.listContainers({ all: true, filters });
+  const volumes = (await docker.listVolumes({ filters })).Volumes ?? [];
+  const networks = await docker.listNetworks({ filters });
+  expect(containers.filter((c) => mine(c.Labels)).map((c) => c.Names[0])).toEqual([]);
+  expect(volumes.filter((v) => mine(v.Labels as Record<string, string>)).map((v) => v.Name)).toEqual([]);
+  expect(networks.filter((n) => mine(n.Labels)).map((n) => n.Name)).toEqual([]);
+  const ls = await s.run(s.repo, ['ls', '--json']);
+  expect(ls.json.instances.filter((i: { worktree: string }) => i.worktree.startsWith(s.base))).toEqual([]);
+}

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pathToFileURL } from 'node:url';
 import { ARTIFACTS, launchChromium } from './browser.js';
-import { docker, makeSandbox, type Sandbox } from './helpers.js';
+import { docker, expectSandboxClean, makeSandbox, type Sandbox } from './helpers.js';
 
 let sb: Sandbox | undefined;
 afterEach(async () => {
@@ -29,17 +29,6 @@ async function filesUnder(dir: string): Promise<string[]> {
     .map((d) => path.join(d.parentPath ?? (d as unknown as { path: string }).path, d.name));
 }
 
-async function expectNothingLeft(s: Sandbox): Promise<void> {
-  const mine = (labels: Record<string, string> | undefined) => (labels?.['dev.sandstack.worktree'] ?? '').startsWith(s.base);
-  const containers = await docker.listContainers({ all: true, filters: { label: ['dev.sandstack.instance'] } });
-  const volumes = (await docker.listVolumes({ filters: { label: ['dev.sandstack.instance'] } })).Volumes ?? [];
-  const networks = await docker.listNetworks({ filters: { label: ['dev.sandstack.instance'] } });
-  expect(containers.filter((c) => mine(c.Labels)).map((c) => c.Names[0])).toEqual([]);
-  expect(volumes.filter((v) => mine(v.Labels as Record<string, string>)).map((v) => v.Name)).toEqual([]);
-  expect(networks.filter((n) => mine(n.Labels)).map((n) => n.Name)).toEqual([]);
-  const ls = (await s.run(s.repo, ['ls', '--json'])).json.instances;
-  expect(ls.filter((i: any) => i.worktree.startsWith(s.base))).toEqual([]);
-}
 
 describe('verify', () => {
   it('passes end to end on the demo stack, prints summary.md last, redacts a planted secret, leaves nothing', async () => {
@@ -103,7 +92,7 @@ describe('verify', () => {
       const text = (await readFile(f)).toString('latin1');
       expect(text.includes(secret), `${f} contains the secret`).toBe(false);
     }
-    await expectNothingLeft(sb);
+    await expectSandboxClean(sb);
   }, 600_000);
 
   it('fails when one E2E test fails, naming that test in summary.md, and leaves nothing', async () => {
@@ -120,7 +109,7 @@ describe('verify', () => {
     expect(summary).toContain('FAILED');
     expect(summary).toContain('test_workers_registered');
     expect(summary).toContain('expected at least 3 workers');
-    await expectNothingLeft(sb);
+    await expectSandboxClean(sb);
   }, 600_000);
 });
 
@@ -167,7 +156,7 @@ describe('test, evidence and escalate on a running instance', () => {
     expect(md).toContain(path.join(t.json.dir, 'summary.md'));
 
     expect((await sb.run(sb.repo, ['destroy', '--json'])).exitCode).toBe(0);
-    await expectNothingLeft(sb);
+    await expectSandboxClean(sb);
   }, 600_000);
 
   it('refuses to run when no tests are declared (exit 2)', async () => {
