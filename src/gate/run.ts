@@ -11,6 +11,7 @@ import type { Context } from '../lifecycle/context.js';
 import { findRecord, resolveInstance, type ResolvedInstance } from '../lifecycle/instance.js';
 import { destroy, startInstance } from '../lifecycle/operations.js';
 import { saveGateReport, StageRecorder, type GateReport } from './report.js';
+import type { TeardownProof } from '../evidence/model.js';
 import { configStage, deadlineFrom, healthyCheckStage, isolationStage, probesStage } from './stages.js';
 
 export interface GateOutcome {
@@ -73,13 +74,42 @@ export function freshInstanceId(baseId: string): string {
   return sanitizeInstanceId(`${baseId.slice(0, MAX_ID_LENGTH - suffix.length).replace(/[-_]+$/, '')}${suffix}`);
 }
 
+/** A context for a new throwaway instance of the worktree: its own id, environment kind `sandbox`. */
+export function throwawayContext(ctx: Context, baseId: string): Context {
+  return { ...ctx, instanceFlag: freshInstanceId(baseId), env: { ...ctx.env, SANDSTACK_INSTANCE: undefined, SANDSTACK_ENVIRONMENT: 'sandbox' } };
+}
+
+/**
+ * The teardown stage of a throwaway instance: destroy (not interruptible: a second Ctrl-C quits at
+ * once), verify nothing labelled remains, and return the proof. Nothing created is not a failure.
+ */
+export async function teardownStage(rec: StageRecorder, throwaway: Context): Promise<TeardownProof> {
+  const t0 = Date.now();
+  const id = throwaway.instanceFlag!;
+  return rec.run('teardown', async (s) => {
+    let proof: TeardownProof;
+    try {
+      const r = await destroy({ ...throwaway, signal: undefined }, {});
+      proof = { at: new Date().toISOString(), instance: id, removed: { containers: r.removed.containers, volumes: r.removed.volumes, networks: r.removed.networks }, remaining: r.verified, durationMs: Date.now() - t0 };
+      s.details.removed = r.removed;
+      s.details.summary = `removed ${r.removed.containers.length} containers, ${r.removed.volumes.length} volumes, ${r.removed.networks.length} networks; 0 labelled resources remain`;
+    } catch (e) {
+      if (!(isSandstackError(e) && e.code === 'SANDSTACK_INSTANCE_NOT_FOUND')) throw e;
+      proof = { at: new Date().toISOString(), instance: id, removed: { containers: [], volumes: [], networks: [] }, remaining: { containers: 0, volumes: 0, networks: 0 }, durationMs: Date.now() - t0 };
+      s.details.summary = 'nothing had been created';
+    }
+    s.details.verified = proof.remaining;
+    return proof;
+  });
+}
+
 /** Runs the whole gate on a new throwaway instance (kind `sandbox`) and tears it down. */
 export async function gateFresh(ctx: Context, opts: { build?: boolean } = {}): Promise<GateOutcome> {
   const rec = new StageRecorder(ctx.onProgress);
   const base = await resolveOrReport(ctx, rec, 'fresh');
   if ('report' in base) return base;
-  const id = freshInstanceId(base.identity.id);
-  const freshCtx: Context = { ...ctx, instanceFlag: id, env: { ...ctx.env, SANDSTACK_INSTANCE: undefined, SANDSTACK_ENVIRONMENT: 'sandbox' } };
+  const freshCtx = throwawayContext(ctx, base.identity.id);
+  const id = freshCtx.instanceFlag!;
   const inst = await resolveInstance(freshCtx);
   const identity = { id, worktree: inst.identity.worktree, kind: inst.identity.kind, baseId: base.identity.id };
   ctx.onProgress({ type: 'step', message: `gate --fresh on throwaway instance ${id}` });
@@ -90,24 +120,9 @@ export async function gateFresh(ctx: Context, opts: { build?: boolean } = {}): P
     error = e;
     recordOutsideStage(rec, e);
   }
-  // Teardown runs whatever happened, and is not interruptible: a second Ctrl-C quits at once.
-  const teardownCtx: Context = { ...freshCtx, signal: undefined };
+  // Teardown runs whatever happened.
   try {
-    await rec.run('teardown', async (s) => {
-      try {
-        const r = await destroy(teardownCtx, { images: false });
-        s.details.removed = r.removed;
-        s.details.verified = r.verified;
-        s.details.summary = `removed ${r.removed.containers.length} containers, ${r.removed.volumes.length} volumes, ${r.removed.networks.length} networks; 0 labelled resources remain`;
-      } catch (e) {
-        if (isSandstackError(e) && e.code === 'SANDSTACK_INSTANCE_NOT_FOUND') {
-          s.details.verified = { containers: 0, volumes: 0, networks: 0 };
-          s.details.summary = 'nothing had been created';
-          return;
-        }
-        throw e;
-      }
-    });
+    await teardownStage(rec, freshCtx);
   } catch (e) {
     error ??= e;
   }

@@ -4,11 +4,11 @@
  * Passes only if everything passed; nothing is left behind in any case.
  */
 import { isSandstackError, SandstackError } from '../errors.js';
-import { freshInstanceId } from '../gate/run.js';
+import { teardownStage, throwawayContext } from '../gate/run.js';
 import { saveGateReport, StageRecorder, type GateReport } from '../gate/report.js';
 import type { Context } from '../lifecycle/context.js';
 import { resolveInstance } from '../lifecycle/instance.js';
-import { destroy, startInstance } from '../lifecycle/operations.js';
+import { startInstance } from '../lifecycle/operations.js';
 import { evidenceRoot, markLatest, newRunId, runDirFor, runTests } from '../testing/runner.js';
 import type { TestRunResult } from '../testing/model.js';
 import { writeEvidence, type EvidenceResult } from '../evidence/bundle.js';
@@ -34,8 +34,8 @@ function problemOf(step: string, e: unknown): VerifyResult['problems'][number] {
 
 export async function verify(ctx: Context, opts: { build?: boolean } = {}): Promise<VerifyResult> {
   const base = await resolveInstance(ctx);
-  const id = freshInstanceId(base.identity.id);
-  const freshCtx: Context = { ...ctx, instanceFlag: id, env: { ...ctx.env, SANDSTACK_INSTANCE: undefined, SANDSTACK_ENVIRONMENT: 'sandbox' } };
+  const freshCtx = throwawayContext(ctx, base.identity.id);
+  const id = freshCtx.instanceFlag!;
   const inst = await resolveInstance(freshCtx);
   const rec = new StageRecorder(ctx.onProgress);
   const problems: VerifyResult['problems'] = [];
@@ -81,21 +81,9 @@ export async function verify(ctx: Context, opts: { build?: boolean } = {}): Prom
       fail('evidence', e);
     }
   } finally {
-    // ...then teardown, whatever happened; not interruptible.
-    const t0 = Date.now();
-    const teardownCtx: Context = { ...freshCtx, signal: undefined };
+    // ...then teardown, whatever happened.
     try {
-      await rec.run('teardown', async (s) => {
-        try {
-          const r = await destroy(teardownCtx, {});
-          teardown = { at: new Date().toISOString(), instance: id, removed: { containers: r.removed.containers, volumes: r.removed.volumes, networks: r.removed.networks }, remaining: r.verified, durationMs: Date.now() - t0 };
-        } catch (e) {
-          if (!(isSandstackError(e) && e.code === 'SANDSTACK_INSTANCE_NOT_FOUND')) throw e;
-          teardown = { at: new Date().toISOString(), instance: id, removed: { containers: [], volumes: [], networks: [] }, remaining: { containers: 0, volumes: 0, networks: 0 }, durationMs: Date.now() - t0 };
-        }
-        s.details.verified = teardown.remaining;
-        s.details.summary = `removed ${teardown.removed.containers.length} containers, ${teardown.removed.volumes.length} volumes, ${teardown.removed.networks.length} networks; 0 labelled resources remain`;
-      });
+      teardown = await teardownStage(rec, freshCtx);
     } catch (e) {
       fail('teardown', e);
     }
