@@ -32,7 +32,8 @@ export interface GlobalOptions {
   cwd?: string;
 }
 
-export type Runner = (fn: (ctx: Context, out: Output) => Promise<number | void>) => (...args: unknown[]) => Promise<void>;
+/** Wraps an action: builds the context and output, runs it, turns the result or error into an exit code. */
+export type Runner = (fn: (ctx: Context, out: Output, cmd: Command) => Promise<number | void>) => (...args: unknown[]) => Promise<void>;
 
 function serviceTable(services: ServiceStatus[]): string {
   return table(
@@ -77,8 +78,8 @@ export function registerCommands(program: Command, run: Runner): void {
     .option('--force', 'overwrite an existing sandstack.yaml')
     .addHelpText('after', '\nExample:\n  cd my-compose-project && sandstack init')
     .action(
-      run(async (ctx, out) => {
-        const opts = program.commands.find((c) => c.name() === 'init')!.opts<{ force?: boolean }>();
+      run(async (ctx, out, cmd) => {
+        const opts = cmd.opts<{ force?: boolean }>();
         const r = await init(ctx, { force: opts.force });
         out.result(r, () =>
           [
@@ -100,8 +101,7 @@ export function registerCommands(program: Command, run: Runner): void {
     .option('--format <format>', 'text, json or sarif (SARIF 2.1.0, for code scanning)', 'text')
     .addHelpText('after', `\nExits 1 when error-level findings remain.\n\nRules:\n${RULES.map((r) => `  ${r.id} ${r.name.padEnd(22)} ${r.severity.padEnd(7)} ${r.description}`).join('\n')}\n\nExamples:\n  sandstack lint\n  sandstack lint --fix\n  sandstack lint --format sarif > sandstack.sarif`)
     .action(
-      run(async (ctx, out) => {
-        const cmd = program.commands.find((c) => c.name() === 'lint')!;
+      run(async (ctx, out, cmd) => {
         const o = cmd.opts<{ fix?: boolean; format: string }>();
         if (!['text', 'json', 'sarif'].includes(o.format)) throw new SandstackError('SANDSTACK_USAGE', `Unknown --format ${o.format}.`, { hint: 'Use text, json or sarif.' });
         const r = await lint(ctx, { files: cmd.args, fix: o.fix });
@@ -127,8 +127,7 @@ export function registerCommands(program: Command, run: Runner): void {
     .option('--base <ref>', 'start the branch from this ref', 'HEAD')
     .addHelpText('after', '\nExample:\n  sandstack new feat/operation-metrics && cd ../myrepo--feat-operation-metrics && sandstack up')
     .action(
-      run(async (ctx, out) => {
-        const cmd = program.commands.find((c) => c.name() === 'new')!;
+      run(async (ctx, out, cmd) => {
         const r = await newWorktree(ctx, cmd.args[0]!, { base: cmd.opts<{ base: string }>().base });
         out.notices(r.notices);
         out.result(r, () =>
@@ -144,8 +143,8 @@ export function registerCommands(program: Command, run: Runner): void {
     .option('--no-gate', 'skip the gate checks after health (probes, isolation)')
     .addHelpText('after', '\nExample:\n  sandstack up --json | jq .services')
     .action(
-      run(async (ctx, out) => {
-        const opts = program.commands.find((c) => c.name() === 'up')!.opts<{ build: boolean; gate: boolean }>();
+      run(async (ctx, out, cmd) => {
+        const opts = cmd.opts<{ build: boolean; gate: boolean }>();
         const r = await up(ctx, { build: opts.build, gate: opts.gate });
         out.notices(r.notices);
         out.result(r, () => `${statusText(r)}\n\n${gateText(r.gate)}\nready in ${(r.timings.totalMs / 1000).toFixed(1)} s`);
@@ -159,8 +158,8 @@ export function registerCommands(program: Command, run: Runner): void {
     .option('--no-build', 'with --fresh: do not build images first')
     .addHelpText('after', '\nStages: config, build, start, healthy, probes, isolation, teardown (--fresh).\nThe report is saved under <state home>/reports/<instance>/.\n\nExamples:\n  sandstack gate\n  sandstack gate --fresh --json > gate-report.json')
     .action(
-      run(async (ctx, out) => {
-        const opts = program.commands.find((c) => c.name() === 'gate')!.opts<{ fresh?: boolean; build: boolean }>();
+      run(async (ctx, out, cmd) => {
+        const opts = cmd.opts<{ fresh?: boolean; build: boolean }>();
         const { report, error } = opts.fresh ? await gateFresh(ctx, { build: opts.build }) : await gateCheck(ctx);
         if (error !== undefined) {
           const code = out.error(error, { printJson: false });
@@ -177,7 +176,7 @@ export function registerCommands(program: Command, run: Runner): void {
     .description('run the unit test commands and the E2E services declared in sandstack.yaml, inside the running instance')
     .addHelpText('after', '\nResults go to <evidence root>/<instance>/<run-id>/ (tests.json, logs, JUnit XML).\n\nExample:\n  sandstack test --json | jq .totals')
     .action(
-      run(async (ctx, out) => {
+      run(async (ctx, out, cmd) => {
         const r = await runTests(ctx);
         out.result(r, () => testsText(r));
         return r.passed ? 0 : 1;
@@ -190,8 +189,8 @@ export function registerCommands(program: Command, run: Runner): void {
     .option('--run <dir>', 'the run directory to complete (default: the latest run of this instance)')
     .addHelpText('after', '\nNo secret value is written: values of secret-like variables are replaced by [REDACTED:<NAME>].\n\nExample:\n  sandstack test && sandstack evidence && cat "$(sandstack evidence --json | jq -r .summary)"')
     .action(
-      run(async (ctx, out) => {
-        const o = program.commands.find((c) => c.name() === 'evidence')!.opts<{ run?: string }>();
+      run(async (ctx, out, cmd) => {
+        const o = cmd.opts<{ run?: string }>();
         const inst = await resolveInstance(ctx);
         const r = await writeEvidence(ctx, { inst, runDir: o.run ? path.resolve(ctx.cwd, o.run) : undefined });
         out.result({ dir: r.dir, summary: r.summaryFile, report: r.htmlFile, manifest: r.manifest }, () =>
@@ -206,8 +205,8 @@ export function registerCommands(program: Command, run: Runner): void {
     .option('--no-build', 'do not build images first')
     .addHelpText('after', '\nExit code 0 only if the gate and every test passed and teardown left nothing.\n\nExample:\n  sandstack verify && gh pr create --body-file "$(sandstack verify --json | jq -r .evidence.summary)"')
     .action(
-      run(async (ctx, out) => {
-        const o = program.commands.find((c) => c.name() === 'verify')!.opts<{ build: boolean }>();
+      run(async (ctx, out, cmd) => {
+        const o = cmd.opts<{ build: boolean }>();
         const r = await verify(ctx, { build: o.build });
         const { error, ...data } = r;
         let code = 0;
@@ -238,8 +237,8 @@ export function registerCommands(program: Command, run: Runner): void {
     .option('--file <path>', 'read the fields from a YAML or JSON file (blocked, whyItMatters, options, recommended, decisionNeeded, evidence, title); flags override it')
     .addHelpText('after', '\nExample:\n  sandstack escalate --blocked "Startability Gate fails: db needs a host dataset" --why "E2E cannot run" \\\n    --option "mount /mnt/data read-only" --option "generate a small fixture" --recommend "fixture" --need "approve dropping the mount"')
     .action(
-      run(async (ctx, out) => {
-        const o = program.commands.find((c) => c.name() === 'escalate')!.opts<{ title?: string; blocked?: string; why?: string; option?: string[]; recommend?: string; need?: string; evidence?: string[]; file?: string }>();
+      run(async (ctx, out, cmd) => {
+        const o = cmd.opts<{ title?: string; blocked?: string; why?: string; option?: string[]; recommend?: string; need?: string; evidence?: string[]; file?: string }>();
         const fromFile = o.file ? await readEscalationFile(path.resolve(ctx.cwd, o.file)) : {};
         const r = await escalate(ctx, {
           ...fromFile,
@@ -260,7 +259,7 @@ export function registerCommands(program: Command, run: Runner): void {
     .command('ls', { isDefault: true })
     .description('list the declared secrets and where their 0600 files are')
     .action(
-      run(async (ctx, out) => {
+      run(async (ctx, out, cmd) => {
         const r = await secrets(ctx);
         out.result(r, () => (r.secrets.length ? table(['SECRET', 'GENERATED', 'FILE'], r.secrets.map((s) => [s.name, s.generated ? 'yes' : 'no (on first up)', s.file])) : 'no secrets declared in sandstack.yaml'));
       }),
@@ -270,8 +269,8 @@ export function registerCommands(program: Command, run: Runner): void {
     .description('replace the values of the named secrets (default: all); takes effect on the next up')
     .addHelpText('after', '\nExample:\n  sandstack secrets rotate DB_PASSWORD && sandstack down && sandstack up')
     .action(
-      run(async (ctx, out) => {
-        const names = secretsCmd.commands.find((c) => c.name() === 'rotate')!.args;
+      run(async (ctx, out, cmd) => {
+        const names = cmd.args;
         const r = await secrets(ctx, { rotate: names.length ? names : true });
         out.result(r, () => `rotated ${r.rotated?.join(', ') || 'nothing'}; running containers keep the old values until \`sandstack down && sandstack up\``);
       }),
@@ -282,7 +281,7 @@ export function registerCommands(program: Command, run: Runner): void {
     .description("show the instance's services, health and URLs")
     .addHelpText('after', '\nExample:\n  sandstack status --json')
     .action(
-      run(async (ctx, out) => {
+      run(async (ctx, out, cmd) => {
         const r = await status(ctx);
         out.notices(r.notices);
         out.result(r, () => statusText(r));
@@ -294,7 +293,7 @@ export function registerCommands(program: Command, run: Runner): void {
     .description('list every instance on this machine')
     .addHelpText('after', '\nExample:\n  sandstack ls --json')
     .action(
-      run(async (ctx, out) => {
+      run(async (ctx, out, cmd) => {
         const r = await listInstances(ctx);
         out.notices(r.notices);
         out.result(r, () =>
@@ -313,7 +312,7 @@ export function registerCommands(program: Command, run: Runner): void {
     .description("show the instance's leased host ports")
     .addHelpText('after', '\nExample:\n  sandstack ports --json')
     .action(
-      run(async (ctx, out) => {
+      run(async (ctx, out, cmd) => {
         const r = await ports(ctx);
         out.result(r, () =>
           r.ports.length === 0
@@ -328,7 +327,7 @@ export function registerCommands(program: Command, run: Runner): void {
     .description('print the isolated Compose model sandstack runs for this instance')
     .addHelpText('after', '\nExample:\n  sandstack render > /tmp/isolated.yaml')
     .action(
-      run(async (ctx, out) => {
+      run(async (ctx, out, cmd) => {
         const r = await render(ctx);
         out.result({ instance: r.instance, file: r.file, report: r.report, model: r.model }, () => r.yaml);
       }),
@@ -341,8 +340,7 @@ export function registerCommands(program: Command, run: Runner): void {
     .option('--tail <n>', 'only the last n lines of each service', (v) => Number.parseInt(v, 10))
     .addHelpText('after', '\nExample:\n  sandstack logs backend --tail 50')
     .action(
-      run(async (ctx) => {
-        const cmd = program.commands.find((c) => c.name() === 'logs')!;
+      run(async (ctx, _out, cmd) => {
         const o = cmd.opts<{ follow?: boolean; tail?: number }>();
         return logs(ctx, { service: cmd.args[0], follow: o.follow, tail: o.tail });
       }),
@@ -353,8 +351,7 @@ export function registerCommands(program: Command, run: Runner): void {
     .description('open bash (or sh) in a running service container, or run a command given after --')
     .addHelpText('after', '\nExamples:\n  sandstack shell backend\n  sandstack shell db -- psql -U ktrdr -c "select 1"')
     .action(
-      run(async (ctx) => {
-        const cmd = program.commands.find((c) => c.name() === 'shell')!;
+      run(async (ctx, _out, cmd) => {
         const [service, ...command] = cmd.args;
         return shell(ctx, { service, tty: Boolean(process.stdin.isTTY && process.stdout.isTTY), command });
       }),
@@ -365,7 +362,7 @@ export function registerCommands(program: Command, run: Runner): void {
     .description('stop and remove the containers gracefully; keep volumes, data and ports')
     .addHelpText('after', '\nExample:\n  sandstack down && sandstack up   # same data, same ports')
     .action(
-      run(async (ctx, out) => {
+      run(async (ctx, out, cmd) => {
         const r = await down(ctx);
         out.notices(r.notices);
         out.result(r, () => (r.stopped.length ? `stopped ${r.instance.id}: ${r.stopped.join(', ')} (volumes and ports kept)` : `instance ${r.instance.id} was not running`));
@@ -379,8 +376,8 @@ export function registerCommands(program: Command, run: Runner): void {
     .option('--images', 'also remove the images built for this instance')
     .addHelpText('after', '\nExample:\n  sandstack destroy --keep-worktree --json')
     .action(
-      run(async (ctx, out) => {
-        const o = program.commands.find((c) => c.name() === 'destroy')!.opts<{ keepWorktree?: boolean; images?: boolean }>();
+      run(async (ctx, out, cmd) => {
+        const o = cmd.opts<{ keepWorktree?: boolean; images?: boolean }>();
         const r: DestroyResult = await destroy(ctx, { keepWorktree: o.keepWorktree, images: o.images });
         out.notices(r.notices);
         out.result(r, () =>

@@ -43,11 +43,13 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-registerCommands(program, (fn) => async () => {
+registerCommands(program, (fn) => async (...args: unknown[]) => {
+  // Commander passes the command itself last (after the arguments and options).
+  const cmd = args[args.length - 1] as Command;
   const globals = program.opts<GlobalOptions>();
   const out = new Output({ json: Boolean(globals.json), verbose: Boolean(globals.verbose) });
   try {
-    const code = await fn(contextFrom(globals, abort.signal, out), out);
+    const code = await fn(contextFrom(globals, abort.signal, out), out, cmd);
     process.exitCode = typeof code === 'number' ? code : ExitCode.ok;
   } catch (e) {
     process.exitCode = out.error(e);
