@@ -2,25 +2,12 @@ import { describe, expect, it } from 'vitest';
 import type { ContainerView } from '../../src/engine/docker.js';
 import { checkIsolation } from '../../src/gate/isolation.js';
 import { LABELS } from '../../src/identity/identity.js';
+import { containerView } from './fixtures.js';
 
 const ID = 'feat-a';
 
 function container(service: string, over: Partial<ContainerView> = {}): ContainerView {
-  return {
-    id: `id-${service}`,
-    name: `${ID}-${service}-1`,
-    service,
-    state: 'running',
-    exitCode: 0,
-    oomKilled: false,
-    restartCount: 0,
-    healthLog: [],
-    ports: [],
-    labels: { [LABELS.instance]: ID },
-    image: 'demo-app',
-    imageId: 'sha256:0123456789ab',
-    ...over,
-  };
+  return containerView(service, { name: `${ID}-${service}-1`, labels: { [LABELS.instance]: ID }, ...over });
 }
 
 function port(hostIp: string, hostPort = 20001, containerPort = 80, protocol = 'tcp') {

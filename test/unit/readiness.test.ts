@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ContainerView } from '../../src/engine/docker.js';
 import { evaluateReadiness, hintFor, type FailureDiagnosis } from '../../src/engine/readiness.js';
+import { containerView } from './fixtures.js';
 
 const SINCE = Date.parse('2025-01-01T12:00:00Z');
 const BEFORE = '2025-01-01T11:00:00.123456789Z';
@@ -9,23 +10,7 @@ const AFTER = '2025-01-01T12:00:05.123456789Z';
 const ZERO_TIME = '0001-01-01T00:00:00Z';
 
 function container(service: string, over: Partial<ContainerView> = {}): ContainerView {
-  return {
-    id: `id-${service}`,
-    name: `feat-a-${service}-1`,
-    service,
-    state: 'running',
-    exitCode: 0,
-    oomKilled: false,
-    restartCount: 0,
-    startedAt: '2025-01-01T12:00:01Z',
-    finishedAt: ZERO_TIME,
-    healthLog: [],
-    ports: [],
-    labels: {},
-    image: 'demo-app',
-    imageId: 'sha256:0123456789ab',
-    ...over,
-  };
+  return containerView(service, { startedAt: '2025-01-01T12:00:01Z', finishedAt: ZERO_TIME, ...over });
 }
 
 function evaluate(c: ContainerView, upFinished = true) {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { ContainerView } from '../../src/engine/docker.js';
 import { servicePorts, summarizeState, urlFor } from '../../src/lifecycle/status.js';
 import type { Lease } from '../../src/state/registry.js';
+import { containerView } from './fixtures.js';
 
 const leases: Lease[] = [
   { service: 'web', containerPort: 3000, protocol: 'tcp', hostPort: 21000, scheme: 'http' },
@@ -10,21 +11,7 @@ const leases: Lease[] = [
 ];
 
 function view(over: Partial<ContainerView>): ContainerView {
-  return {
-    id: 'c1',
-    name: 'feat-a-web-1',
-    service: 'web',
-    state: 'running',
-    exitCode: 0,
-    oomKilled: false,
-    restartCount: 0,
-    healthLog: [],
-    ports: [],
-    labels: {},
-    image: 'demo-app',
-    imageId: 'sha256:0123456789ab',
-    ...over,
-  };
+  return containerView('web', { id: 'c1', ...over });
 }
 
 describe('summarizeState', () => {
