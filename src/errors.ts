@@ -38,6 +38,7 @@ const codeExit = {
   SANDSTACK_REGISTRY_LOCKED: ExitCode.failed,
   SANDSTACK_COMPOSE_FAILED: ExitCode.failed,
   SANDSTACK_SERVICE_FAILED: ExitCode.failed,
+  SANDSTACK_OBS_FAILED: ExitCode.failed,
   SANDSTACK_PROBE_FAILED: ExitCode.failed,
   SANDSTACK_ISOLATION_FAILED: ExitCode.failed,
   SANDSTACK_BUILD_FAILED: ExitCode.failed,

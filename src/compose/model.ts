@@ -25,6 +25,7 @@ export const ServiceSchema = z.looseObject({
   networks: z.union([z.array(z.string()), z.record(z.string(), z.unknown())]).optional(),
   network_mode: z.string().optional(),
   healthcheck: z.looseObject({ disable: z.boolean().optional() }).optional(),
+  logging: z.looseObject({ driver: z.string().optional(), options: z.record(z.string(), scalar).optional() }).optional(),
 });
 export type ComposeService = z.output<typeof ServiceSchema>;
 

@@ -3,7 +3,7 @@
  * the model, the identity and the leases and returns a new model plus a report of every change.
  */
 import { SandstackError } from '../errors.js';
-import { instanceEnvironment, instanceLabels, type InstanceIdentity } from '../identity/identity.js';
+import { instanceEnvironment, instanceLabels, LABELS, type InstanceIdentity } from '../identity/identity.js';
 import { encodeLeases, leaseKey } from '../ports/leases.js';
 import type { Lease } from '../state/registry.js';
 import { parsePortEntry, toRecord, usesDefaultNetwork, type ComposeModel, type ComposeService } from './model.js';
@@ -17,6 +17,10 @@ export interface RenderInput {
   allowEnv?: string[];
   /** Services that get no route out: attached only to the instance's internal network. */
   egressNone?: string[];
+  /** Shared observability: every container gets the OTLP endpoint; `services` join the telemetry network. */
+  telemetry?: { otlpEndpoint: string; services?: string[]; obsProject: string };
+  /** The engine's default log driver: identity labels are added to logs only for drivers that keep them. */
+  defaultLogDriver?: string;
 }
 
 export interface RenderReport {
@@ -31,6 +35,10 @@ export interface RenderReport {
   droppedEnv: { service: string; name: string }[];
   /** Services on the internal network only (egress: none). */
   egressNone: string[];
+  /** Shared observability wiring (absent when observability is not enabled). */
+  telemetry?: { network: string; services: string[]; otlpEndpoint: string; skipped: { service: string; reason: string }[] };
+  /** Services whose log entries carry the instance labels (json-file and journald drivers). */
+  logIdentity: string[];
 }
 
 export interface RenderResult {
@@ -41,6 +49,35 @@ export interface RenderResult {
 const LOOPBACK = '127.0.0.1';
 /** The instance network with no route out, for services with egress: none. */
 export const INTERNAL_NETWORK = 'sandstack_internal';
+/** The instance network the shared observability stack joins (see src/observability/). */
+export const TELEMETRY_NETWORK = 'sandstack_telemetry';
+/**
+ * internal: no forwarding out of the network; inhibit_ipv4: the host keeps no address on its
+ * bridge, so the host itself (its ports, its other addresses) is out of reach too.
+ */
+const NO_ROUTE_NETWORK = { internal: true, driver_opts: { 'com.docker.network.bridge.inhibit_ipv4': 'true' } };
+/** Log drivers that record the container labels named in the `labels` log option. */
+const LABEL_LOG_DRIVERS = ['json-file', 'journald'];
+
+/** A service's networks as a map (`default` when it declares none). */
+function networkMap(svc: ComposeService): Record<string, unknown> {
+  if (Array.isArray(svc.networks)) return Object.fromEntries(svc.networks.map((n) => [n, null]));
+  return { ...(svc.networks ?? { default: null }) };
+}
+
+/**
+ * Makes the log driver record the instance labels with every log entry (`docker logs --details`
+ * shows them), when the driver supports it. Returns whether it did.
+ */
+function addLogIdentity(svc: ComposeService, defaultDriver: string | undefined): boolean {
+  const logging = (svc.logging ?? {}) as { driver?: string; options?: Record<string, string | number | null> };
+  const driver = logging.driver ?? defaultDriver;
+  if (!driver || !LABEL_LOG_DRIVERS.includes(driver)) return false;
+  const existing = String(logging.options?.labels ?? '').split(',').map((l) => l.trim()).filter(Boolean);
+  const labels = [...new Set([...existing, LABELS.instance, LABELS.kind])].join(',');
+  svc.logging = { ...logging, options: { ...(logging.options ?? {}), labels } };
+  return true;
+}
 
 function externalName(key: string, def: { external?: unknown; name?: string }): string {
   if (def.external && typeof def.external === 'object' && 'name' in def.external && typeof def.external.name === 'string') return def.external.name;
@@ -65,6 +102,7 @@ export function renderIsolated(input: RenderInput): RenderResult {
     renamedImages: [],
     droppedEnv: [],
     egressNone: [],
+    logIdentity: [],
   };
   const egressNone = new Set(input.egressNone ?? []);
   for (const name of egressNone) {
@@ -131,6 +169,11 @@ export function renderIsolated(input: RenderInput): RenderResult {
       }
     }
     svc.environment = { ...env, ...instanceEnvironment(identity, env.OTEL_RESOURCE_ATTRIBUTES ?? undefined) };
+    if (input.telemetry) {
+      svc.environment.OTEL_EXPORTER_OTLP_ENDPOINT = input.telemetry.otlpEndpoint;
+      svc.environment.OTEL_SERVICE_NAME ??= name;
+    }
+    if (addLogIdentity(svc, input.defaultLogDriver)) report.logIdentity.push(name);
 
     if (svc.build !== undefined) {
       const build = typeof svc.build === 'string' ? { context: svc.build } : svc.build;
@@ -150,10 +193,35 @@ export function renderIsolated(input: RenderInput): RenderResult {
         svc.networks = { [INTERNAL_NETWORK]: null };
         report.egressNone.push(name);
       } else if (usesDefaultNetwork(svc)) {
-        const nets = Array.isArray(svc.networks) ? Object.fromEntries(svc.networks.map((n) => [n, null])) : { ...(svc.networks ?? { default: null }) };
-        svc.networks = { ...nets, [INTERNAL_NETWORK]: null };
+        svc.networks = { ...networkMap(svc), [INTERNAL_NETWORK]: null };
       }
     }
+  }
+
+  // Shared observability: the telemetry network is internal (it adds no route out, so egress: none
+  // holds) and only the shared stack's containers join it besides the instance's own: instances never
+  // share a network with each other, so `backend` of one can never resolve to another's.
+  let telemetryNetwork = false;
+  if (input.telemetry) {
+    const wanted = input.telemetry.services ?? Object.keys(model.services);
+    const joined: string[] = [];
+    const skipped: { service: string; reason: string }[] = [];
+    for (const name of wanted) {
+      const svc = model.services[name];
+      if (!svc) {
+        throw new SandstackError('SANDSTACK_UNKNOWN_SERVICE', `observability.services in sandstack.yaml names "${name}", which the compose project does not define.`, {
+          hint: `Known services: ${Object.keys(model.services).join(', ')}.`,
+        });
+      }
+      if (svc.network_mode) {
+        skipped.push({ service: name, reason: `network_mode ${svc.network_mode}` });
+        continue;
+      }
+      svc.networks = { ...networkMap(svc), [TELEMETRY_NETWORK]: null };
+      joined.push(name);
+    }
+    telemetryNetwork = joined.length > 0;
+    report.telemetry = { network: `${id}_${TELEMETRY_NETWORK}`, services: joined, otlpEndpoint: input.telemetry.otlpEndpoint, skipped };
   }
 
   const scope = (kind: 'volume' | 'network', defs: Record<string, unknown> | undefined, allowed: string[]) => {
@@ -180,9 +248,8 @@ export function renderIsolated(input: RenderInput): RenderResult {
   model.volumes = scope('volume', model.volumes ?? undefined, input.allowExternal.volumes) as ComposeModel['volumes'];
   const networks = { ...(model.networks ?? {}) } as Record<string, unknown>;
   if (anyDefault && !('default' in networks)) networks.default = {};
-  // internal: no forwarding out of the network; inhibit_ipv4: the host keeps no address on its
-  // bridge, so the host itself (its ports, its other addresses) is out of reach too.
-  if (egressNone.size > 0) networks[INTERNAL_NETWORK] = { internal: true, driver_opts: { 'com.docker.network.bridge.inhibit_ipv4': 'true' } };
+  if (egressNone.size > 0) networks[INTERNAL_NETWORK] = { ...NO_ROUTE_NETWORK };
+  if (telemetryNetwork) networks[TELEMETRY_NETWORK] = { ...NO_ROUTE_NETWORK, labels: { [LABELS.role]: 'telemetry', [LABELS.obs]: input.telemetry!.obsProject } };
   model.networks = scope('network', networks, input.allowExternal.networks) as ComposeModel['networks'];
   if (Object.keys(model.volumes ?? {}).length === 0) delete model.volumes;
   if (Object.keys(model.networks ?? {}).length === 0) delete model.networks;

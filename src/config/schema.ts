@@ -211,6 +211,30 @@ export const ConfigSchema = z
           .describe('Error-level lint findings allowed for one service each, with a reason; up and the gate refuse all others'),
       })
       .prefault({}),
+    observability: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe('Join the shared observability stack (`sandstack obs up`): OTLP endpoint in every container, metrics scraped by the shared Prometheus'),
+        services: z
+          .array(serviceName)
+          .optional()
+          .describe('Services that join the instance telemetry network (reach the OTLP endpoint, can be scraped); default: every service'),
+        metrics: z
+          .array(
+            z.strictObject({
+              service: serviceName.describe('Service exposing Prometheus metrics'),
+              port: z.number().int().min(1).max(65535).describe('Container port of the metrics endpoint'),
+              path: z.string().startsWith('/').default('/metrics').describe('HTTP path of the metrics endpoint'),
+            }),
+          )
+          .default([])
+          .describe('Prometheus endpoints the shared Prometheus scrapes, labelled instance_id, environment and service'),
+        traceService: serviceName.optional().describe('Service whose traces the `status` link opens in Jaeger; default: the first metrics service, else the first published service'),
+      })
+      .prefault({})
+      .describe('Shared observability (Prometheus, Grafana, Jaeger) with every signal labelled by instance'),
     gate: z
       .strictObject({
         timeoutSeconds: z

@@ -29,6 +29,16 @@ export async function assertDockerAvailable(docker: Docker): Promise<{ version: 
   }
 }
 
+let logDriver: Promise<string | undefined> | undefined;
+/** The engine's default log driver (asked once per process; undefined when it cannot be told). */
+export function defaultLogDriver(docker: Docker): Promise<string | undefined> {
+  logDriver ??= docker.info().then(
+    (i: { LoggingDriver?: string }) => i.LoggingDriver,
+    () => undefined,
+  );
+  return logDriver;
+}
+
 const instanceFilter = (id: string) => ({ label: [`${LABELS.instance}=${id}`] });
 
 export interface ContainerView {
@@ -118,11 +128,33 @@ export function countResources(r: LabelledResources): number {
 }
 
 /**
+ * Takes the shared observability stack's containers (label LABELS.obs) off the instance's networks,
+ * so that the networks can be removed. Other foreign containers are left alone.
+ */
+export async function detachShared(docker: Docker, id: string): Promise<string[]> {
+  const detached: string[] = [];
+  const networks = await docker.listNetworks({ filters: instanceFilter(id) });
+  for (const n of networks) {
+    const info = (await docker.getNetwork(n.Id).inspect().catch(() => undefined)) as { Containers?: Record<string, { Name?: string }> } | undefined;
+    for (const [containerId, ep] of Object.entries(info?.Containers ?? {})) {
+      const labels = (await docker.getContainer(containerId).inspect().catch(() => undefined))?.Config?.Labels ?? {};
+      if (labels[LABELS.instance] === id || !(LABELS.obs in labels)) continue;
+      await docker.getNetwork(n.Id).disconnect({ Container: containerId, Force: true }).then(
+        () => detached.push(`${ep.Name ?? containerId} from ${n.Name}`),
+        () => undefined,
+      );
+    }
+  }
+  return detached;
+}
+
+/**
  * Force-removes every container, network and volume labelled with the instance id (and only those).
  * Returns what could not be removed.
  */
 export async function sweepInstance(docker: Docker, id: string): Promise<string[]> {
   const problems: string[] = [];
+  await detachShared(docker, id).catch(() => undefined);
   // A resource that is already gone (404) is what we wanted; anything else is reported.
   const attempt = (what: string, op: Promise<unknown>) =>
     op.catch((e: { statusCode?: number; message: string }) => {

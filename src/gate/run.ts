@@ -9,7 +9,7 @@ import { isSandstackError, SandstackError } from '../errors.js';
 import { MAX_ID_LENGTH, sanitizeInstanceId } from '../identity/identity.js';
 import type { Context } from '../lifecycle/context.js';
 import { findRecord, resolveInstance, type ResolvedInstance } from '../lifecycle/instance.js';
-import { destroy, startInstance } from '../lifecycle/operations.js';
+import { destroy, runObservabilityStage, startInstance } from '../lifecycle/operations.js';
 import { saveGateReport, StageRecorder, type GateReport } from './report.js';
 import type { TeardownProof } from '../evidence/model.js';
 import { configStage, deadlineFrom, healthyCheckStage, isolationStage, probesStage } from './stages.js';
@@ -43,6 +43,7 @@ export async function gateCheck(ctx: Context): Promise<GateOutcome> {
     await rec.run('healthy', (s) => healthyCheckStage(ctx, s, prepared, deadline));
     await rec.run('probes', (s) => probesStage(ctx, s, prepared, deadline));
     await rec.run('isolation', (s) => isolationStage(ctx, s, prepared));
+    await runObservabilityStage(ctx, rec, prepared);
   } catch (e) {
     error = e;
     recordOutsideStage(rec, e);

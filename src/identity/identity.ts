@@ -26,6 +26,10 @@ export const LABELS = {
   managed: 'dev.sandstack.managed',
   /** Leased host ports, `service:port/proto=host,...`; lets the registry be rebuilt from Docker. */
   leases: 'dev.sandstack.leases',
+  /** What a network is for (`telemetry`: the instance network the shared observability stack joins). */
+  role: 'dev.sandstack.role',
+  /** On the shared observability stack's resources: the state home it belongs to. */
+  obs: 'dev.sandstack.obs',
 } as const;
 
 export const COMPOSE_PROJECT_LABEL = 'com.docker.compose.project';

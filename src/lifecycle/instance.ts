@@ -19,7 +19,8 @@ import { allocatePorts, decodeLeases, type PortRequest } from '../ports/leases.j
 import { isPortFree } from '../ports/probe.js';
 import { composeCacheFile, instancePaths, type InstancePaths } from '../state/paths.js';
 import { withRegistry, type InstanceRecord, type Lease, type RegistryOptions } from '../state/registry.js';
-import { labelledResources } from '../engine/docker.js';
+import { defaultLogDriver, labelledResources } from '../engine/docker.js';
+import { telemetryInput } from '../observability/wiring.js';
 import type { Context } from './context.js';
 import writeFileAtomic from 'write-file-atomic';
 
@@ -229,6 +230,8 @@ export async function prepareInstance(ctx: Context, opts: { persist: boolean; in
       allowExternal: inst.loaded.config.external,
       allowEnv: allowedHostEnv(inst),
       egressNone: Object.entries(inst.loaded.config.services).filter(([, s]) => s.egress === 'none').map(([n]) => n),
+      telemetry: telemetryInput(inst.loaded.config.observability, ctx.home, ctx.env),
+      defaultLogDriver: await defaultLogDriver(ctx.docker),
     });
     if (opts.persist) {
       await mkdir(inst.paths.dataRoot, { recursive: true, mode: 0o700 });

@@ -3,7 +3,8 @@ import { rm } from 'node:fs/promises';
 import { composeErrorText, runCompose, type ComposeProject } from '../compose/cli.js';
 import { saveGateReport, StageRecorder, withReport, type GateReport } from '../gate/report.js';
 import { buildStage, configStage, deadlineFrom, healthyStage, isolationStage, probesStage, startStage } from '../gate/stages.js';
-import { assertDockerAvailable, countResources, instanceContainers, labelledResources, sweepInstance, type LabelledResources } from '../engine/docker.js';
+import { assertDockerAvailable, countResources, detachShared, instanceContainers, labelledResources, sweepInstance, type LabelledResources } from '../engine/docker.js';
+import { instanceObservability, observabilityStage, removeTargets, type InstanceObservability } from '../observability/wiring.js';
 import { isSandstackError, SandstackError } from '../errors.js';
 import { gitInfo, removeWorktree } from '../git/git.js';
 import { LABELS } from '../identity/identity.js';
@@ -38,6 +39,8 @@ function summary(p: ResolvedInstance, registered: boolean, services: ServiceStat
 
 async function rollback(ctx: Context, prepared: PreparedInstance, wipeVolumes: boolean): Promise<void> {
   ctx.onProgress({ type: 'step', message: wipeVolumes ? 'rolling back: removing everything this up created' : 'rolling back: removing containers (volumes kept)' });
+  await removeTargets(ctx.home, prepared.identity.id).catch(() => undefined);
+  await detachShared(ctx.docker, prepared.identity.id).catch(() => undefined);
   await runCompose(prepared.project, ['down', '--remove-orphans', '-t', '0', ...(wipeVolumes ? ['-v'] : [])]).catch(() => undefined);
   if (wipeVolumes) {
     await sweepInstance(ctx.docker, prepared.identity.id).catch(() => undefined);
@@ -95,6 +98,7 @@ export async function startInstance(ctx: Context, rec: StageRecorder, opts: Star
       await rec.run('probes', (s) => probesStage(ctx, s, prepared, deadline));
       await rec.run('isolation', (s) => isolationStage(ctx, s, prepared));
     }
+    await runObservabilityStage(ctx, rec, prepared);
   } catch (e) {
     if (opts.rollbackOnFailure !== false) await rollback(ctx, prepared, !hadVolumes);
     if (ctx.signal?.aborted && !(isSandstackError(e) && e.code === 'SANDSTACK_SERVICE_FAILED')) {
@@ -103,6 +107,13 @@ export async function startInstance(ctx: Context, rec: StageRecorder, opts: Star
     throw e;
   }
   return { prepared };
+}
+
+/** observability: wires a started instance to the shared stack (skipped when not enabled). */
+export async function runObservabilityStage(ctx: Context, rec: StageRecorder, inst: ResolvedInstance): Promise<void> {
+  const config = inst.loaded.config.observability;
+  if (!config.enabled) rec.skip('observability', 'not enabled (observability.enabled in sandstack.yaml)');
+  else await rec.run('observability', (s) => observabilityStage(ctx, s, inst.identity, config));
 }
 
 /** Renders, builds, starts, waits until every service is healthy, then runs the gate's checks. */
@@ -159,6 +170,8 @@ export async function down(ctx: Context): Promise<DownResult> {
     let project: ComposeProject | undefined = (await renderedProject(ctx, inst, record?.leases ?? []))?.project;
     project ??= (await prepareInstance(ctx, { persist: true, inst })).project;
     ctx.onProgress({ type: 'step', message: `stopping ${before.length} containers of ${id}` });
+    await removeTargets(ctx.home, id);
+    await detachShared(ctx.docker, id);
     const r = await runCompose(project, ['down', '--remove-orphans'], { onLine: (line) => ctx.onProgress({ type: 'log', source: 'compose', line }) });
     if (r.exitCode !== 0) {
       throw new SandstackError('SANDSTACK_COMPOSE_FAILED', `compose down failed for ${id}:\n${composeErrorText(r.stderr)}`, { hint: 'Run it again; `sandstack destroy` removes everything by label.' });
@@ -196,6 +209,7 @@ export async function destroy(ctx: Context, opts: { keepWorktree?: boolean; imag
   // and without waiting out stop timeouts (what `compose down -v -t 0` does, without needing the
   // compose file, which may be broken or gone by now).
   ctx.onProgress({ type: 'step', message: `removing ${id}: ${before.containers.length} containers, ${before.volumes.length} volumes, ${before.networks.length} networks` });
+  await removeTargets(ctx.home, id);
   const problems = await sweepInstance(ctx.docker, id);
   const images: string[] = [];
   if (opts.images) {
@@ -252,6 +266,8 @@ export interface StatusResult {
   services: ServiceStatus[];
   /** Guardrail findings sandstack.yaml allows (rule, service, written reason). */
   policy: { allowances: Allowance[] };
+  /** Shared observability: stack state, scrape targets and links filtered to this instance. */
+  observability: InstanceObservability;
   notices: string[];
 }
 
@@ -261,5 +277,6 @@ export async function status(ctx: Context): Promise<StatusResult> {
   const rendered = await renderedProject(ctx, inst, record?.leases ?? []).catch(() => undefined);
   const expected = rendered ? activeServices(rendered.model, inst.loaded.config.compose.profiles) : [];
   const services = await serviceStatuses(ctx, inst.identity.id, expected, record?.leases ?? []);
-  return { instance: summary(inst, record !== undefined, services, record?.branch), services, policy: { allowances: allowancesOf(inst.loaded.config) }, notices };
+  const observability = await instanceObservability(ctx, inst.identity, inst.loaded.config);
+  return { instance: summary(inst, record !== undefined, services, record?.branch), services, policy: { allowances: allowancesOf(inst.loaded.config) }, observability, notices };
 }

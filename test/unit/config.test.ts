@@ -35,6 +35,7 @@ const DEFAULTS = {
   tests: { unit: [], e2e: [] },
   evidence: {},
   policy: { allow: [] },
+  observability: { enabled: false, metrics: [] },
   gate: { timeoutSeconds: 180, probes: [] },
 };
 
@@ -79,6 +80,7 @@ external:
       tests: { unit: [], e2e: [] },
       evidence: {},
       policy: { allow: [] },
+      observability: { enabled: false, metrics: [] },
       gate: { timeoutSeconds: 180, probes: [] },
     });
   });

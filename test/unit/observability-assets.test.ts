@@ -33,19 +33,15 @@ describe('OBS_VERSIONS', () => {
 });
 
 describe('prometheusConfig', () => {
-  it('parses as YAML with the file_sd glob and both jobs', () => {
+  it('parses as YAML with one job: the instances found through file_sd (no unlabelled self-scrape)', () => {
     const cfg = parse(prometheusConfig({ targetsDir: '/etc/prometheus/targets' })) as AnyObj;
     expect(cfg.global.scrape_interval).toBe('5s');
     const jobs = (cfg.scrape_configs as AnyObj[]).map((j) => j.job_name);
-    expect(jobs).toEqual(['sandstack-instances', 'sandstack-self']);
+    expect(jobs).toEqual(['sandstack-instances']);
     const inst = (cfg.scrape_configs as AnyObj[])[0]!;
     expect(inst.honor_labels).toBe(false);
     expect(inst.file_sd_configs).toEqual([{ files: ['/etc/prometheus/targets/*.json'], refresh_interval: '5s' }]);
-    expect(inst.metric_relabel_configs).toHaveLength(1);
-    expect(inst.metric_relabel_configs[0].action).toBe('keep');
-    expect(inst.metric_relabel_configs[0].regex).toBe('.*');
-    const self = (cfg.scrape_configs as AnyObj[])[1]!;
-    expect(self.static_configs).toEqual([{ targets: ['localhost:9090'] }]);
+    expect(inst.static_configs).toBeUndefined();
   });
 
   it('honours the scrape interval and trims a trailing slash on targetsDir', () => {
@@ -204,8 +200,10 @@ describe('instanceLinks', () => {
     const { dashboard } = instanceLinks({
       grafanaUrl: 'http://localhost:3000/',
       jaegerUrl: 'http://localhost:16686',
+      prometheusUrl: 'http://localhost:9090',
       instanceId: 'demo--feat-a',
       kind: 'local',
+      traceService: 'backend',
     });
     expect(dashboard).toBe(
       'http://localhost:3000/d/sandstack-instance/sandstack-instance?var-environment=local&var-instance=demo--feat-a',
@@ -214,7 +212,7 @@ describe('instanceLinks', () => {
 
   it('encodes reserved characters in the instance id', () => {
     const id = 'demo--feat a&b=c/#';
-    const { dashboard } = instanceLinks({ grafanaUrl: 'http://g', jaegerUrl: 'http://j', instanceId: id, kind: 'sandbox' });
+    const { dashboard } = instanceLinks({ grafanaUrl: 'http://g', jaegerUrl: 'http://j', prometheusUrl: 'http://p', instanceId: id, kind: 'sandbox', traceService: 'api' });
     const u = new URL(dashboard);
     expect(u.pathname).toBe('/d/sandstack-instance/sandstack-instance');
     expect(u.hash).toBe('');
@@ -223,14 +221,22 @@ describe('instanceLinks', () => {
     expect([...u.searchParams.keys()]).toEqual(['var-environment', 'var-instance']);
   });
 
-  it('builds a Jaeger search URL whose tags JSON decodes back to the id', () => {
+  it('builds a Jaeger search URL (service + instance tag) whose tags JSON decodes back to the id', () => {
     const id = 'demo--feat-a"x';
-    const { traces } = instanceLinks({ grafanaUrl: 'http://g', jaegerUrl: 'http://localhost:16686', instanceId: id, kind: 'local' });
-    expect(traces.startsWith('http://localhost:16686/search?tags=')).toBe(true);
+    const { traces } = instanceLinks({ grafanaUrl: 'http://g', jaegerUrl: 'http://localhost:16686', prometheusUrl: 'http://p', instanceId: id, kind: 'local', traceService: 'back end' });
+    expect(traces.startsWith('http://localhost:16686/search?service=back%20end&tags=')).toBe(true);
     expect(traces).not.toContain('{'); // JSON is percent-encoded
     const u = new URL(traces);
+    expect(u.searchParams.get('service')).toBe('back end');
     expect(JSON.parse(u.searchParams.get('tags')!)).toEqual({ 'sandstack.instance.id': id });
     expect(u.searchParams.get('limit')).toBe('20');
     expect(u.searchParams.get('lookback')).toBe('1h');
+  });
+
+  it('builds a Prometheus query of the instance\'s targets', () => {
+    const { metrics } = instanceLinks({ grafanaUrl: 'http://g', jaegerUrl: 'http://j', prometheusUrl: 'http://127.0.0.1:9090/', instanceId: 'demo-a', kind: 'local', traceService: 'api' });
+    const u = new URL(metrics);
+    expect(u.origin + u.pathname).toBe('http://127.0.0.1:9090/graph');
+    expect(u.searchParams.get('g0.expr')).toBe('up{instance_id="demo-a"}');
   });
 });

@@ -561,3 +561,60 @@ describe('interpolationEnv', () => {
     });
   });
 });
+
+describe('renderIsolated: shared observability wiring', () => {
+  const telemetry = { otlpEndpoint: 'http://sandstack-otlp:4318', obsProject: 'sandstack-obs' };
+  const model = (): ComposeModel => ({
+    services: {
+      api: { image: 'a', environment: { OTEL_SERVICE_NAME: 'shop-api', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://old:4318' } },
+      worker: { image: 'w', networks: ['default'] },
+      tool: { image: 't', network_mode: 'host' },
+    },
+  });
+
+  it('puts every service on an internal, labelled telemetry network and sets the OTLP endpoint everywhere', () => {
+    const out = renderIsolated({ model: model(), identity: idA, leases: [], allowExternal: noExternal, telemetry });
+    expect(out.model.services.api?.networks).toEqual({ default: null, sandstack_telemetry: null });
+    expect(out.model.services.worker?.networks).toEqual({ default: null, sandstack_telemetry: null });
+    expect(out.model.services.tool?.networks).toBeUndefined();
+    const net = out.model.networks?.sandstack_telemetry as { internal: boolean; name: string; labels: Record<string, string>; driver_opts: Record<string, string> };
+    expect(net).toMatchObject({ internal: true, name: 'feat-a_sandstack_telemetry', driver_opts: { 'com.docker.network.bridge.inhibit_ipv4': 'true' } });
+    expect(net.labels).toMatchObject({ [LABELS.role]: 'telemetry', [LABELS.obs]: 'sandstack-obs', [LABELS.instance]: 'feat-a' });
+    const env = (s: string) => toRecord(out.model.services[s]?.environment);
+    expect(env('api')).toMatchObject({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://sandstack-otlp:4318', OTEL_SERVICE_NAME: 'shop-api' });
+    expect(env('worker')).toMatchObject({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://sandstack-otlp:4318', OTEL_SERVICE_NAME: 'worker' });
+    expect(env('worker').OTEL_RESOURCE_ATTRIBUTES).toBe(`sandstack.instance.id=feat-a,deployment.environment=${idA.kind}`);
+    expect(out.report.telemetry).toEqual({ network: 'feat-a_sandstack_telemetry', services: ['api', 'worker'], otlpEndpoint: telemetry.otlpEndpoint, skipped: [{ service: 'tool', reason: 'network_mode host' }] });
+  });
+
+  it('joins only the listed services, keeps egress: none services off every routed network, and rejects unknown names', () => {
+    const out = renderIsolated({ model: model(), identity: idA, leases: [], allowExternal: noExternal, egressNone: ['worker'], telemetry: { ...telemetry, services: ['worker'] } });
+    expect(out.model.services.worker?.networks).toEqual({ sandstack_internal: null, sandstack_telemetry: null });
+    expect(out.model.services.api?.networks).toEqual({ default: null, sandstack_internal: null });
+    expect(() => renderIsolated({ model: model(), identity: idA, leases: [], allowExternal: noExternal, telemetry: { ...telemetry, services: ['nope'] } })).toThrow(/observability.services/);
+  });
+
+  it('adds nothing when observability is off', () => {
+    const out = renderIsolated({ model: model(), identity: idA, leases: [], allowExternal: noExternal });
+    expect(out.model.networks?.sandstack_telemetry).toBeUndefined();
+    expect(toRecord(out.model.services.worker?.environment).OTEL_EXPORTER_OTLP_ENDPOINT).toBeUndefined();
+    expect(out.report.telemetry).toBeUndefined();
+  });
+
+  it('makes json-file and journald logs carry the instance labels, and leaves other drivers alone', () => {
+    const m: ComposeModel = {
+      services: {
+        a: { image: 'a' },
+        b: { image: 'b', logging: { driver: 'journald', options: { labels: 'team' } } },
+        c: { image: 'c', logging: { driver: 'local' } },
+      },
+    };
+    const out = renderIsolated({ model: m, identity: idA, leases: [], allowExternal: noExternal, defaultLogDriver: 'json-file' });
+    expect(out.model.services.a?.logging).toEqual({ options: { labels: `${LABELS.instance},${LABELS.kind}` } });
+    expect(out.model.services.b?.logging).toEqual({ driver: 'journald', options: { labels: `team,${LABELS.instance},${LABELS.kind}` } });
+    expect(out.model.services.c?.logging).toEqual({ driver: 'local' });
+    expect(out.report.logIdentity).toEqual(['a', 'b']);
+    const unknown = renderIsolated({ model: { services: { a: { image: 'a' } } }, identity: idA, leases: [], allowExternal: noExternal });
+    expect(unknown.model.services.a?.logging).toBeUndefined();
+  });
+});

@@ -1,0 +1,521 @@
+/**
+ * The shared observability stack (`sandstack obs up|down|status`): Prometheus, Grafana and Jaeger as
+ * one Compose project of their own, shared by every instance of a state home.
+ *
+ * - Prometheus is built locally from Debian's package; Grafana and Jaeger are pinned upstream images.
+ *   An image that is neither present nor pullable is reported as missing and the rest starts.
+ * - Every port is published on 127.0.0.1 only. Grafana has no anonymous access; its admin password
+ *   is generated once and stored owner-only (shown on request), and reaches Compose through its
+ *   process environment only.
+ * - Its volumes (Prometheus and Grafana data) survive `obs down` unless `--volumes` is given.
+ * - It joins each instance's telemetry network (see wiring.ts): instances never share a network.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import writeFileAtomic from 'write-file-atomic';
+import { composeErrorText, detectCompose, runCompose, type ComposeProject } from '../compose/cli.js';
+import { TELEMETRY_NETWORK } from '../compose/render.js';
+import { assertDockerAvailable, type DockerClient } from '../engine/docker.js';
+import { SandstackError } from '../errors.js';
+import { LABELS } from '../identity/identity.js';
+import type { Context } from '../lifecycle/context.js';
+import { findPortHolder, isPortFree } from '../ports/probe.js';
+import { ensureSecrets, loadSecrets } from '../secrets/secrets.js';
+import { composeCacheFile, sandstackHome } from '../state/paths.js';
+import {
+  grafanaDashboardProvider,
+  grafanaDatasources,
+  instanceDashboard,
+  OBS_IMAGES,
+  OBS_VERSIONS,
+  OTLP_ALIAS,
+  OTLP_HTTP_PORT,
+  prometheusConfig,
+  prometheusDockerfile,
+} from './assets.js';
+
+export const OBS_COMPONENTS = ['prometheus', 'grafana', 'jaeger'] as const;
+export type ObsComponent = (typeof OBS_COMPONENTS)[number];
+
+/** Host ports of the stack (all on 127.0.0.1), kept in `<home>/obs/obs.json` so links stay stable. */
+export interface ObsPorts {
+  prometheus: number;
+  grafana: number;
+  jaeger: number;
+  otlp: number;
+}
+export const DEFAULT_OBS_PORTS: ObsPorts = { prometheus: 9090, grafana: 3000, jaeger: 16686, otlp: OTLP_HTTP_PORT };
+
+const GRAFANA_PASSWORD = 'GRAFANA_ADMIN_PASSWORD';
+const GRAFANA_USER = 'admin';
+
+export interface ObsPaths {
+  dir: string;
+  compose: string;
+  settings: string;
+  prometheusDir: string;
+  targetsDir: string;
+  buildDir: string;
+  grafanaProvisioning: string;
+  grafanaDashboards: string;
+}
+
+export function obsPaths(home: string): ObsPaths {
+  const dir = path.join(home, 'obs');
+  return {
+    dir,
+    compose: path.join(dir, 'compose.yaml'),
+    settings: path.join(dir, 'obs.json'),
+    prometheusDir: path.join(dir, 'prometheus'),
+    targetsDir: path.join(dir, 'targets'),
+    buildDir: path.join(dir, 'build', 'prometheus'),
+    grafanaProvisioning: path.join(dir, 'grafana', 'provisioning'),
+    grafanaDashboards: path.join(dir, 'grafana', 'dashboards'),
+  };
+}
+
+/**
+ * The stack's Compose project name: `sandstack-obs` for the default state home; another home (a
+ * test sandbox, a second user setup) gets its own stack, `sandstack-obs-<hash of the home>`.
+ */
+export function obsProjectName(home: string, env: NodeJS.ProcessEnv = process.env): string {
+  const defaultHome = sandstackHome({ ...env, SANDSTACK_HOME: undefined });
+  if (path.resolve(home) === path.resolve(defaultHome)) return 'sandstack-obs';
+  return `sandstack-obs-${createHash('sha256').update(path.resolve(home)).digest('hex').slice(0, 8)}`;
+}
+
+/** Labels on every resource of the stack (never the instance label: instance sweeps never touch it). */
+export function obsLabels(project: string): Record<string, string> {
+  return { [LABELS.managed]: 'true', [LABELS.obs]: project };
+}
+
+interface ObsSettings {
+  ports: ObsPorts;
+}
+
+async function readSettings(p: ObsPaths): Promise<ObsSettings | undefined> {
+  try {
+    const parsed = JSON.parse(await readFile(p.settings, 'utf8')) as Partial<ObsSettings>;
+    return { ports: { ...DEFAULT_OBS_PORTS, ...(parsed.ports ?? {}) } };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A port the OS says is free on 127.0.0.1. */
+function ephemeralPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen({ port: 0, host: '127.0.0.1' }, () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * The stack's host ports: the stored ones (or the usual defaults on first use). A port that is taken
+ * by something other than the stack itself is replaced by a free one, with a notice naming the holder.
+ */
+async function choosePorts(stored: ObsPorts | undefined, running: Set<ObsComponent>, notices: string[]): Promise<ObsPorts> {
+  const ports = { ...(stored ?? DEFAULT_OBS_PORTS) };
+  const owner: Record<keyof ObsPorts, ObsComponent> = { prometheus: 'prometheus', grafana: 'grafana', jaeger: 'jaeger', otlp: 'jaeger' };
+  const used = new Set<number>();
+  for (const key of Object.keys(ports) as (keyof ObsPorts)[]) {
+    const port = ports[key];
+    if (running.has(owner[key]) && !used.has(port)) {
+      used.add(port);
+      continue;
+    }
+    if (!used.has(port) && (await isPortFree(port))) {
+      used.add(port);
+      continue;
+    }
+    let next = await ephemeralPort();
+    while (used.has(next)) next = await ephemeralPort();
+    const holder = await findPortHolder(port);
+    notices.push(`port ${port} for ${key} is in use${holder ? ` by pid ${holder.pid} (${holder.command})` : ''}; using 127.0.0.1:${next} instead (kept in obs.json)`);
+    ports[key] = next;
+    used.add(next);
+  }
+  return ports;
+}
+
+/** The stack's Compose model (pure). Only the services in `services` are started; all are declared. */
+export function obsComposeModel(opts: { project: string; paths: ObsPaths; ports: ObsPorts }): Record<string, unknown> {
+  const { paths, ports } = opts;
+  const labels = obsLabels(opts.project);
+  const hardening = { security_opt: ['no-new-privileges:true'], cap_drop: ['ALL'] };
+  return {
+    services: {
+      prometheus: {
+        build: { context: paths.buildDir, labels },
+        image: OBS_IMAGES.prometheus,
+        labels,
+        ports: [`127.0.0.1:${ports.prometheus}:9090`],
+        volumes: [`${paths.prometheusDir}:/etc/sandstack:ro`, `${paths.targetsDir}:/etc/sandstack-targets:ro`, 'prometheus-data:/prometheus'],
+        restart: 'unless-stopped',
+        ...hardening,
+        healthcheck: {
+          // The image has bash but no curl: ask /-/ready over /dev/tcp.
+          test: ['CMD', 'bash', '-c', "exec 3<>/dev/tcp/127.0.0.1/9090 && printf 'GET /-/ready HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q ' 200 ' <&3"],
+          interval: '2s',
+          timeout: '3s',
+          retries: 30,
+          start_period: '60s',
+        },
+      },
+      grafana: {
+        image: OBS_IMAGES.grafana,
+        labels,
+        ports: [`127.0.0.1:${ports.grafana}:3000`],
+        environment: {
+          GF_SECURITY_ADMIN_USER: GRAFANA_USER,
+          // Interpolated by Compose from its process environment: the value is never in this file.
+          GF_SECURITY_ADMIN_PASSWORD: `\${${GRAFANA_PASSWORD}}`,
+          GF_AUTH_ANONYMOUS_ENABLED: 'false',
+          GF_USERS_ALLOW_SIGN_UP: 'false',
+          GF_ANALYTICS_REPORTING_ENABLED: 'false',
+          GF_ANALYTICS_CHECK_FOR_UPDATES: 'false',
+          GF_PLUGINS_PLUGIN_ADMIN_ENABLED: 'false',
+          GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH: '/etc/sandstack/dashboards/sandstack-instance.json',
+        },
+        volumes: [`${paths.grafanaProvisioning}:/etc/grafana/provisioning:ro`, `${paths.grafanaDashboards}:/etc/sandstack/dashboards:ro`, 'grafana-data:/var/lib/grafana'],
+        restart: 'unless-stopped',
+        security_opt: ['no-new-privileges:true'],
+      },
+      jaeger: {
+        image: OBS_IMAGES.jaeger,
+        labels,
+        ports: [`127.0.0.1:${ports.jaeger}:16686`, `127.0.0.1:${ports.otlp}:${OTLP_HTTP_PORT}`],
+        // In-memory trace storage, bounded: traces do not survive `obs down`.
+        environment: { COLLECTOR_OTLP_ENABLED: 'true', SPAN_STORAGE_TYPE: 'memory', MEMORY_MAX_TRACES: '50000' },
+        restart: 'unless-stopped',
+        ...hardening,
+      },
+    },
+    volumes: {
+      'prometheus-data': { labels },
+      'grafana-data': { labels },
+    },
+    networks: { default: { labels } },
+  };
+}
+
+/** Writes every file the stack mounts or builds from (idempotent). Only the targets dir is left as is. */
+async function writeAssets(p: ObsPaths, model: Record<string, unknown>): Promise<void> {
+  for (const d of [p.dir, p.prometheusDir, p.targetsDir, p.buildDir, path.join(p.grafanaProvisioning, 'datasources'), path.join(p.grafanaProvisioning, 'dashboards'), p.grafanaDashboards]) {
+    // Readable by the containers' unprivileged users; nothing secret is in these folders.
+    await mkdir(d, { recursive: true, mode: 0o755 });
+  }
+  const write = (file: string, text: string) => writeFileAtomic(file, text, { mode: 0o644 });
+  await write(path.join(p.buildDir, 'Dockerfile'), prometheusDockerfile());
+  await write(path.join(p.prometheusDir, 'prometheus.yml'), prometheusConfig({ targetsDir: '/etc/sandstack-targets' }));
+  await write(path.join(p.grafanaProvisioning, 'datasources', 'sandstack.yaml'), grafanaDatasources({ prometheusUrl: 'http://prometheus:9090', jaegerUrl: 'http://jaeger:16686' }));
+  await write(path.join(p.grafanaProvisioning, 'dashboards', 'sandstack.yaml'), grafanaDashboardProvider('/etc/sandstack/dashboards'));
+  await write(path.join(p.grafanaDashboards, 'sandstack-instance.json'), `${JSON.stringify(instanceDashboard(), null, 2)}\n`);
+  await writeFileAtomic(p.compose, `# Generated by sandstack (obs up); edit obs.json for ports.\n${toYaml(model, { lineWidth: 0 })}`, { mode: 0o644 });
+}
+
+async function obsProject(ctx: Context, project: string, p: ObsPaths, password?: string): Promise<ComposeProject> {
+  const cli = await detectCompose(ctx.env, { cacheFile: composeCacheFile(ctx.home) });
+  return { cli, projectName: project, projectDir: p.dir, files: [p.compose], profiles: [], env: { [GRAFANA_PASSWORD]: password ?? '' }, allowEnv: [] };
+}
+
+export interface ObsComponentStatus {
+  name: ObsComponent;
+  image: string;
+  /** running, starting, exited, missing (image not available), stopped (not created). */
+  state: string;
+  health?: string;
+  url?: string;
+  /** Why a component is missing or not running. */
+  reason?: string;
+}
+
+export interface ObsHub {
+  container: string;
+  name: ObsComponent;
+}
+
+/** The stack's running containers that join instance telemetry networks (Prometheus, Jaeger). */
+export async function obsHubContainers(docker: DockerClient, project: string): Promise<ObsHub[]> {
+  const list = await docker.listContainers({ filters: { label: [`${LABELS.obs}=${project}`], status: ['running'] } });
+  return list
+    .map((c) => ({ container: c.Id, name: c.Labels?.['com.docker.compose.service'] as ObsComponent }))
+    .filter((h) => h.name === 'prometheus' || h.name === 'jaeger');
+}
+
+/** Network aliases a hub container gets on an instance's telemetry network. */
+export function hubAliases(name: ObsComponent): string[] {
+  return name === 'jaeger' ? [OTLP_ALIAS] : [];
+}
+
+/** Connects a hub container to a network (no-op if connected). */
+export async function connectHub(docker: DockerClient, networkId: string, hub: ObsHub): Promise<void> {
+  await docker
+    .getNetwork(networkId)
+    .connect({ Container: hub.container, EndpointConfig: { Aliases: hubAliases(hub.name) } })
+    .catch((e: { statusCode?: number; message: string }) => {
+      // 403: already connected.
+      if (e.statusCode !== 403 && !/already exists/i.test(e.message)) throw e;
+    });
+}
+
+/** Connects the running hub containers to every instance telemetry network of this home. */
+async function attachAll(docker: DockerClient, project: string): Promise<string[]> {
+  const hubs = await obsHubContainers(docker, project);
+  const networks = await docker.listNetworks({ filters: { label: [`${LABELS.role}=telemetry`, `${LABELS.obs}=${project}`] } });
+  const attached: string[] = [];
+  for (const n of networks) {
+    for (const hub of hubs) await connectHub(docker, n.Id, hub);
+    attached.push(n.Labels?.[LABELS.instance] ?? n.Name);
+  }
+  return attached.sort();
+}
+
+async function imagePresent(docker: DockerClient, ref: string): Promise<boolean> {
+  try {
+    await docker.getImage(ref).inspect();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Pulls an image; resolves with the error text on failure (no registry, unknown tag). */
+async function tryPull(docker: DockerClient, ref: string, signal?: AbortSignal): Promise<string | undefined> {
+  try {
+    const stream = await docker.pull(ref, { abortSignal: signal });
+    await new Promise<void>((resolve, reject) => docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())));
+    return undefined;
+  } catch (e) {
+    return ((e as Error).message ?? String(e)).split('\n')[0];
+  }
+}
+
+async function componentStatuses(docker: DockerClient, project: string, ports: ObsPorts | undefined): Promise<ObsComponentStatus[]> {
+  const list = await docker.listContainers({ all: true, filters: { label: [`${LABELS.obs}=${project}`] } });
+  const out: ObsComponentStatus[] = [];
+  for (const name of OBS_COMPONENTS) {
+    const c = list.find((x) => x.Labels?.['com.docker.compose.service'] === name);
+    const url = ports ? `http://127.0.0.1:${ports[name]}` : undefined;
+    if (!c) {
+      const present = await imagePresent(docker, OBS_IMAGES[name]);
+      out.push({ name, image: OBS_IMAGES[name], state: present || name === 'prometheus' ? 'stopped' : 'missing', url, reason: present || name === 'prometheus' ? undefined : `image ${OBS_IMAGES[name]} is not on this machine` });
+      continue;
+    }
+    const health = /\((healthy|unhealthy|health: starting)\)/.exec(c.Status ?? '')?.[1]?.replace('health: ', '');
+    out.push({ name, image: OBS_IMAGES[name], state: c.State, health, url });
+  }
+  return out;
+}
+
+export interface ObsStatus {
+  project: string;
+  /** running: every available component runs; partial: some do; stopped: none. */
+  state: 'running' | 'partial' | 'stopped';
+  components: ObsComponentStatus[];
+  ports?: ObsPorts;
+  grafana: { user: string; passwordFile?: string; password?: string };
+  /** Instances whose scrape targets are published (files in the targets dir). */
+  targets: string[];
+  /** Instance telemetry networks the stack has joined. */
+  attached: string[];
+  paths: { dir: string; compose: string; targets: string };
+  versions: typeof OBS_VERSIONS;
+}
+
+async function targetInstances(p: ObsPaths): Promise<string[]> {
+  try {
+    return (await readdir(p.targetsDir)).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -'.json'.length)).sort();
+  } catch {
+    return [];
+  }
+}
+
+async function attachedInstances(docker: DockerClient, project: string): Promise<string[]> {
+  const hubs = await obsHubContainers(docker, project);
+  const networks = await docker.listNetworks({ filters: { label: [`${LABELS.role}=telemetry`, `${LABELS.obs}=${project}`] } });
+  const out: string[] = [];
+  for (const n of networks) {
+    const info = (await docker.getNetwork(n.Id).inspect().catch(() => undefined)) as { Containers?: Record<string, unknown> } | undefined;
+    if (hubs.some((h) => info?.Containers && h.container in info.Containers)) out.push(n.Labels?.[LABELS.instance] ?? n.Name);
+  }
+  return out.sort();
+}
+
+function overallState(components: ObsComponentStatus[]): ObsStatus['state'] {
+  const running = components.filter((c) => c.state === 'running').length;
+  const available = components.filter((c) => c.state !== 'missing').length;
+  if (running === 0) return 'stopped';
+  return running === available ? 'running' : 'partial';
+}
+
+/** State of the shared stack; `showPassword` adds Grafana's admin password to the result. */
+export async function obsStatus(ctx: Context, opts: { showPassword?: boolean } = {}): Promise<ObsStatus> {
+  await assertDockerAvailable(ctx.docker);
+  const project = obsProjectName(ctx.home, ctx.env);
+  const p = obsPaths(ctx.home);
+  const settings = await readSettings(p);
+  const components = await componentStatuses(ctx.docker, project, settings?.ports);
+  const secret = (await loadSecrets(p.dir)).find((s) => s.name === GRAFANA_PASSWORD);
+  return {
+    project,
+    state: overallState(components),
+    components,
+    ports: settings?.ports,
+    grafana: {
+      user: GRAFANA_USER,
+      passwordFile: secret ? path.join(p.dir, 'secrets', GRAFANA_PASSWORD) : undefined,
+      password: opts.showPassword ? secret?.value : undefined,
+    },
+    targets: await targetInstances(p),
+    attached: await attachedInstances(ctx.docker, project),
+    paths: { dir: p.dir, compose: p.compose, targets: p.targetsDir },
+    versions: OBS_VERSIONS,
+  };
+}
+
+export interface ObsUpResult extends ObsStatus {
+  started: ObsComponent[];
+  missing: { name: ObsComponent; image: string; reason: string }[];
+  notices: string[];
+  timings: { totalMs: number };
+}
+
+/** Waits until the started components run (Prometheus: healthy); fails at once if one exits. */
+async function waitReady(ctx: Context, project: string, started: ObsComponent[], deadlineMs: number): Promise<void> {
+  const until = Date.now() + deadlineMs;
+  for (;;) {
+    const list = await ctx.docker.listContainers({ all: true, filters: { label: [`${LABELS.obs}=${project}`] } });
+    const waiting: string[] = [];
+    for (const name of started) {
+      const c = list.find((x) => x.Labels?.['com.docker.compose.service'] === name);
+      if (!c) {
+        waiting.push(`${name} (not created)`);
+        continue;
+      }
+      if (c.State === 'exited' || c.State === 'dead' || c.State === 'restarting' || /\(unhealthy\)/.test(c.Status ?? '')) {
+        const logs = (await ctx.docker.getContainer(c.Id).logs({ stdout: true, stderr: true, tail: 15 }).catch(() => Buffer.from(''))) as unknown as Buffer;
+        throw new SandstackError('SANDSTACK_OBS_FAILED', `The shared ${name} container stopped while starting (${c.Status}).\nlast log lines:\n${logs.toString('utf8').replace(/[\x00-\x08]/g, '').trim()}`, {
+          hint: `See \`docker logs ${c.Names?.[0]?.replace(/^\//, '') ?? name}\`; \`sandstack obs down\` then \`sandstack obs up\` recreates it.`,
+        });
+      }
+      const needsHealth = name === 'prometheus';
+      if (c.State !== 'running' || (needsHealth && !/\(healthy\)/.test(c.Status ?? ''))) waiting.push(`${name} (${c.Status})`);
+    }
+    if (waiting.length === 0) return;
+    if (Date.now() > until) {
+      throw new SandstackError('SANDSTACK_TIMEOUT', `The shared stack did not become ready within ${Math.round(deadlineMs / 1000)} s; waiting for ${waiting.join(', ')}.`, {
+        hint: 'See `docker logs` of the waiting containers, then `sandstack obs up` again.',
+      });
+    }
+    if (ctx.signal?.aborted) throw new SandstackError('SANDSTACK_INTERRUPTED', 'Interrupted while waiting for the shared stack.');
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/**
+ * Starts (or updates) the shared stack: writes its assets, builds Prometheus, pulls what it can, starts
+ * the components whose images are available, waits for them, and joins every instance telemetry network.
+ */
+export async function obsUp(ctx: Context, opts: { build?: boolean; pull?: boolean; timeoutSeconds?: number } = {}): Promise<ObsUpResult> {
+  const t0 = Date.now();
+  await assertDockerAvailable(ctx.docker);
+  const project = obsProjectName(ctx.home, ctx.env);
+  const p = obsPaths(ctx.home);
+  const notices: string[] = [];
+  const before = await componentStatuses(ctx.docker, project, undefined);
+  const running = new Set(before.filter((c) => c.state === 'running').map((c) => c.name));
+  const ports = await choosePorts((await readSettings(p))?.ports, running, notices);
+  const model = obsComposeModel({ project, paths: p, ports });
+  await writeAssets(p, model);
+  await writeFileAtomic(p.settings, `${JSON.stringify({ ports }, null, 2)}\n`, { mode: 0o644 });
+  const [secret] = await ensureSecrets(p.dir, [{ name: GRAFANA_PASSWORD, length: 32 }], { persist: true });
+
+  const missing: ObsUpResult['missing'] = [];
+  const started: ObsComponent[] = ['prometheus'];
+  for (const name of ['grafana', 'jaeger'] as const) {
+    const image = OBS_IMAGES[name];
+    if (await imagePresent(ctx.docker, image)) {
+      started.push(name);
+      continue;
+    }
+    if (opts.pull === false) {
+      missing.push({ name, image, reason: 'not on this machine (--no-pull)' });
+      continue;
+    }
+    ctx.onProgress({ type: 'step', message: `pulling ${image}` });
+    const error = await tryPull(ctx.docker, image, ctx.signal);
+    if (error === undefined) started.push(name);
+    else missing.push({ name, image, reason: `not on this machine and the pull failed (${error.trim()}); load it with \`docker load -i <file>\` (or pull it where a registry is reachable), then run \`sandstack obs up\` again` });
+  }
+
+  const composeProject = await obsProject(ctx, project, p, secret!.value);
+  const onLine = (line: string) => ctx.onProgress({ type: 'log', source: 'compose', line });
+  const hasPrometheusImage = await imagePresent(ctx.docker, OBS_IMAGES.prometheus);
+  if (opts.build || !hasPrometheusImage) {
+    ctx.onProgress({ type: 'step', message: `building ${OBS_IMAGES.prometheus} from Debian's prometheus package` });
+    const b = await runCompose(composeProject, ['build', 'prometheus'], { onLine, signal: ctx.signal });
+    if (b.exitCode !== 0) {
+      throw new SandstackError('SANDSTACK_BUILD_FAILED', `Building the Prometheus image failed:\n${composeErrorText(b.stderr || b.stdout)}`, {
+        hint: 'It installs Debian\'s prometheus package FROM debian:bookworm-slim: check that the base image exists (scripts/setup-system.sh builds it) and that Debian\'s mirror is reachable.',
+      });
+    }
+  }
+  ctx.onProgress({ type: 'step', message: `starting ${started.join(', ')} (${project})` });
+  const r = await runCompose(composeProject, ['up', '-d', '--no-build', '--remove-orphans', ...started], { onLine, signal: ctx.signal });
+  if (r.exitCode !== 0) {
+    throw new SandstackError('SANDSTACK_COMPOSE_FAILED', `Starting the shared stack failed:\n${composeErrorText(r.stderr)}`, {
+      hint: 'Fix the cause above and run `sandstack obs up` again; `sandstack obs status` shows what runs.',
+    });
+  }
+  await waitReady(ctx, project, started, (opts.timeoutSeconds ?? 120) * 1000);
+  await attachAll(ctx.docker, project);
+  const status = await obsStatus(ctx);
+  return { ...status, started, missing, notices, timings: { totalMs: Date.now() - t0 } };
+}
+
+export interface ObsDownResult {
+  project: string;
+  removed: { containers: string[]; volumes: string[] };
+  keptVolumes: string[];
+}
+
+/** Stops and removes the stack's containers; its volumes are kept unless `volumes` is set. */
+export async function obsDown(ctx: Context, opts: { volumes?: boolean } = {}): Promise<ObsDownResult> {
+  await assertDockerAvailable(ctx.docker);
+  const project = obsProjectName(ctx.home, ctx.env);
+  const p = obsPaths(ctx.home);
+  const filter = { label: [`${LABELS.obs}=${project}`] };
+  const containers = await ctx.docker.listContainers({ all: true, filters: filter });
+  // Removing the containers also takes them off every instance telemetry network.
+  await Promise.all(containers.map((c) => ctx.docker.getContainer(c.Id).remove({ force: true, v: false }).catch((e: { statusCode?: number }) => {
+    if (e.statusCode !== 404) throw e;
+  })));
+  for (const n of await ctx.docker.listNetworks({ filters: filter })) {
+    if (n.Labels?.[LABELS.role] === 'telemetry') continue; // an instance's network
+    await ctx.docker.getNetwork(n.Id).remove().catch(() => undefined);
+  }
+  const volumes = (await ctx.docker.listVolumes({ filters: filter })).Volumes ?? [];
+  const removedVolumes: string[] = [];
+  if (opts.volumes) {
+    for (const v of volumes) {
+      await ctx.docker.getVolume(v.Name).remove();
+      removedVolumes.push(v.Name);
+    }
+    await rm(path.join(p.dir, 'secrets'), { recursive: true, force: true });
+  }
+  return {
+    project,
+    removed: { containers: containers.map((c) => (c.Names?.[0] ?? c.Id).replace(/^\//, '')), volumes: removedVolumes },
+    keptVolumes: opts.volumes ? [] : volumes.map((v) => v.Name),
+  };
+}
+
+export { TELEMETRY_NETWORK };

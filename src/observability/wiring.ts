@@ -1,0 +1,133 @@
+/**
+ * Per-instance wiring to the shared observability stack.
+ *
+ * An instance with `observability.enabled` gets its own telemetry network (rendered, internal, see
+ * render.ts). The shared Prometheus and Jaeger join that network (Jaeger under the OTLP alias), so
+ * the instance's containers reach the OTLP endpoint and Prometheus reaches their metrics endpoints,
+ * while no two instances ever share a network. Scrape targets are written as Prometheus file_sd files
+ * (`<home>/obs/targets/<id>.json`, labels instance_id, environment, service) when the instance starts
+ * and removed when it stops or is destroyed.
+ */
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
+import type { RenderInput } from '../compose/render.js';
+import type { SandstackConfig } from '../config/schema.js';
+import { instanceContainers, type DockerClient } from '../engine/docker.js';
+import type { StageContext } from '../gate/report.js';
+import { LABELS, type InstanceIdentity } from '../identity/identity.js';
+import type { Context } from '../lifecycle/context.js';
+import { fileSdTargets, instanceLinks, OTLP_ENDPOINT, type FileSdGroup } from './assets.js';
+import { connectHub, obsHubContainers, obsPaths, obsProjectName, obsStatus, type ObsStatus } from './stack.js';
+
+type ObservabilityConfig = SandstackConfig['observability'];
+
+/** The render input for an instance's telemetry wiring (undefined when observability is off). */
+export function telemetryInput(config: ObservabilityConfig, home: string, env: NodeJS.ProcessEnv): RenderInput['telemetry'] {
+  if (!config.enabled) return undefined;
+  // Metrics services always join: Prometheus has to reach them.
+  const services = config.services ? [...new Set([...config.services, ...config.metrics.map((m) => m.service)])] : undefined;
+  return { otlpEndpoint: OTLP_ENDPOINT, services, obsProject: obsProjectName(home, env) };
+}
+
+export function targetsFile(home: string, id: string): string {
+  return path.join(obsPaths(home).targetsDir, `${id}.json`);
+}
+
+/** Writes the instance's file_sd targets from its running containers; returns the groups written. */
+export async function publishTargets(ctx: Context, identity: InstanceIdentity, config: ObservabilityConfig): Promise<FileSdGroup[]> {
+  const containers = (await instanceContainers(ctx.docker, identity.id)).filter((c) => c.state === 'running');
+  const endpoints = config.metrics.flatMap((m) =>
+    containers.filter((c) => c.service === m.service).map((c) => ({ service: m.service, host: c.name, port: m.port, path: m.path })),
+  );
+  const groups = fileSdTargets({ id: identity.id, kind: identity.kind }, endpoints);
+  const file = targetsFile(ctx.home, identity.id);
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
+  // Read by Prometheus's unprivileged user; holds container names, ports and the instance id only.
+  await writeFileAtomic(file, `${JSON.stringify(groups, null, 2)}\n`, { mode: 0o644 });
+  return groups;
+}
+
+/** Removes the instance's scrape targets (Prometheus drops them within its file_sd refresh). */
+export async function removeTargets(home: string, id: string): Promise<boolean> {
+  const file = targetsFile(home, id);
+  const existed = await readFile(file).then(() => true, () => false);
+  await rm(file, { force: true });
+  return existed;
+}
+
+/** Joins the running shared-stack containers to the instance's telemetry network; returns their names. */
+export async function attachShared(docker: DockerClient, id: string, project: string): Promise<string[]> {
+  const hubs = await obsHubContainers(docker, project);
+  if (hubs.length === 0) return [];
+  const networks = await docker.listNetworks({ filters: { label: [`${LABELS.instance}=${id}`, `${LABELS.role}=telemetry`] } });
+  for (const n of networks) for (const hub of hubs) await connectHub(docker, n.Id, hub);
+  return networks.length ? hubs.map((h) => h.name).sort() : [];
+}
+
+/**
+ * observability (a gate stage): writes the scrape targets and joins the shared stack to the instance.
+ * A shared stack that is not running (or lacks a component) is a warning, never a failure: the
+ * targets are in place and the stack joins the instance when it starts.
+ */
+export async function observabilityStage(ctx: Context, s: StageContext, identity: InstanceIdentity, config: ObservabilityConfig): Promise<void> {
+  const groups = await publishTargets(ctx, identity, config);
+  const project = obsProjectName(ctx.home, ctx.env);
+  const joined = await attachShared(ctx.docker, identity.id, project);
+  s.details.targets = groups.map((g) => ({ service: g.labels.service, target: g.targets[0], path: g.labels.__metrics_path__ }));
+  s.details.sharedStack = project;
+  s.details.joined = joined;
+  const missingMetrics = config.metrics.filter((m) => !groups.some((g) => g.labels.service === m.service)).map((m) => m.service);
+  if (missingMetrics.length) s.warn(`no running container for metrics service(s) ${missingMetrics.join(', ')}`);
+  if (joined.length === 0) {
+    s.warn(`the shared observability stack (${project}) is not running: this instance's metrics and traces are not collected yet. Start it with \`sandstack obs up\`; it picks this instance up by itself.`);
+  } else if (!joined.includes('jaeger')) {
+    s.warn('traces are not collected: the shared Jaeger is not running (`sandstack obs status` says why)');
+  }
+  s.details.summary = `${groups.length} scrape target(s); shared stack: ${joined.length ? joined.join(', ') : 'not running'}`;
+}
+
+export interface InstanceObservability {
+  enabled: boolean;
+  /** State of the shared stack (undefined when observability is off). */
+  stack?: ObsStatus['state'];
+  sharedStack?: string;
+  targets: { service: string; target: string }[];
+  /** Links already filtered to this instance (present once the stack has been started). */
+  links?: { dashboard: string; traces: string; metrics: string };
+  /** Components the links point to that are not running. */
+  notRunning: string[];
+}
+
+/** The instance's view of the shared stack for `status`. */
+export async function instanceObservability(ctx: Context, identity: InstanceIdentity, config: SandstackConfig): Promise<InstanceObservability> {
+  const obs = config.observability;
+  if (!obs.enabled) return { enabled: false, targets: [], notRunning: [] };
+  const st = await obsStatus(ctx);
+  let targets: InstanceObservability['targets'] = [];
+  try {
+    const groups = JSON.parse(await readFile(targetsFile(ctx.home, identity.id), 'utf8')) as FileSdGroup[];
+    targets = groups.map((g) => ({ service: g.labels.service, target: g.targets[0] ?? '' }));
+  } catch {
+    // not published (instance not running)
+  }
+  const traceService = obs.traceService ?? obs.metrics[0]?.service ?? config.ports.publish[0]?.service ?? obs.services?.[0] ?? '';
+  const links = st.ports
+    ? instanceLinks({
+        grafanaUrl: `http://127.0.0.1:${st.ports.grafana}`,
+        jaegerUrl: `http://127.0.0.1:${st.ports.jaeger}`,
+        prometheusUrl: `http://127.0.0.1:${st.ports.prometheus}`,
+        instanceId: identity.id,
+        kind: identity.kind,
+        traceService,
+      })
+    : undefined;
+  return {
+    enabled: true,
+    stack: st.state,
+    sharedStack: st.project,
+    targets,
+    links,
+    notRunning: st.components.filter((c) => c.state !== 'running').map((c) => `${c.name} (${c.state}${c.reason ? `: ${c.reason}` : ''})`),
+  };
+}
