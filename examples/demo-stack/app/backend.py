@@ -7,8 +7,13 @@ Endpoints:
   GET  /api/v1/items/<id>        one item or 404
   POST /api/v1/workers/register  {"name": "...", "kind": "..."} -> upsert, last_seen = now()
   GET  /api/v1/workers           workers seen in the last 60 s
+  GET  /metrics                  Prometheus metrics (text format 0.0.4)
+
+Telemetry (telemetry.py): one SERVER span per API request except the health check, exported as
+OTLP/HTTP JSON when OTEL_EXPORTER_OTLP_ENDPOINT is set; an incoming `traceparent` is continued.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -20,6 +25,8 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg2
+
+import telemetry
 
 LISTEN_HOST = os.environ.get("LISTEN_HOST", "0.0.0.0")
 LISTEN_PORT = int(os.environ.get("LISTEN_PORT", "8000"))
@@ -52,6 +59,58 @@ CREATE TABLE IF NOT EXISTS workers (
 def log(msg):
     ts = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
     print(f"{ts} backend {msg}", flush=True)
+
+
+# --- telemetry -------------------------------------------------------------------------------
+
+METRICS = telemetry.Registry()
+HTTP_REQUESTS = METRICS.counter(
+    "http_requests_total", "HTTP requests answered, by method, route template and status code.",
+    ("method", "route", "status"),
+)
+HTTP_DURATION = METRICS.histogram(
+    "http_request_duration_seconds", "Time to answer an HTTP request, by method and route template.",
+    ("method", "route"),
+)
+WORKERS_REGISTERED = METRICS.gauge(
+    "workers_registered", "Workers that registered with this backend in the last 60 s."
+)
+ITEMS_CREATED = METRICS.counter("items_created_total", "Items created through POST /api/v1/items.")
+TRACER = telemetry.Tracer("backend", log=log)
+
+HEALTH_ROUTE = "/api/v1/health"
+UNMATCHED_ROUTE = "unmatched"  # metrics label for paths that match no route (never the raw path)
+_ROUTES = (HEALTH_ROUTE, "/api/v1/items", "/api/v1/workers/register", "/api/v1/workers")
+_ITEM_PATH = re.compile(r"/api/v1/items/(\d{1,18})")
+
+
+def route_of(path):
+    """The route template of a normalised request path, e.g. /api/v1/items/{id}, or None."""
+    if path in _ROUTES:
+        return path
+    if _ITEM_PATH.fullmatch(path):
+        return "/api/v1/items/{id}"
+    return None
+
+
+_workers_lock = threading.Lock()
+_workers_seen = {}  # worker name -> time.monotonic() of its last registration
+
+
+def note_worker(name):
+    with _workers_lock:
+        _workers_seen[name] = time.monotonic()
+
+
+def active_workers():
+    cutoff = time.monotonic() - WORKER_TTL_SECONDS
+    with _workers_lock:
+        for name in [n for n, t in _workers_seen.items() if t < cutoff]:
+            del _workers_seen[name]
+        return len(_workers_seen)
+
+
+WORKERS_REGISTERED.set_function(active_workers)
 
 
 def connect():
@@ -130,6 +189,9 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status, payload):
+        self._status = status
+        if status >= 500 and isinstance(payload, dict):
+            self._error = " - ".join(str(payload[k]) for k in ("error", "detail") if payload.get(k))
         body = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -196,17 +258,62 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as e:  # noqa: BLE001 - last-resort JSON 500
             return self._send(500, {"error": "internal error", "detail": repr(e)})
 
+    def _handle(self, method):
+        """_dispatch plus telemetry: /metrics, request metrics and a SERVER span per request."""
+        path = self.path.split("?", 1)[0].rstrip("/") or "/"
+        if method == "GET" and path == "/metrics":
+            return self._metrics()
+        route = route_of(path)
+        self._status = None
+        self._error = None
+        t0 = time.monotonic()
+        span_cm = contextlib.nullcontext()
+        if route != HEALTH_ROUTE:  # the healthcheck runs every second: not traced
+            span_cm = TRACER.span(
+                f"{method} {route}" if route else method,
+                kind=telemetry.SpanKind.SERVER,
+                parent=telemetry.parse_traceparent(self.headers.get("traceparent")),
+                attributes={
+                    "http.request.method": method,
+                    "http.route": route,
+                    "url.path": self.path.split("?", 1)[0],
+                    "client.address": self.client_address[0],
+                },
+            )
+        try:
+            with span_cm as span:
+                try:
+                    self._dispatch(method)
+                finally:
+                    if span is not None and self._status is not None:
+                        span.set_attribute("http.response.status_code", self._status)
+                        if self._status >= 500:
+                            span.set_error(self._error or f"HTTP {self._status}")
+        finally:
+            route_label = route or UNMATCHED_ROUTE
+            HTTP_DURATION.labels(method, route_label).observe(time.monotonic() - t0)
+            if self._status is not None:
+                HTTP_REQUESTS.labels(method, route_label, str(self._status)).inc()
+
+    def _metrics(self):
+        body = METRICS.render().encode("utf-8")
+        self.send_response(200)
+        self.send_header("Content-Type", telemetry.CONTENT_TYPE)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_GET(self):
-        self._dispatch("GET")
+        self._handle("GET")
 
     def do_POST(self):
-        self._dispatch("POST")
+        self._handle("POST")
 
     def do_PUT(self):
-        self._dispatch("PUT")
+        self._handle("PUT")
 
     def do_DELETE(self):
-        self._dispatch("DELETE")
+        self._handle("DELETE")
 
     # --- endpoints -------------------------------------------------------------------------
 
@@ -242,6 +349,7 @@ class Handler(BaseHTTPRequestHandler):
                 "INSERT INTO items (name) VALUES (%s) RETURNING id, name, created_at", (name,)
             )
             row = cur.fetchone()
+        ITEMS_CREATED.inc()
         return self._send(201, item_json(row))
 
     def get_item(self, item_id):
@@ -264,6 +372,7 @@ class Handler(BaseHTTPRequestHandler):
                 (name, kind),
             )
             row = cur.fetchone()
+        note_worker(row[0])
         return self._send(200, {"name": row[0], "kind": row[1], "last_seen": iso(row[2])})
 
     def list_workers(self):
@@ -296,6 +405,7 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
 
     log(f"starting (instance {INSTANCE_ID})")
+    log(TRACER.describe())
     if not migrate(stop):
         return 0 if stop.is_set() else 1
     if stop.is_set():
@@ -311,6 +421,7 @@ def main():
         pass
     server.shutdown()
     server.server_close()
+    TRACER.shutdown(timeout=1.0)
     log("stopped")
     return 0
 
