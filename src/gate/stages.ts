@@ -124,7 +124,7 @@ export async function buildStage(ctx: Context, s: StageContext, prepared: Prepar
     s.details.summary = 'nothing to build';
     return;
   }
-  const r = await runCompose(prepared.project, ['build', ...(prepared.project.cli.variant === 'v1' ? ['--parallel'] : []), ...built], {
+  const r = await runCompose(prepared.project, ['build', ...(prepared.project.cli.variant === 'v1' ? ['--parallel', '--force-rm'] : []), ...built], {
     signal: ctx.signal,
     timeoutMs: remaining(deadline, 'the build'),
     onLine: (line) => ctx.onProgress({ type: 'log', source: 'build', line }),

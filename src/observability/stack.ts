@@ -461,7 +461,7 @@ export async function obsUp(ctx: Context, opts: { build?: boolean; pull?: boolea
   const hasPrometheusImage = await imagePresent(ctx.docker, OBS_IMAGES.prometheus);
   if (opts.build || !hasPrometheusImage) {
     ctx.onProgress({ type: 'step', message: `building ${OBS_IMAGES.prometheus} from Debian's prometheus package` });
-    const b = await runCompose(composeProject, ['build', 'prometheus'], { onLine, signal: ctx.signal });
+    const b = await runCompose(composeProject, ['build', ...(composeProject.cli.variant === 'v1' ? ['--force-rm'] : []), 'prometheus'], { onLine, signal: ctx.signal });
     if (b.exitCode !== 0) {
       throw new SandstackError('SANDSTACK_BUILD_FAILED', `Building the Prometheus image failed:\n${composeErrorText(b.stderr || b.stdout)}`, {
         hint: 'It installs Debian\'s prometheus package FROM debian:bookworm-slim: check that the base image exists (scripts/setup-system.sh builds it) and that Debian\'s mirror is reachable.',
@@ -494,10 +494,17 @@ export async function obsDown(ctx: Context, opts: { volumes?: boolean } = {}): P
   const p = obsPaths(ctx.home);
   const filter = { label: [`${LABELS.obs}=${project}`] };
   const containers = await ctx.docker.listContainers({ all: true, filters: filter });
-  // Removing the containers also takes them off every instance telemetry network.
-  await Promise.all(containers.map((c) => ctx.docker.getContainer(c.Id).remove({ force: true, v: false }).catch((e: { statusCode?: number }) => {
-    if (e.statusCode !== 404) throw e;
-  })));
+  // Stopped gracefully (Prometheus flushes its head block), then removed; removing a container also
+  // takes it off every instance telemetry network.
+  await Promise.all(
+    containers.map(async (c) => {
+      const container = ctx.docker.getContainer(c.Id);
+      await container.stop({ t: 10 }).catch(() => undefined);
+      await container.remove({ force: true, v: false }).catch((e: { statusCode?: number }) => {
+        if (e.statusCode !== 404) throw e;
+      });
+    }),
+  );
   for (const n of await ctx.docker.listNetworks({ filters: filter })) {
     if (n.Labels?.[LABELS.role] === 'telemetry') continue; // an instance's network
     await ctx.docker.getNetwork(n.Id).remove().catch(() => undefined);

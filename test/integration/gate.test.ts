@@ -49,6 +49,8 @@ describe('gate --fresh', () => {
       ['healthy', 'passed'],
       ['probes', 'passed'],
       ['isolation', 'passed'],
+      // The shared observability stack is not running in this test: a warning, not a failure.
+      ['observability', 'warning'],
       ['teardown', 'passed'],
     ]);
     for (const s of report.stages) {
@@ -147,7 +149,10 @@ describe('gate --fresh', () => {
       const dockerfile = path.join(repo, 'db', 'Dockerfile');
       await writeFile(dockerfile, `${await readFile(dockerfile, 'utf8')}\nRUN echo "compiling extensions" && exit 3\n`);
     });
+    const containersBefore = new Set((await docker.listContainers({ all: true })).map((c) => c.Id));
     const { r, report } = await freshGate(sb);
+    // The failed build step's intermediate container is removed too (--force-rm).
+    expect((await docker.listContainers({ all: true })).filter((c) => !containersBefore.has(c.Id)).map((c) => `${c.Names[0]} ${c.Command}`)).toEqual([]);
     expect(r.exitCode).toBe(1);
     expect(report.failure).toMatchObject({ stage: 'build', code: 'SANDSTACK_BUILD_FAILED', service: 'db', exitCode: 3 });
     expect(report.failure.message).toContain('compiling extensions');
@@ -207,7 +212,7 @@ describe('gate on a running instance and up', () => {
     const up = await sb.run(dir, ['up', '--json']);
     expect(up.exitCode, up.stderr).toBe(0);
     expect(up.json.gate.passed).toBe(true);
-    expect(up.json.gate.stages.map((s: any) => s.name)).toEqual(['config', 'build', 'start', 'healthy', 'probes', 'isolation']);
+    expect(up.json.gate.stages.map((s: any) => s.name)).toEqual(['config', 'build', 'start', 'healthy', 'probes', 'isolation', 'observability']);
 
     const check = await sb.run(dir, ['gate', '--json']);
     expect(check.exitCode, check.stderr).toBe(0);
@@ -219,6 +224,7 @@ describe('gate on a running instance and up', () => {
       ['healthy', 'passed'],
       ['probes', 'passed'],
       ['isolation', 'passed'],
+      ['observability', 'warning'],
     ]);
 
     // Stop the database behind the gate's back: the check fails in the healthy stage.
