@@ -186,7 +186,13 @@ describe('instanceDashboard', () => {
     for (const t of traces[0]!.targets as AnyObj[]) {
       expect(t.datasource.uid).toBe('sandstack-jaeger');
       expect(t.tags).toContain('sandstack.instance.id=$instance');
+      expect(t.service).toBe('$service');
     }
+    // Jaeger's search needs a service: the variable lists the instance's services, one at a time.
+    const service = (dash.templating.list as AnyObj[]).find((v) => v.name === 'service')!;
+    expect(service.query.query).toBe('label_values(up{instance_id="$instance"}, service)');
+    expect(service.includeAll).toBe(false);
+    expect(service.multi).toBe(false);
   });
 
   it('panel ids are unique', () => {
