@@ -102,13 +102,17 @@ describe('egress: none', () => {
     await sb?.cleanup();
   });
 
-  it('attaches the service only to an internal network of its instance', async () => {
+  it('attaches the service only to internal networks of its instance (its peers, and telemetry)', async () => {
     const info = await docker.getContainer(await containerOf('demo', 'worker-backtest')).inspect();
-    const nets = Object.keys(info.NetworkSettings.Networks);
-    expect(nets).toEqual(['demo_sandstack_internal']);
-    const net = await docker.getNetwork('demo_sandstack_internal').inspect();
-    expect(net.Internal).toBe(true);
-    expect(net.Labels['dev.sandstack.instance']).toBe('demo');
+    const nets = Object.keys(info.NetworkSettings.Networks).sort();
+    // The demo enables observability: the telemetry network is internal too, so it adds no route out.
+    expect(nets).toEqual(['demo_sandstack_internal', 'demo_sandstack_telemetry']);
+    for (const name of nets) {
+      const net = await docker.getNetwork(name).inspect();
+      expect(net.Internal).toBe(true);
+      expect(net.Options['com.docker.network.bridge.inhibit_ipv4']).toBe('true');
+      expect(net.Labels['dev.sandstack.instance']).toBe('demo');
+    }
   });
 
   it('reaches its peer by name, and is registered through it', async () => {
