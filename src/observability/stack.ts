@@ -469,14 +469,23 @@ export async function obsUp(ctx: Context, opts: { build?: boolean; pull?: boolea
     }
   }
   ctx.onProgress({ type: 'step', message: `starting ${started.join(', ')} (${project})` });
-  const r = await runCompose(composeProject, ['up', '-d', '--no-build', '--remove-orphans', ...started], { onLine, signal: ctx.signal });
-  if (r.exitCode !== 0) {
-    throw new SandstackError('SANDSTACK_COMPOSE_FAILED', `Starting the shared stack failed:\n${composeErrorText(r.stderr)}`, {
-      hint: 'Fix the cause above and run `sandstack obs up` again; `sandstack obs status` shows what runs.',
-    });
+  try {
+    const r = await runCompose(composeProject, ['up', '-d', '--no-build', '--remove-orphans', ...started], { onLine, signal: ctx.signal });
+    if (r.exitCode !== 0) {
+      throw new SandstackError('SANDSTACK_COMPOSE_FAILED', `Starting the shared stack failed:\n${composeErrorText(r.stderr)}`, {
+        hint: 'Fix the cause above and run `sandstack obs up` again; `sandstack obs status` shows what runs.',
+      });
+    }
+    await waitReady(ctx, project, started, (opts.timeoutSeconds ?? 120) * 1000);
+    await attachAll(ctx.docker, project);
+  } catch (e) {
+    // A stack that was not running before is not left half-started (its volumes are kept).
+    if (running.size === 0) {
+      ctx.onProgress({ type: 'step', message: 'removing the half-started shared stack' });
+      await removeStackContainers(ctx.docker, project).catch(() => undefined);
+    }
+    throw e;
   }
-  await waitReady(ctx, project, started, (opts.timeoutSeconds ?? 120) * 1000);
-  await attachAll(ctx.docker, project);
   const status = await obsStatus(ctx);
   return { ...status, started, missing, notices, timings: { totalMs: Date.now() - t0 } };
 }
@@ -487,28 +496,36 @@ export interface ObsDownResult {
   keptVolumes: string[];
 }
 
-/** Stops and removes the stack's containers; its volumes are kept unless `volumes` is set. */
-export async function obsDown(ctx: Context, opts: { volumes?: boolean } = {}): Promise<ObsDownResult> {
-  await assertDockerAvailable(ctx.docker);
-  const project = obsProjectName(ctx.home, ctx.env);
-  const p = obsPaths(ctx.home);
+/**
+ * Stops the stack's containers gracefully (Prometheus flushes its head block), removes them (which
+ * also takes them off every instance telemetry network) and its own network. Returns the names.
+ */
+async function removeStackContainers(docker: DockerClient, project: string): Promise<string[]> {
   const filter = { label: [`${LABELS.obs}=${project}`] };
-  const containers = await ctx.docker.listContainers({ all: true, filters: filter });
-  // Stopped gracefully (Prometheus flushes its head block), then removed; removing a container also
-  // takes it off every instance telemetry network.
+  const containers = await docker.listContainers({ all: true, filters: filter });
   await Promise.all(
     containers.map(async (c) => {
-      const container = ctx.docker.getContainer(c.Id);
+      const container = docker.getContainer(c.Id);
       await container.stop({ t: 10 }).catch(() => undefined);
       await container.remove({ force: true, v: false }).catch((e: { statusCode?: number }) => {
         if (e.statusCode !== 404) throw e;
       });
     }),
   );
-  for (const n of await ctx.docker.listNetworks({ filters: filter })) {
+  for (const n of await docker.listNetworks({ filters: filter })) {
     if (n.Labels?.[LABELS.role] === 'telemetry') continue; // an instance's network
-    await ctx.docker.getNetwork(n.Id).remove().catch(() => undefined);
+    await docker.getNetwork(n.Id).remove().catch(() => undefined);
   }
+  return containers.map((c) => (c.Names?.[0] ?? c.Id).replace(/^\//, ''));
+}
+
+/** Stops and removes the stack's containers; its volumes are kept unless `volumes` is set. */
+export async function obsDown(ctx: Context, opts: { volumes?: boolean } = {}): Promise<ObsDownResult> {
+  await assertDockerAvailable(ctx.docker);
+  const project = obsProjectName(ctx.home, ctx.env);
+  const p = obsPaths(ctx.home);
+  const filter = { label: [`${LABELS.obs}=${project}`] };
+  const containers = await removeStackContainers(ctx.docker, project);
   const volumes = (await ctx.docker.listVolumes({ filters: filter })).Volumes ?? [];
   const removedVolumes: string[] = [];
   if (opts.volumes) {
@@ -520,7 +537,7 @@ export async function obsDown(ctx: Context, opts: { volumes?: boolean } = {}): P
   }
   return {
     project,
-    removed: { containers: containers.map((c) => (c.Names?.[0] ?? c.Id).replace(/^\//, '')), volumes: removedVolumes },
+    removed: { containers, volumes: removedVolumes },
     keptVolumes: opts.volumes ? [] : volumes.map((v) => v.Name),
   };
 }

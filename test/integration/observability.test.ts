@@ -7,10 +7,12 @@
  * `obs down`; after destroy the instance's targets are gone and nothing of it is up.
  */
 import { readFile, stat } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execInContainer } from '../../src/engine/docker.js';
-import { apiUrl, docker, http, makeSandbox, ROOT, type Sandbox } from './helpers.js';
+import { apiUrl, CLI, docker, http, makeSandbox, ROOT, type Sandbox } from './helpers.js';
 
 const A = 'obs-a';
 const B = 'obs-b';
@@ -248,5 +250,55 @@ describe('shared observability stack', { timeout: 180_000 }, () => {
     expect(await docker.listContainers({ all: true, filters })).toEqual([]);
     expect((await docker.listVolumes({ filters })).Volumes ?? []).toEqual([]);
     expect(await docker.listNetworks({ filters })).toEqual([]);
+  });
+});
+
+describe('obs up on bad days', { timeout: 180_000 }, () => {
+  let sb: Sandbox;
+  beforeAll(async () => {
+    sb = await makeSandbox();
+  });
+  afterAll(async () => {
+    if (sb) {
+      await sb.run(sb.repo, ['obs', 'down', '--volumes', '--json']);
+      await sb.cleanup();
+    }
+  });
+
+  it('Ctrl-C during obs up: exit 130 and no half-started stack is left', async () => {
+    const project = (await sb.run(sb.repo, ['obs', 'status', '--json'])).json.project as string;
+    const child = execa('node', [CLI, 'obs', 'up'], { cwd: sb.repo, env: { SANDSTACK_HOME: sb.home }, reject: false, stdin: 'ignore' });
+    await until('the first container of the stack', async () => {
+      const c = await docker.listContainers({ all: true, filters: { label: [`${OBS_LABEL}=${project}`] } });
+      return c.length > 0 ? true : undefined;
+    });
+    child.kill('SIGINT');
+    const r = await child;
+    expect(r.exitCode, String(r.stderr)).toBe(130);
+    expect(String(r.stderr)).toContain('SANDSTACK_INTERRUPTED');
+    const filters = { label: [`${OBS_LABEL}=${project}`] };
+    expect(await docker.listContainers({ all: true, filters })).toEqual([]);
+    expect(await docker.listNetworks({ filters })).toEqual([]);
+  });
+
+  it('a busy Prometheus port: obs up says who holds it and uses another one', async () => {
+    const st = await sb.run(sb.repo, ['obs', 'status', '--json']);
+    const wanted = st.json.ports?.prometheus ?? 9090;
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => {
+      holder.once('error', () => resolve()); // already busy: just as good
+      holder.listen(wanted, '127.0.0.1', () => resolve());
+    });
+    try {
+      const r = await sb.run(sb.repo, ['obs', 'up', '--json']);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.json.notices.join('\n')).toMatch(new RegExp(`port ${wanted} for prometheus is in use.*using 127\\.0\\.0\\.1:\\d+`));
+      expect(r.json.ports.prometheus).not.toBe(wanted);
+      expect((await http(`http://127.0.0.1:${r.json.ports.prometheus}/-/ready`)).status).toBe(200);
+      const again = await sb.run(sb.repo, ['obs', 'status', '--json']);
+      expect(again.json.ports.prometheus).toBe(r.json.ports.prometheus);
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
   });
 });
