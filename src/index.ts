@@ -19,3 +19,5 @@ export { writeEvidence } from './evidence/bundle.js';
 export type { EvidenceBundle, Manifest } from './evidence/model.js';
 export { escalate } from './evidence/escalate.js';
 export { verify, type VerifyResult } from './verify/verify.js';
+export { obsUp, obsDown, obsStatus, type ObsStatus, type ObsUpResult, type ObsDownResult } from './observability/stack.js';
+export { instanceObservability, type InstanceObservability } from './observability/wiring.js';
