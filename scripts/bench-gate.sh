@@ -7,7 +7,7 @@ set -euo pipefail
 source "$(dirname "$0")/bench-lib.sh"
 ROUNDS="${1:-5}"
 make_bench_repo
-trap 'raw_compose benchraw down -v -t 0 >/dev/null 2>&1 || true; rm -rf "$BASE"' EXIT
+trap 'raw_compose benchraw down -v -t 0 --rmi local >/dev/null 2>&1 || true; rm -rf "$BASE"' EXIT
 
 echo "warming the image cache..." >&2
 $CLI --cwd "$BASE/demo" gate --fresh >/dev/null 2>&1

@@ -9,7 +9,7 @@ ROUNDS="${1:-3}"
 make_bench_repo
 cleanup() {
   for id in bench-single demo--b1 demo--b2 demo--b3; do $CLI --cwd "$BASE/demo" --instance "$id" destroy >/dev/null 2>&1 || true; done
-  raw_compose benchraw down -v -t 0 >/dev/null 2>&1 || true
+  raw_compose benchraw down -v -t 0 --rmi local >/dev/null 2>&1 || true
   rm -rf "$BASE"
 }
 trap cleanup EXIT

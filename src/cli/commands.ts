@@ -444,16 +444,16 @@ export function registerCommands(program: Command, run: Runner): void {
     .command('destroy')
     .description('remove containers, volumes, networks, data and state; release ports; verify nothing labelled remains')
     .option('--keep-worktree', 'keep the git worktree created by `sandstack new`')
-    .option('--images', 'also remove the images built for this instance')
+    .option('--keep-images', 'keep the images built for this instance (removed by default; build cache layers are always kept)')
     .addHelpText('after', '\nExample:\n  sandstack destroy --keep-worktree --json')
     .action(
       run(async (ctx, out, cmd) => {
-        const o = cmd.opts<{ keepWorktree?: boolean; images?: boolean }>();
-        const r: DestroyResult = await destroy(ctx, { keepWorktree: o.keepWorktree, images: o.images });
+        const o = cmd.opts<{ keepWorktree?: boolean; keepImages?: boolean }>();
+        const r: DestroyResult = await destroy(ctx, { keepWorktree: o.keepWorktree, keepImages: o.keepImages });
         out.notices(r.notices);
         out.result(r, () =>
           [
-            `destroyed ${r.instance.id}: ${r.removed.containers.length} containers, ${r.removed.volumes.length} volumes, ${r.removed.networks.length} networks removed`,
+            `destroyed ${r.instance.id}: ${r.removed.containers.length} containers, ${r.removed.volumes.length} volumes, ${r.removed.networks.length} networks, ${r.removed.images.length} image tags removed`,
             `verified: 0 labelled containers, volumes and networks remain`,
             r.releasedPorts.length ? `released ports ${r.releasedPorts.join(', ')}` : '',
             r.worktree ? `worktree ${r.worktree.path}: ${r.worktree.removed ? 'removed' : r.worktree.reason}` : '',

@@ -167,6 +167,36 @@ export async function sweepInstance(docker: Docker, id: string): Promise<string[
   return problems;
 }
 
+/**
+ * Removes the images built for an instance: the tagged ones and the untagged layers that carry its
+ * label (the classic builder adds one layer per build label), and nothing else, so the layers the
+ * build shares with other builds stay as cache. Returns the removed tags (or ids).
+ */
+export async function removeInstanceImages(docker: Docker, id: string, notices: string[]): Promise<string[]> {
+  const removed: string[] = [];
+  const failed = new Set<string>();
+  // Each pass removes the images no other labelled image depends on; the next pass, their parents.
+  for (let pass = 0; pass < 32; pass++) {
+    const list = (await docker.listImages({ all: true, filters: instanceFilter(id) })).filter((i) => !failed.has(i.Id));
+    if (list.length === 0) break;
+    const parents = new Set(list.map((i) => i.ParentId).filter(Boolean));
+    const leaves = list.filter((i) => !parents.has(i.Id));
+    for (const img of leaves.length ? leaves : list) {
+      const tags = (img.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
+      // force: one image carries a tag per service built from it (all this instance's).
+      await docker.getImage(img.Id).remove({ force: true, noprune: true }).then(
+        () => removed.push(...(tags.length ? tags : [])),
+        (e: { statusCode?: number; message: string }) => {
+          if (e.statusCode === 404) return;
+          failed.add(img.Id);
+          notices.push(`could not remove image ${tags.join(', ') || img.Id}: ${e.message}`);
+        },
+      );
+    }
+  }
+  return removed;
+}
+
 /** Last `lines` lines of a container's stdout+stderr, demultiplexed. */
 export async function containerLogTail(docker: Docker, containerId: string, lines = 50): Promise<string[]> {
   try {

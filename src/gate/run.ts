@@ -90,10 +90,12 @@ export async function teardownStage(rec: StageRecorder, throwaway: Context): Pro
   return rec.run('teardown', async (s) => {
     let proof: TeardownProof;
     try {
-      const r = await destroy({ ...throwaway, signal: undefined }, {});
+      // A throwaway instance's images go with it (the build cache layers stay).
+      const r = await destroy({ ...throwaway, signal: undefined });
       proof = { at: new Date().toISOString(), instance: id, removed: { containers: r.removed.containers, volumes: r.removed.volumes, networks: r.removed.networks }, remaining: r.verified, durationMs: Date.now() - t0 };
       s.details.removed = r.removed;
-      s.details.summary = `removed ${r.removed.containers.length} containers, ${r.removed.volumes.length} volumes, ${r.removed.networks.length} networks; 0 labelled resources remain`;
+      s.details.summary = `removed ${r.removed.containers.length} containers, ${r.removed.volumes.length} volumes, ${r.removed.networks.length} networks, ${r.removed.images.length} image tags; 0 labelled resources remain`;
+      for (const n of r.notices) s.warn(n);
     } catch (e) {
       if (!(isSandstackError(e) && e.code === 'SANDSTACK_INSTANCE_NOT_FOUND')) throw e;
       proof = { at: new Date().toISOString(), instance: id, removed: { containers: [], volumes: [], networks: [] }, remaining: { containers: 0, volumes: 0, networks: 0 }, durationMs: Date.now() - t0 };

@@ -3,11 +3,10 @@ import { rm } from 'node:fs/promises';
 import { composeErrorText, runCompose, type ComposeProject } from '../compose/cli.js';
 import { saveGateReport, StageRecorder, withReport, type GateReport } from '../gate/report.js';
 import { buildStage, configStage, deadlineFrom, healthyStage, isolationStage, probesStage, startStage } from '../gate/stages.js';
-import { assertDockerAvailable, countResources, detachShared, instanceContainers, labelledResources, sweepInstance, type LabelledResources } from '../engine/docker.js';
+import { assertDockerAvailable, countResources, detachShared, instanceContainers, labelledResources, removeInstanceImages, sweepInstance, type LabelledResources } from '../engine/docker.js';
 import { instanceObservability, observabilityStage, removeTargets, type InstanceObservability } from '../observability/wiring.js';
 import { isSandstackError, SandstackError } from '../errors.js';
 import { gitInfo, removeWorktree } from '../git/git.js';
-import { LABELS } from '../identity/identity.js';
 import { activeServices } from '../compose/model.js';
 import { allowancesOf, type Allowance } from '../policy/check.js';
 import type { RenderReport } from '../compose/render.js';
@@ -191,10 +190,10 @@ export interface DestroyResult {
 }
 
 /**
- * Removes containers, volumes, networks, the data root and state, releases the leases, then checks
+ * Removes containers, volumes, networks, the images built for the instance (unless kept), the data root and state, releases the leases, then checks
  * that nothing labelled with the instance remains (and fails loudly if something does).
  */
-export async function destroy(ctx: Context, opts: { keepWorktree?: boolean; images?: boolean } = {}): Promise<DestroyResult> {
+export async function destroy(ctx: Context, opts: { keepWorktree?: boolean; keepImages?: boolean } = {}): Promise<DestroyResult> {
   const t0 = Date.now();
   await assertDockerAvailable(ctx.docker);
   const { inst, record, notices } = await locate(ctx);
@@ -211,15 +210,7 @@ export async function destroy(ctx: Context, opts: { keepWorktree?: boolean; imag
   ctx.onProgress({ type: 'step', message: `removing ${id}: ${before.containers.length} containers, ${before.volumes.length} volumes, ${before.networks.length} networks` });
   await removeTargets(ctx.home, id);
   const problems = await sweepInstance(ctx.docker, id);
-  const images: string[] = [];
-  if (opts.images) {
-    for (const img of await ctx.docker.listImages({ filters: { label: [`${LABELS.instance}=${id}`] } })) {
-      await ctx.docker.getImage(img.Id).remove({ force: true }).then(
-        () => images.push(...(img.RepoTags ?? [img.Id])),
-        (e: Error) => problems.push(`image ${img.Id}: ${e.message}`),
-      );
-    }
-  }
+  const images = opts.keepImages ? [] : await removeInstanceImages(ctx.docker, id, notices);
   const after = await labelledResources(ctx.docker, id);
   const verified = { containers: after.containers.length, volumes: after.volumes.length, networks: after.networks.length };
   if (countResources(after) > 0) {

@@ -60,6 +60,9 @@ describe('gate --fresh', () => {
     expect(stage('probes').details.probes.map((p: any) => p.name).sort()).toEqual(['api-health', 'db-reachable-from-backend', 'db-ready', 'items-readable', 'workers-registered']);
     expect(stage('isolation').details.published).toHaveLength(1);
     expect(stage('isolation').details.published[0].hostIp).toBe('127.0.0.1');
+    // The throwaway instance's images went with it.
+    expect(stage('teardown').details.removed.images.length).toBeGreaterThan(0);
+    expect(await docker.listImages({ filters: { label: [`dev.sandstack.instance=${report.instance.id}`] } })).toEqual([]);
     expect(stage('teardown').details.verified).toEqual({ containers: 0, volumes: 0, networks: 0 });
     const saved = JSON.parse(await readFile(report.reportFile, 'utf8'));
     expect(saved.passed).toBe(true);
