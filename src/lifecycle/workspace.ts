@@ -135,6 +135,7 @@ export async function init(ctx: Context, opts: { force?: boolean } = {}): Promis
     ports: { range: { from: 20000, to: 29999 }, publish },
     ...(secretNames.length ? { secrets: secretNames.map((name) => ({ name })) } : {}),
     ...(requiredNames.length ? { env: { required: requiredNames } } : {}),
+    observability: { enabled: false, metrics: [] },
     gate: { timeoutSeconds: 180 },
   });
   doc.commentBefore =
@@ -148,6 +149,12 @@ export async function init(ctx: Context, opts: { force?: boolean } = {}): Promis
   }
   const secretsNode = doc.get('secrets', true) as { commentBefore?: string } | undefined;
   if (secretsNode) secretsNode.commentBefore = ' Generated per instance by sandstack (random, 0600, never printed); the compose files require them.';
+  const obsNode = doc.get('observability', true) as { commentBefore?: string } | undefined;
+  if (obsNode) {
+    obsNode.commentBefore =
+      ' enabled: true reports to the shared Prometheus/Grafana/Jaeger (`sandstack obs up`); list the\n' +
+      ' Prometheus endpoints under metrics, e.g. - { service: backend, port: 8000, path: /metrics }.';
+  }
   const text = doc.toString({ lineWidth: 0 });
   parseConfig(text, file); // never write a config sandstack itself would reject
   await writeFile(file, text, { mode: 0o644 });
