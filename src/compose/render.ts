@@ -18,7 +18,17 @@ export interface RenderInput {
   /** Services that get no route out: attached only to the instance's internal network. */
   egressNone?: string[];
   /** Shared observability: every container gets the OTLP endpoint; `services` join the telemetry network. */
-  telemetry?: { otlpEndpoint: string; services?: string[]; obsProject: string };
+  telemetry?: {
+    otlpEndpoint: string;
+    services?: string[];
+    obsProject: string;
+    /**
+     * Whether a trace receiver (Jaeger) of the shared stack runs now. When none does, containers get
+     * OTEL_TRACES_EXPORTER=none: exporting to a name nobody answers only costs lookups (10 s each on
+     * an internal-only network, where Docker's DNS does not answer, and a slow kill at teardown).
+     */
+    tracesReceiver: boolean;
+  };
   /** The engine's default log driver: identity labels are added to logs only for drivers that keep them. */
   defaultLogDriver?: string;
 }
@@ -36,7 +46,7 @@ export interface RenderReport {
   /** Services on the internal network only (egress: none). */
   egressNone: string[];
   /** Shared observability wiring (absent when observability is not enabled). */
-  telemetry?: { network: string; services: string[]; otlpEndpoint: string; skipped: { service: string; reason: string }[] };
+  telemetry?: { network: string; services: string[]; otlpEndpoint: string; tracesExported: boolean; skipped: { service: string; reason: string }[] };
   /** Services whose log entries carry the instance labels (json-file and journald drivers). */
   logIdentity: string[];
 }
@@ -91,6 +101,9 @@ export function renderIsolated(input: RenderInput): RenderResult {
   // Volumes, networks and images get the labels that never change for an instance; containers also
   // carry the current leases (so the registry can be rebuilt from them).
   const buildLabels = instanceLabels(identity);
+  // Built images carry only the instance label: the classic builder adds one image layer per build
+  // label, and each is one more image for destroy to remove.
+  const imageLabels = { [LABELS.instance]: identity.id };
   const model = structuredClone(input.model);
   const report: RenderReport = {
     removedContainerNames: [],
@@ -172,12 +185,13 @@ export function renderIsolated(input: RenderInput): RenderResult {
     if (input.telemetry) {
       svc.environment.OTEL_EXPORTER_OTLP_ENDPOINT = input.telemetry.otlpEndpoint;
       svc.environment.OTEL_SERVICE_NAME ??= name;
+      if (!input.telemetry.tracesReceiver) svc.environment.OTEL_TRACES_EXPORTER = 'none';
     }
     if (addLogIdentity(svc, input.defaultLogDriver)) report.logIdentity.push(name);
 
     if (svc.build !== undefined) {
       const build = typeof svc.build === 'string' ? { context: svc.build } : svc.build;
-      build.labels = { ...toRecord(build.labels), ...buildLabels } as Record<string, string>;
+      build.labels = { ...toRecord(build.labels), ...imageLabels } as Record<string, string>;
       svc.build = build;
     }
     if (svc.image && imageRenames.has(svc.image)) svc.image = imageRenames.get(svc.image);
@@ -221,7 +235,7 @@ export function renderIsolated(input: RenderInput): RenderResult {
       joined.push(name);
     }
     telemetryNetwork = joined.length > 0;
-    report.telemetry = { network: `${id}_${TELEMETRY_NETWORK}`, services: joined, otlpEndpoint: input.telemetry.otlpEndpoint, skipped };
+    report.telemetry = { network: `${id}_${TELEMETRY_NETWORK}`, services: joined, otlpEndpoint: input.telemetry.otlpEndpoint, tracesExported: input.telemetry.tracesReceiver, skipped };
   }
 
   const scope = (kind: 'volume' | 'network', defs: Record<string, unknown> | undefined, allowed: string[]) => {

@@ -181,18 +181,20 @@ export async function removeInstanceImages(docker: Docker, id: string, notices: 
     if (list.length === 0) break;
     const parents = new Set(list.map((i) => i.ParentId).filter(Boolean));
     const leaves = list.filter((i) => !parents.has(i.Id));
-    for (const img of leaves.length ? leaves : list) {
-      const tags = (img.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
-      // force: one image carries a tag per service built from it (all this instance's).
-      await docker.getImage(img.Id).remove({ force: true, noprune: true }).then(
-        () => removed.push(...(tags.length ? tags : [])),
-        (e: { statusCode?: number; message: string }) => {
-          if (e.statusCode === 404) return;
-          failed.add(img.Id);
-          notices.push(`could not remove image ${tags.join(', ') || img.Id}: ${e.message}`);
-        },
-      );
-    }
+    await Promise.all(
+      (leaves.length ? leaves : list).map((img) => {
+        const tags = (img.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
+        // force: one image carries a tag per service built from it (all this instance's).
+        return docker.getImage(img.Id).remove({ force: true, noprune: true }).then(
+          () => removed.push(...tags),
+          (e: { statusCode?: number; message: string }) => {
+            if (e.statusCode === 404) return;
+            failed.add(img.Id);
+            notices.push(`could not remove image ${tags.join(', ') || img.Id}: ${e.message}`);
+          },
+        );
+      }),
+    );
   }
   return removed;
 }

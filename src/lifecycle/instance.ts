@@ -20,7 +20,7 @@ import { isPortFree } from '../ports/probe.js';
 import { composeCacheFile, instancePaths, type InstancePaths } from '../state/paths.js';
 import { withRegistry, type InstanceRecord, type Lease, type RegistryOptions } from '../state/registry.js';
 import { defaultLogDriver, labelledResources } from '../engine/docker.js';
-import { telemetryInput } from '../observability/wiring.js';
+import { telemetryFor } from '../observability/wiring.js';
 import type { Context } from './context.js';
 import writeFileAtomic from 'write-file-atomic';
 
@@ -230,7 +230,7 @@ export async function prepareInstance(ctx: Context, opts: { persist: boolean; in
       allowExternal: inst.loaded.config.external,
       allowEnv: allowedHostEnv(inst),
       egressNone: Object.entries(inst.loaded.config.services).filter(([, s]) => s.egress === 'none').map(([n]) => n),
-      telemetry: telemetryInput(inst.loaded.config.observability, ctx.home, ctx.env),
+      telemetry: await telemetryFor(ctx, inst.loaded.config.observability),
       defaultLogDriver: await defaultLogDriver(ctx.docker),
     });
     if (opts.persist) {

@@ -49,6 +49,8 @@ async function rollback(ctx: Context, prepared: PreparedInstance, wipeVolumes: b
     for (const c of left?.containers ?? []) await ctx.docker.getContainer(c.id).remove({ force: true }).catch(() => undefined);
   }
   if (prepared.createdRecord) {
+    // The instance did not exist before this up: its images go too (their build cache stays).
+    await removeInstanceImages(ctx.docker, prepared.identity.id, []).catch(() => undefined);
     await releaseInstance(ctx, prepared.identity.id).catch(() => undefined);
     await rm(prepared.paths.dir, { recursive: true, force: true }).catch(() => undefined);
   }

@@ -266,6 +266,14 @@ export async function connectHub(docker: DockerClient, networkId: string, hub: O
     });
 }
 
+/** False when the instance's containers were started with OTEL_TRACES_EXPORTER=none (no receiver then). */
+export async function tracesExported(docker: DockerClient, id: string): Promise<boolean> {
+  const [c] = await docker.listContainers({ filters: { label: [`${LABELS.instance}=${id}`], status: ['running'] } });
+  if (!c) return false;
+  const env = (await docker.getContainer(c.Id).inspect().catch(() => undefined))?.Config?.Env ?? [];
+  return !env.includes('OTEL_TRACES_EXPORTER=none');
+}
+
 /** Connects the running hub containers to every instance telemetry network of this home. */
 async function attachAll(docker: DockerClient, project: string): Promise<string[]> {
   const hubs = await obsHubContainers(docker, project);
@@ -477,7 +485,12 @@ export async function obsUp(ctx: Context, opts: { build?: boolean; pull?: boolea
       });
     }
     await waitReady(ctx, project, started, (opts.timeoutSeconds ?? 120) * 1000);
-    await attachAll(ctx.docker, project);
+    const attached = await attachAll(ctx.docker, project);
+    if (started.includes('jaeger')) {
+      const silent: string[] = [];
+      for (const id of attached) if (!(await tracesExported(ctx.docker, id))) silent.push(id);
+      if (silent.length) notices.push(`started without a trace receiver, so not exporting traces until restarted (\`sandstack down && sandstack up\`): ${silent.join(', ')}`);
+    }
   } catch (e) {
     // A stack that was not running before is not left half-started (its volumes are kept).
     if (running.size === 0) {

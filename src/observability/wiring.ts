@@ -18,16 +18,24 @@ import type { StageContext } from '../gate/report.js';
 import { LABELS, type InstanceIdentity } from '../identity/identity.js';
 import type { Context } from '../lifecycle/context.js';
 import { fileSdTargets, instanceLinks, OTLP_ENDPOINT, type FileSdGroup } from './assets.js';
-import { connectHub, obsHubContainers, obsPaths, obsProjectName, obsStatus, type ObsStatus } from './stack.js';
+import { connectHub, obsHubContainers, obsPaths, obsProjectName, obsStatus, tracesExported, type ObsStatus } from './stack.js';
 
 type ObservabilityConfig = SandstackConfig['observability'];
 
 /** The render input for an instance's telemetry wiring (undefined when observability is off). */
-export function telemetryInput(config: ObservabilityConfig, home: string, env: NodeJS.ProcessEnv): RenderInput['telemetry'] {
+export function telemetryInput(config: ObservabilityConfig, home: string, env: NodeJS.ProcessEnv, tracesReceiver: boolean): RenderInput['telemetry'] {
   if (!config.enabled) return undefined;
   // Metrics services always join: Prometheus has to reach them.
   const services = config.services ? [...new Set([...config.services, ...config.metrics.map((m) => m.service)])] : undefined;
-  return { otlpEndpoint: OTLP_ENDPOINT, services, obsProject: obsProjectName(home, env) };
+  return { otlpEndpoint: OTLP_ENDPOINT, services, obsProject: obsProjectName(home, env), tracesReceiver };
+}
+
+/** The render input for an instance, asking Docker whether the shared trace receiver runs. */
+export async function telemetryFor(ctx: Context, config: ObservabilityConfig): Promise<RenderInput['telemetry']> {
+  if (!config.enabled) return undefined;
+  const project = obsProjectName(ctx.home, ctx.env);
+  const hubs = await obsHubContainers(ctx.docker, project).catch(() => []);
+  return telemetryInput(config, ctx.home, ctx.env, hubs.some((h) => h.name === 'jaeger'));
 }
 
 export function targetsFile(home: string, id: string): string {
@@ -83,6 +91,10 @@ export async function observabilityStage(ctx: Context, s: StageContext, identity
     s.warn(`the shared observability stack (${project}) is not running: this instance's metrics and traces are not collected yet. Start it with \`sandstack obs up\`; it picks this instance up by itself.`);
   } else if (!joined.includes('jaeger')) {
     s.warn('traces are not collected: the shared Jaeger is not running (`sandstack obs status` says why)');
+  }
+  const exporting = await tracesExported(ctx.docker, identity.id);
+  if (joined.includes('jaeger') && !exporting) {
+    s.warn('traces are not exported: Jaeger was not running when this instance started (OTEL_TRACES_EXPORTER=none); `sandstack down && sandstack up` turns them on');
   }
   s.details.summary = `${groups.length} scrape target(s); shared stack: ${joined.length ? joined.join(', ') : 'not running'}`;
 }

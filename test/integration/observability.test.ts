@@ -40,6 +40,16 @@ describe('shared observability stack', { timeout: 180_000 }, () => {
   let prom = '';
   const urls: Record<string, string> = {};
 
+  let receiverId = '';
+  const received = async (): Promise<any[] | undefined> => {
+    const r = await execInContainer(docker, receiverId, ['python3', '-c', "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:4318/received').read().decode())"]);
+    return r.exitCode === 0 ? (JSON.parse(r.output).requests as any[]) : undefined;
+  };
+  const envOf = async (id: string, service: string): Promise<string[]> => {
+    const c = (await docker.listContainers({ filters: { label: [`dev.sandstack.instance=${id}`, `com.docker.compose.service=${service}`] } }))[0]!;
+    return (await docker.getContainer(c.Id).inspect()).Config.Env;
+  };
+
   const query = async (q: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> => {
     const r = await http(`${prom}/api/v1/query?query=${encodeURIComponent(q)}`);
     expect(r.status, JSON.stringify(r.body)).toBe(200);
@@ -103,12 +113,35 @@ describe('shared observability stack', { timeout: 180_000 }, () => {
 
     // The instance started before the stack was picked up by it.
     expect(r.json.attached).toEqual([B]);
+    // No trace receiver ran when B started: its containers do not try to export traces.
+    expect(await envOf(B, 'backend')).toContain('OTEL_TRACES_EXPORTER=none');
+  });
+
+  it('a stand-in for Jaeger (an OTLP receiver labelled as the stack\'s jaeger) is found as the trace receiver', async () => {
+    // Jaeger's image cannot be obtained here: an OTLP/HTTP receiver takes its place in the stack, so
+    // sandstack joins it to instance networks under the OTLP alias exactly as it would join Jaeger.
+    const image = (await docker.listContainers({ filters: { label: [`dev.sandstack.instance=${B}`, 'com.docker.compose.service=backend'] } }))[0]!.Image;
+    const receiver = await docker.createContainer({
+      Image: image,
+      Cmd: ['python3', '/receiver/receiver.py'],
+      // The image is B's and carries B's instance label: blank it, this container is the stack's.
+      Labels: { [OBS_LABEL]: project, 'com.docker.compose.service': 'jaeger', 'dev.sandstack.instance': '', 'dev.sandstack.test': 'otlp-receiver' },
+      HostConfig: { Binds: [`${path.join(ROOT, 'test/integration/otlp')}:/receiver:ro`], NetworkMode: `${project}_default` },
+    });
+    receiverId = receiver.id;
+    await receiver.start();
+    await until('receiver up', received, 30);
+    const st = await sb.run(sb.repo, ['obs', 'status', '--json']);
+    expect(st.json.components.find((c: any) => c.name === 'jaeger').state).toBe('running');
   });
 
   it('runs a second instance beside the first; Prometheus returns the series of each instance_id separately', async () => {
     const r = await sb.run(sb.repo, ['up', '--instance', A, '--json']);
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.json.gate.stages.find((s: any) => s.name === 'observability').details.joined).toContain('prometheus');
+    const stage = r.json.gate.stages.find((s: any) => s.name === 'observability');
+    expect(stage.details.joined).toEqual(['jaeger', 'prometheus']);
+    expect(stage.status).toBe('passed');
+    expect(await envOf(A, 'backend')).not.toContain('OTEL_TRACES_EXPORTER=none');
     urls[A] = apiUrl(r.json);
 
     const up = await until('both instances scraped', async () => {
@@ -149,25 +182,7 @@ describe('shared observability stack', { timeout: 180_000 }, () => {
   });
 
   it('spans exported by the demo backend and workers carry the instance id and environment', async () => {
-    const status = await sb.run(sb.repo, ['obs', 'status', '--json']);
-    const jaeger = status.json.components.find((c: any) => c.name === 'jaeger');
-    // The receiver takes the OTLP alias Jaeger would have on the instance network.
-    expect(jaeger.state, 'the receiver stands in for a Jaeger that is not running').not.toBe('running');
-    const backend = (await docker.listContainers({ filters: { label: [`dev.sandstack.instance=${A}`, 'com.docker.compose.service=backend'] } }))[0]!;
-    const receiver = await docker.createContainer({
-      Image: backend.Image,
-      Cmd: ['python3', '/receiver/receiver.py'],
-      Labels: { 'dev.sandstack.test': 'otlp-receiver' },
-      HostConfig: { Binds: [`${path.join(ROOT, 'test/integration/otlp')}:/receiver:ro`], NetworkMode: `${A}_sandstack_telemetry` },
-      NetworkingConfig: { EndpointsConfig: { [`${A}_sandstack_telemetry`]: { Aliases: ['sandstack-otlp'] } } },
-    });
-    try {
-      await receiver.start();
-      const received = async () => {
-        const r = await execInContainer(docker, receiver.id, ['python3', '-c', "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:4318/received').read().decode())"]);
-        return r.exitCode === 0 ? (JSON.parse(r.output).requests as any[]) : undefined;
-      };
-      await until('receiver up', received, 30);
+    {
       for (let i = 0; i < 2; i++) await http(`${urls[A]}/api/v1/items`);
       const spans = await until('backend and worker spans', async () => {
         const all = ((await received()) ?? []).flatMap((req) =>
@@ -185,9 +200,12 @@ describe('shared observability stack', { timeout: 180_000 }, () => {
         expect(s.traceId).toMatch(/^[0-9a-f]{32}$/);
       }
       expect(spans.find((s) => s.name === 'GET /api/v1/items')!.attrs['service.name']).toBe('backend');
-    } finally {
-      await receiver.remove({ force: true });
     }
+    // B, started before any receiver ran, is told so by its gate check.
+    const check = await sb.run(sb.repo, ['gate', '--instance', B, '--json'], { env: { SANDSTACK_ENVIRONMENT: 'sandbox' } });
+    expect(check.exitCode, check.stderr).toBe(0);
+    const stage = check.json.stages.find((s: any) => s.name === 'observability');
+    expect(stage.details.warnings.join(' ')).toMatch(/traces are not exported.*sandstack down && sandstack up/);
   });
 
   it('container logs carry the instance identity', async () => {

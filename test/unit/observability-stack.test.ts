@@ -72,14 +72,15 @@ describe('obsProjectName', () => {
 describe('telemetryInput', () => {
   const base = { enabled: true, metrics: [{ service: 'worker', port: 9464, path: '/metrics' }] };
   it('is undefined when observability is off', () => {
-    expect(telemetryInput({ ...base, enabled: false }, '/tmp/h', {})).toBeUndefined();
+    expect(telemetryInput({ ...base, enabled: false }, '/tmp/h', {}, true)).toBeUndefined();
   });
   it('points at the OTLP alias and adds metrics services to an explicit service list', () => {
-    const t = telemetryInput({ ...base, services: ['api'] }, '/tmp/h', {})!;
+    const t = telemetryInput({ ...base, services: ['api'] }, '/tmp/h', {}, false)!;
+    expect(t.tracesReceiver).toBe(false);
     expect(t.otlpEndpoint).toBe(`http://${OTLP_ALIAS}:4318`);
     expect(t.services).toEqual(['api', 'worker']);
     expect(t.obsProject).toBe(obsProjectName('/tmp/h', {}));
-    expect(telemetryInput(base, '/tmp/h', {})!.services).toBeUndefined();
+    expect(telemetryInput(base, '/tmp/h', {}, true)!.services).toBeUndefined();
   });
 });
 

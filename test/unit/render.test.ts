@@ -247,11 +247,10 @@ describe('renderIsolated with Compose v1 output', () => {
     expect(report.renamedImages).toEqual([{ from: 'shop/api:dev', to: 'feat-a-api:sandstack' }]);
   });
 
-  it('labels the build', () => {
+  it('labels the build with the instance only (one image layer per build label)', () => {
     const build = model.services.api?.build as { context: string; labels: Record<string, string> };
     expect(build.context).toBe('/home/dev/shop/api');
-    expect(build.labels[LABELS.instance]).toBe('feat-a');
-    expect(build.labels[LABELS.kind]).toBe('sandbox');
+    expect(build.labels).toEqual({ [LABELS.instance]: 'feat-a' });
   });
 
   it('keeps keys it does not manage', () => {
@@ -449,12 +448,7 @@ describe('renderIsolated: other cases', () => {
     const out = render({ services: { app: { build: './app' } } }, idA, []).model;
     expect(out.services.app?.build).toEqual({
       context: './app',
-      labels: {
-        [LABELS.instance]: 'feat-a',
-        [LABELS.worktree]: idA.worktree,
-        [LABELS.kind]: 'sandbox',
-        [LABELS.managed]: 'true',
-      },
+      labels: { [LABELS.instance]: 'feat-a' },
     });
     // Without a fixed image name Compose names the image after the project (the instance id).
     expect(out.services.app).not.toHaveProperty('image');
@@ -563,7 +557,7 @@ describe('interpolationEnv', () => {
 });
 
 describe('renderIsolated: shared observability wiring', () => {
-  const telemetry = { otlpEndpoint: 'http://sandstack-otlp:4318', obsProject: 'sandstack-obs' };
+  const telemetry = { otlpEndpoint: 'http://sandstack-otlp:4318', obsProject: 'sandstack-obs', tracesReceiver: true };
   const model = (): ComposeModel => ({
     services: {
       api: { image: 'a', environment: { OTEL_SERVICE_NAME: 'shop-api', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://old:4318' } },
@@ -584,7 +578,16 @@ describe('renderIsolated: shared observability wiring', () => {
     expect(env('api')).toMatchObject({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://sandstack-otlp:4318', OTEL_SERVICE_NAME: 'shop-api' });
     expect(env('worker')).toMatchObject({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://sandstack-otlp:4318', OTEL_SERVICE_NAME: 'worker' });
     expect(env('worker').OTEL_RESOURCE_ATTRIBUTES).toBe(`sandstack.instance.id=feat-a,deployment.environment=${idA.kind}`);
-    expect(out.report.telemetry).toEqual({ network: 'feat-a_sandstack_telemetry', services: ['api', 'worker'], otlpEndpoint: telemetry.otlpEndpoint, skipped: [{ service: 'tool', reason: 'network_mode host' }] });
+    expect(env('api').OTEL_TRACES_EXPORTER).toBeUndefined();
+    expect(out.report.telemetry).toEqual({ network: 'feat-a_sandstack_telemetry', services: ['api', 'worker'], otlpEndpoint: telemetry.otlpEndpoint, tracesExported: true, skipped: [{ service: 'tool', reason: 'network_mode host' }] });
+  });
+
+  it('turns trace export off (OTEL_TRACES_EXPORTER=none) when no trace receiver runs, keeping the endpoint', () => {
+    const out = renderIsolated({ model: model(), identity: idA, leases: [], allowExternal: noExternal, telemetry: { ...telemetry, tracesReceiver: false } });
+    for (const s of ['api', 'worker', 'tool']) {
+      expect(toRecord(out.model.services[s]?.environment)).toMatchObject({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: telemetry.otlpEndpoint });
+    }
+    expect(out.report.telemetry?.tracesExported).toBe(false);
   });
 
   it('joins only the listed services, keeps egress: none services off every routed network, and rejects unknown names', () => {
