@@ -12,7 +12,7 @@ json() { node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const 
 
 # The shared observability stack is left as it was found: stopped by the demo only if the demo
 # started it, and its volumes removed only if the demo created them.
-obs_before=$(sandstack obs status --json | json 'r.state + " " + (r.ports ? "configured" : "new")')
+obs_before=$(sandstack obs status --json | json 'r.state + " " + (r.volumes.length ? "has-volumes" : "new")')
 teardown() {
   echo
   echo "== sandstack destroy (remove everything, verify nothing is left)"

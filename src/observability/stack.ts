@@ -334,6 +334,8 @@ export interface ObsStatus {
   targets: string[];
   /** Instance telemetry networks the stack has joined. */
   attached: string[];
+  /** The stack's own volumes (kept across `obs down`). */
+  volumes: string[];
   paths: { dir: string; compose: string; targets: string };
   versions: typeof OBS_VERSIONS;
 }
@@ -384,6 +386,7 @@ export async function obsStatus(ctx: Context, opts: { showPassword?: boolean } =
     },
     targets: await targetInstances(p),
     attached: await attachedInstances(ctx.docker, project),
+    volumes: ((await ctx.docker.listVolumes({ filters: { label: [`${LABELS.obs}=${project}`] } })).Volumes ?? []).map((v) => v.Name).sort(),
     paths: { dir: p.dir, compose: p.compose, targets: p.targetsDir },
     versions: OBS_VERSIONS,
   };
