@@ -274,16 +274,17 @@ export async function tracesExported(docker: DockerClient, id: string): Promise<
   return !env.includes('OTEL_TRACES_EXPORTER=none');
 }
 
-/** Connects the running hub containers to every instance telemetry network of this home. */
-async function attachAll(docker: DockerClient, project: string): Promise<string[]> {
+/**
+ * Connects the running hub containers to the instance telemetry networks of this home (of one
+ * instance when `instanceId` is given). Returns the hubs and the instances whose networks they joined.
+ */
+export async function attachHubs(docker: DockerClient, project: string, instanceId?: string): Promise<{ hubs: ObsComponent[]; instances: string[] }> {
   const hubs = await obsHubContainers(docker, project);
-  const networks = await docker.listNetworks({ filters: { label: [`${LABELS.role}=telemetry`, `${LABELS.obs}=${project}`] } });
-  const attached: string[] = [];
-  for (const n of networks) {
-    for (const hub of hubs) await connectHub(docker, n.Id, hub);
-    attached.push(n.Labels?.[LABELS.instance] ?? n.Name);
-  }
-  return attached.sort();
+  if (hubs.length === 0) return { hubs: [], instances: [] };
+  const label = [`${LABELS.role}=telemetry`, `${LABELS.obs}=${project}`, ...(instanceId ? [`${LABELS.instance}=${instanceId}`] : [])];
+  const networks = await docker.listNetworks({ filters: { label } });
+  for (const n of networks) for (const hub of hubs) await connectHub(docker, n.Id, hub);
+  return { hubs: hubs.map((h) => h.name).sort(), instances: networks.map((n) => n.Labels?.[LABELS.instance] ?? n.Name).sort() };
 }
 
 async function imagePresent(docker: DockerClient, ref: string): Promise<boolean> {
@@ -488,7 +489,7 @@ export async function obsUp(ctx: Context, opts: { build?: boolean; pull?: boolea
       });
     }
     await waitReady(ctx, project, started, (opts.timeoutSeconds ?? 120) * 1000);
-    const attached = await attachAll(ctx.docker, project);
+    const attached = (await attachHubs(ctx.docker, project)).instances;
     if (started.includes('jaeger')) {
       const silent: string[] = [];
       for (const id of attached) if (!(await tracesExported(ctx.docker, id))) silent.push(id);

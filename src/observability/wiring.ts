@@ -13,12 +13,12 @@ import path from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { RenderInput } from '../compose/render.js';
 import type { SandstackConfig } from '../config/schema.js';
-import { instanceContainers, type DockerClient } from '../engine/docker.js';
+import { instanceContainers } from '../engine/docker.js';
 import type { StageContext } from '../gate/report.js';
-import { LABELS, type InstanceIdentity } from '../identity/identity.js';
+import type { InstanceIdentity } from '../identity/identity.js';
 import type { Context } from '../lifecycle/context.js';
 import { fileSdTargets, instanceLinks, OTLP_ENDPOINT, type FileSdGroup } from './assets.js';
-import { connectHub, obsHubContainers, obsPaths, obsProjectName, obsStatus, tracesExported, type ObsStatus } from './stack.js';
+import { attachHubs, obsHubContainers, obsPaths, obsProjectName, obsStatus, tracesExported, type ObsStatus } from './stack.js';
 
 type ObservabilityConfig = SandstackConfig['observability'];
 
@@ -64,15 +64,6 @@ export async function removeTargets(home: string, id: string): Promise<boolean> 
   return existed;
 }
 
-/** Joins the running shared-stack containers to the instance's telemetry network; returns their names. */
-export async function attachShared(docker: DockerClient, id: string, project: string): Promise<string[]> {
-  const hubs = await obsHubContainers(docker, project);
-  if (hubs.length === 0) return [];
-  const networks = await docker.listNetworks({ filters: { label: [`${LABELS.instance}=${id}`, `${LABELS.role}=telemetry`] } });
-  for (const n of networks) for (const hub of hubs) await connectHub(docker, n.Id, hub);
-  return networks.length ? hubs.map((h) => h.name).sort() : [];
-}
-
 /**
  * observability (a gate stage): writes the scrape targets and joins the shared stack to the instance.
  * A shared stack that is not running (or lacks a component) is a warning, never a failure: the
@@ -81,7 +72,8 @@ export async function attachShared(docker: DockerClient, id: string, project: st
 export async function observabilityStage(ctx: Context, s: StageContext, identity: InstanceIdentity, config: ObservabilityConfig): Promise<void> {
   const groups = await publishTargets(ctx, identity, config);
   const project = obsProjectName(ctx.home, ctx.env);
-  const joined = await attachShared(ctx.docker, identity.id, project);
+  const attached = await attachHubs(ctx.docker, project, identity.id);
+  const joined = attached.instances.length ? attached.hubs : [];
   s.details.targets = groups.map((g) => ({ service: g.labels.service, target: g.targets[0], path: g.labels.__metrics_path__ }));
   s.details.sharedStack = project;
   s.details.joined = joined;
