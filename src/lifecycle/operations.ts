@@ -3,8 +3,8 @@ import { rm } from 'node:fs/promises';
 import { composeErrorText, runCompose, type ComposeProject } from '../compose/cli.js';
 import { saveGateReport, StageRecorder, withReport, type GateReport } from '../gate/report.js';
 import { buildStage, configStage, deadlineFrom, healthyStage, isolationStage, probesStage, startStage } from '../gate/stages.js';
-import { assertDockerAvailable, countResources, detachShared, instanceContainers, labelledResources, removeInstanceImages, sweepInstance, type LabelledResources } from '../engine/docker.js';
-import { instanceObservability, observabilityStage, removeTargets, type InstanceObservability } from '../observability/wiring.js';
+import { assertDockerAvailable, countResources, instanceContainers, labelledResources, removeInstanceImages, sweepInstance, type LabelledResources } from '../engine/docker.js';
+import { instanceObservability, leaveSharedStack, observabilityStage, removeTargets, type InstanceObservability } from '../observability/wiring.js';
 import { isSandstackError, SandstackError } from '../errors.js';
 import { gitInfo, removeWorktree } from '../git/git.js';
 import { activeServices } from '../compose/model.js';
@@ -38,8 +38,7 @@ function summary(p: ResolvedInstance, registered: boolean, services: ServiceStat
 
 async function rollback(ctx: Context, prepared: PreparedInstance, wipeVolumes: boolean): Promise<void> {
   ctx.onProgress({ type: 'step', message: wipeVolumes ? 'rolling back: removing everything this up created' : 'rolling back: removing containers (volumes kept)' });
-  await removeTargets(ctx.home, prepared.identity.id).catch(() => undefined);
-  await detachShared(ctx.docker, prepared.identity.id).catch(() => undefined);
+  await leaveSharedStack(ctx, prepared.identity.id).catch(() => undefined);
   await runCompose(prepared.project, ['down', '--remove-orphans', '-t', '0', ...(wipeVolumes ? ['-v'] : [])]).catch(() => undefined);
   if (wipeVolumes) {
     await sweepInstance(ctx.docker, prepared.identity.id).catch(() => undefined);
@@ -171,8 +170,7 @@ export async function down(ctx: Context): Promise<DownResult> {
     let project: ComposeProject | undefined = (await renderedProject(ctx, inst, record?.leases ?? []))?.project;
     project ??= (await prepareInstance(ctx, { persist: true, inst })).project;
     ctx.onProgress({ type: 'step', message: `stopping ${before.length} containers of ${id}` });
-    await removeTargets(ctx.home, id);
-    await detachShared(ctx.docker, id);
+    await leaveSharedStack(ctx, id);
     const r = await runCompose(project, ['down', '--remove-orphans'], { onLine: (line) => ctx.onProgress({ type: 'log', source: 'compose', line }) });
     if (r.exitCode !== 0) {
       throw new SandstackError('SANDSTACK_COMPOSE_FAILED', `compose down failed for ${id}:\n${composeErrorText(r.stderr)}`, { hint: 'Run it again; `sandstack destroy` removes everything by label.' });
@@ -210,6 +208,7 @@ export async function destroy(ctx: Context, opts: { keepWorktree?: boolean; keep
   // and without waiting out stop timeouts (what `compose down -v -t 0` does, without needing the
   // compose file, which may be broken or gone by now).
   ctx.onProgress({ type: 'step', message: `removing ${id}: ${before.containers.length} containers, ${before.volumes.length} volumes, ${before.networks.length} networks` });
+  // (the sweep takes the shared stack's containers off the networks itself)
   await removeTargets(ctx.home, id);
   const problems = await sweepInstance(ctx.docker, id);
   const images = opts.keepImages ? [] : await removeInstanceImages(ctx.docker, id, notices);

@@ -174,6 +174,28 @@ function timeseries(id: number, title: string, expr: string, legendFormat: strin
   };
 }
 
+/** A dashboard variable filled by a Prometheus query, holding exactly one value (never "All"). */
+function singleValueVariable(name: string, label: string, query: string): object {
+  return {
+    name,
+    label,
+    type: 'query',
+    datasource: { ...PROM_DS },
+    definition: query,
+    query: { query, refId: `sandstack-${name}-var` },
+    // 2 = refresh on time-range change, so new instances appear without reload.
+    refresh: 2,
+    sort: 1,
+    regex: '',
+    // Empty: Grafana selects the first value.
+    current: {},
+    options: [],
+    includeAll: false,
+    multi: false,
+    hide: 0,
+  };
+}
+
 /** Grafana dashboard JSON model: one instance at a time, local by default. */
 export function instanceDashboard(): object {
   return {
@@ -202,44 +224,9 @@ export function instanceDashboard(): object {
           multi: false,
           hide: 0,
         },
-        {
-          name: 'instance',
-          label: 'Instance',
-          type: 'query',
-          datasource: { ...PROM_DS },
-          definition: 'label_values(up{environment="$environment"}, instance_id)',
-          query: {
-            query: 'label_values(up{environment="$environment"}, instance_id)',
-            refId: 'sandstack-instance-var',
-          },
-          // 2 = refresh on time-range change, so new instances appear without reload.
-          refresh: 2,
-          sort: 1,
-          regex: '',
-          // Empty: Grafana selects the first single value. Never "All".
-          current: {},
-          options: [],
-          includeAll: false,
-          multi: false,
-          hide: 0,
-        },
-        {
-          // Jaeger's search needs a service: the traces panel shows one service of the instance.
-          name: 'service',
-          label: 'Service (traces)',
-          type: 'query',
-          datasource: { ...PROM_DS },
-          definition: `label_values(up{${SEL}}, service)`,
-          query: { query: `label_values(up{${SEL}}, service)`, refId: 'sandstack-service-var' },
-          refresh: 2,
-          sort: 1,
-          regex: '',
-          current: {},
-          options: [],
-          includeAll: false,
-          multi: false,
-          hide: 0,
-        },
+        singleValueVariable('instance', 'Instance', 'label_values(up{environment="$environment"}, instance_id)'),
+        // Jaeger's search needs a service: the traces panel shows one service of the instance.
+        singleValueVariable('service', 'Service (traces)', `label_values(up{${SEL}}, service)`),
       ],
     },
     panels: [

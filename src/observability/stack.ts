@@ -11,6 +11,7 @@
  * - It joins each instance's telemetry network (see wiring.ts): instances never share a network.
  */
 import { createHash } from 'node:crypto';
+import type Docker from 'dockerode';
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -20,7 +21,7 @@ import { composeErrorText, detectCompose, runCompose, type ComposeProject } from
 import { TELEMETRY_NETWORK } from '../compose/render.js';
 import { assertDockerAvailable, type DockerClient } from '../engine/docker.js';
 import { SandstackError } from '../errors.js';
-import { LABELS } from '../identity/identity.js';
+import { COMPOSE_SERVICE_LABEL, LABELS } from '../identity/identity.js';
 import type { Context } from '../lifecycle/context.js';
 import { findPortHolder, isPortFree } from '../ports/probe.js';
 import { ensureSecrets, loadSecrets } from '../secrets/secrets.js';
@@ -242,11 +243,18 @@ export interface ObsHub {
   name: ObsComponent;
 }
 
+type StackContainer = Docker.ContainerInfo & { component: ObsComponent };
+
+/** The stack's containers (running only, unless `all`), each with the component it runs. */
+async function stackContainers(docker: DockerClient, project: string, opts: { all?: boolean } = {}): Promise<StackContainer[]> {
+  const list = await docker.listContainers({ all: opts.all ?? false, filters: { label: [`${LABELS.obs}=${project}`] } });
+  return list.map((c) => ({ ...c, component: c.Labels?.[COMPOSE_SERVICE_LABEL] as ObsComponent }));
+}
+
 /** The stack's running containers that join instance telemetry networks (Prometheus, Jaeger). */
 export async function obsHubContainers(docker: DockerClient, project: string): Promise<ObsHub[]> {
-  const list = await docker.listContainers({ filters: { label: [`${LABELS.obs}=${project}`], status: ['running'] } });
-  return list
-    .map((c) => ({ container: c.Id, name: c.Labels?.['com.docker.compose.service'] as ObsComponent }))
+  return (await stackContainers(docker, project))
+    .map((c) => ({ container: c.Id, name: c.component }))
     .filter((h) => h.name === 'prometheus' || h.name === 'jaeger');
 }
 
@@ -308,10 +316,10 @@ async function tryPull(docker: DockerClient, ref: string, signal?: AbortSignal):
 }
 
 async function componentStatuses(docker: DockerClient, project: string, ports: ObsPorts | undefined): Promise<ObsComponentStatus[]> {
-  const list = await docker.listContainers({ all: true, filters: { label: [`${LABELS.obs}=${project}`] } });
+  const list = await stackContainers(docker, project, { all: true });
   const out: ObsComponentStatus[] = [];
   for (const name of OBS_COMPONENTS) {
-    const c = list.find((x) => x.Labels?.['com.docker.compose.service'] === name);
+    const c = list.find((x) => x.component === name);
     const url = ports ? `http://127.0.0.1:${ports[name]}` : undefined;
     if (!c) {
       const present = await imagePresent(docker, OBS_IMAGES[name]);
@@ -404,10 +412,10 @@ export interface ObsUpResult extends ObsStatus {
 async function waitReady(ctx: Context, project: string, started: ObsComponent[], deadlineMs: number): Promise<void> {
   const until = Date.now() + deadlineMs;
   for (;;) {
-    const list = await ctx.docker.listContainers({ all: true, filters: { label: [`${LABELS.obs}=${project}`] } });
+    const list = await stackContainers(ctx.docker, project, { all: true });
     const waiting: string[] = [];
     for (const name of started) {
-      const c = list.find((x) => x.Labels?.['com.docker.compose.service'] === name);
+      const c = list.find((x) => x.component === name);
       if (!c) {
         waiting.push(`${name} (not created)`);
         continue;
@@ -442,8 +450,7 @@ export async function obsUp(ctx: Context, opts: { build?: boolean; pull?: boolea
   const project = obsProjectName(ctx.home, ctx.env);
   const p = obsPaths(ctx.home);
   const notices: string[] = [];
-  const before = await componentStatuses(ctx.docker, project, undefined);
-  const running = new Set(before.filter((c) => c.state === 'running').map((c) => c.name));
+  const running = new Set((await stackContainers(ctx.docker, project)).map((c) => c.component));
   const ports = await choosePorts((await readSettings(p))?.ports, running, notices);
   const model = obsComposeModel({ project, paths: p, ports });
   await writeAssets(p, model);
@@ -518,8 +525,7 @@ export interface ObsDownResult {
  * also takes them off every instance telemetry network) and its own network. Returns the names.
  */
 async function removeStackContainers(docker: DockerClient, project: string): Promise<string[]> {
-  const filter = { label: [`${LABELS.obs}=${project}`] };
-  const containers = await docker.listContainers({ all: true, filters: filter });
+  const containers = await stackContainers(docker, project, { all: true });
   await Promise.all(
     containers.map(async (c) => {
       const container = docker.getContainer(c.Id);
@@ -529,7 +535,7 @@ async function removeStackContainers(docker: DockerClient, project: string): Pro
       });
     }),
   );
-  for (const n of await docker.listNetworks({ filters: filter })) {
+  for (const n of await docker.listNetworks({ filters: { label: [`${LABELS.obs}=${project}`] } })) {
     if (n.Labels?.[LABELS.role] === 'telemetry') continue; // an instance's network
     await docker.getNetwork(n.Id).remove().catch(() => undefined);
   }

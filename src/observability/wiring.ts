@@ -13,7 +13,7 @@ import path from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { RenderInput } from '../compose/render.js';
 import type { SandstackConfig } from '../config/schema.js';
-import { instanceContainers } from '../engine/docker.js';
+import { detachShared, instanceContainers } from '../engine/docker.js';
 import type { StageContext } from '../gate/report.js';
 import type { InstanceIdentity } from '../identity/identity.js';
 import type { Context } from '../lifecycle/context.js';
@@ -57,11 +57,8 @@ export async function publishTargets(ctx: Context, identity: InstanceIdentity, c
 }
 
 /** Removes the instance's scrape targets (Prometheus drops them within its file_sd refresh). */
-export async function removeTargets(home: string, id: string): Promise<boolean> {
-  const file = targetsFile(home, id);
-  const existed = await readFile(file).then(() => true, () => false);
-  await rm(file, { force: true });
-  return existed;
+export async function removeTargets(home: string, id: string): Promise<void> {
+  await rm(targetsFile(home, id), { force: true });
 }
 
 /**
@@ -89,6 +86,15 @@ export async function observabilityStage(ctx: Context, s: StageContext, identity
     s.warn('traces are not exported: Jaeger was not running when this instance started (OTEL_TRACES_EXPORTER=none); `sandstack down && sandstack up` turns them on');
   }
   s.details.summary = `${groups.length} scrape target(s); shared stack: ${joined.length ? joined.join(', ') : 'not running'}`;
+}
+
+/**
+ * Before an instance's containers and networks go: its scrape targets are removed and the shared
+ * stack's containers leave its networks (Compose cannot remove a network that still has them).
+ */
+export async function leaveSharedStack(ctx: Context, id: string): Promise<void> {
+  await removeTargets(ctx.home, id);
+  await detachShared(ctx.docker, id);
 }
 
 export interface InstanceObservability {

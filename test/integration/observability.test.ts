@@ -34,6 +34,21 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, secon
   }
 }
 
+/** A sandbox per describe block; afterwards its shared stack (with volumes) and instances are removed. */
+function useObsSandbox(set: (s: Sandbox) => void): void {
+  let sb: Sandbox | undefined;
+  beforeAll(async () => {
+    sb = await makeSandbox();
+    set(sb);
+  });
+  afterAll(async () => {
+    if (sb) {
+      await sb.run(sb.repo, ['obs', 'down', '--volumes', '--json']);
+      await sb.cleanup();
+    }
+  });
+}
+
 describe('shared observability stack', { timeout: 180_000 }, () => {
   let sb: Sandbox;
   let project = '';
@@ -56,15 +71,7 @@ describe('shared observability stack', { timeout: 180_000 }, () => {
     return r.body.data.result;
   };
 
-  beforeAll(async () => {
-    sb = await makeSandbox();
-  });
-  afterAll(async () => {
-    if (sb) {
-      await sb.run(sb.repo, ['obs', 'down', '--volumes', '--json']);
-      await sb.cleanup();
-    }
-  });
+  useObsSandbox((s) => (sb = s));
 
   it('starts an instance while the shared stack is not running: the gate warns, it does not fail', async () => {
     const r = await sb.run(sb.repo, ['up', '--instance', B, '--json'], { env: { SANDSTACK_ENVIRONMENT: 'sandbox' } });
@@ -273,15 +280,7 @@ describe('shared observability stack', { timeout: 180_000 }, () => {
 
 describe('obs up on bad days', { timeout: 180_000 }, () => {
   let sb: Sandbox;
-  beforeAll(async () => {
-    sb = await makeSandbox();
-  });
-  afterAll(async () => {
-    if (sb) {
-      await sb.run(sb.repo, ['obs', 'down', '--volumes', '--json']);
-      await sb.cleanup();
-    }
-  });
+  useObsSandbox((s) => (sb = s));
 
   it('Ctrl-C during obs up: exit 130 and no half-started stack is left', async () => {
     const project = (await sb.run(sb.repo, ['obs', 'status', '--json'])).json.project as string;
