@@ -42,14 +42,14 @@ async function rollback(ctx: Context, prepared: PreparedInstance, wipeVolumes: b
   await runCompose(prepared.project, ['down', '--remove-orphans', '-t', '0', ...(wipeVolumes ? ['-v'] : [])]).catch(() => undefined);
   if (wipeVolumes) {
     await sweepInstance(ctx.docker, prepared.identity.id).catch(() => undefined);
+    // Nothing of the instance existed before this up: the images it built go too (build cache stays).
+    await removeInstanceImages(ctx.docker, prepared.identity.id, []).catch(() => undefined);
   } else {
     // Containers only: volumes hold the instance's data.
     const left = await labelledResources(ctx.docker, prepared.identity.id).catch(() => undefined);
     for (const c of left?.containers ?? []) await ctx.docker.getContainer(c.id).remove({ force: true }).catch(() => undefined);
   }
   if (prepared.createdRecord) {
-    // The instance did not exist before this up: its images go too (their build cache stays).
-    await removeInstanceImages(ctx.docker, prepared.identity.id, []).catch(() => undefined);
     await releaseInstance(ctx, prepared.identity.id).catch(() => undefined);
     await rm(prepared.paths.dir, { recursive: true, force: true }).catch(() => undefined);
   }

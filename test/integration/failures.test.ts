@@ -73,6 +73,8 @@ describe('up fails fast and rolls back', () => {
       expect(r.json.error.message).toContain(String(port));
       expect(r.json.error.details.holder.pid).toBe(process.pid);
       expect(await labelled(created.json.instance.id)).toEqual({ containers: 0, volumes: 0, networks: 0 });
+      // The images this first up built went with the rollback.
+      expect(await docker.listImages({ filters: { label: [`dev.sandstack.instance=${created.json.instance.id}`] } })).toEqual([]);
     } finally {
       server.close();
     }
