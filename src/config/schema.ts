@@ -211,6 +211,35 @@ export const ConfigSchema = z
           .describe('Error-level lint findings allowed for one service each, with a reason; up and the gate refuse all others'),
       })
       .prefault({}),
+    data: z
+      .strictObject({
+        shared: z
+          .array(
+            z
+              .strictObject({
+                name: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, . _ -').describe('Dataset name'),
+                host: z
+                  .string()
+                  .min(1)
+                  .refine((h) => !h.startsWith('~') && !h.includes('$'), { message: 'an absolute path, or one relative to sandstack.yaml (no ~ or ${VAR})' })
+                  .describe('Host folder or file: absolute, or relative to the folder of sandstack.yaml'),
+                services: z.array(serviceName).min(1).describe('Services that mount it'),
+                target: z.string().startsWith('/').describe('Path in the container'),
+                mode: z.enum(['ro', 'rw']).default('ro').describe('ro (default) or rw; a rw dataset is shared, writable, by every instance'),
+                reason: z.string().trim().min(10, 'give a written reason (at least 10 characters)').optional().describe('Why it is shared; required when mode is rw'),
+              })
+              .refine((d) => d.mode !== 'rw' || d.reason !== undefined, { message: 'a rw dataset needs a reason', path: ['reason'] }),
+          )
+          .default([])
+          .superRefine((list, ctx) => {
+            list.forEach((d, i) => {
+              if (list.findIndex((x) => x.name === d.name) !== i) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `dataset ${d.name} is declared twice` });
+            });
+          })
+          .describe('Host data mounted on purpose into every instance (the same host path for all of them); lint accepts these bind mounts'),
+      })
+      .prefault({})
+      .describe('Data shared by instances'),
     observability: z
       .strictObject({
         enabled: z

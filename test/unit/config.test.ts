@@ -35,6 +35,7 @@ const DEFAULTS = {
   tests: { unit: [], e2e: [] },
   evidence: {},
   policy: { allow: [] },
+  data: { shared: [] },
   observability: { enabled: false, metrics: [] },
   gate: { timeoutSeconds: 180, probes: [] },
 };
@@ -80,6 +81,7 @@ external:
       tests: { unit: [], e2e: [] },
       evidence: {},
       policy: { allow: [] },
+      data: { shared: [] },
       observability: { enabled: false, metrics: [] },
       gate: { timeoutSeconds: 180, probes: [] },
     });
@@ -293,5 +295,46 @@ describe('parseConfig: duplicate publish entries', () => {
   it('accepts the same port over tcp and udp', () => {
     const cfg = parseConfig('ports:\n  publish:\n    - { service: dns, port: 53, protocol: tcp }\n    - { service: dns, port: 53, protocol: udp }\n', 'f');
     expect(cfg.ports.publish.map((p) => p.protocol)).toEqual(['tcp', 'udp']);
+  });
+});
+
+describe('parseConfig: data.shared', () => {
+  it('reads shared datasets with ro as the default mode', () => {
+    const cfg = parseConfig(
+      [
+        'data:',
+        '  shared:',
+        '    - name: ohlc',
+        '      host: /mnt/datasets/ohlc',
+        '      services: [worker-backtest, worker-ingest]',
+        '      target: /data/ohlc',
+        '    - name: models',
+        '      host: ../models',
+        '      services: [backend]',
+        '      target: /models',
+        '      mode: rw',
+        '      reason: the trainer writes checkpoints every instance reads',
+      ].join('\n'),
+      FILE,
+    );
+    expect(cfg.data.shared).toEqual([
+      { name: 'ohlc', host: '/mnt/datasets/ohlc', services: ['worker-backtest', 'worker-ingest'], target: '/data/ohlc', mode: 'ro' },
+      { name: 'models', host: '../models', services: ['backend'], target: '/models', mode: 'rw', reason: 'the trainer writes checkpoints every instance reads' },
+    ]);
+  });
+
+  it('requires a reason for rw, a container target, services, and unique names', () => {
+    const rw = configError('data:\n  shared:\n    - { name: a, host: /mnt/a, services: [x], target: /a, mode: rw }\n');
+    expect(rw.problems.map((p) => [p.path, p.message])).toEqual([['data.shared[0].reason', 'a rw dataset needs a reason']]);
+    const target = configError('data:\n  shared:\n    - { name: a, host: /mnt/a, services: [x], target: a }\n');
+    expect(target.problems[0]!.path).toBe('data.shared[0].target');
+    const services = configError('data:\n  shared:\n    - { name: a, host: /mnt/a, services: [], target: /a }\n');
+    expect(services.problems[0]!.path).toBe('data.shared[0].services');
+    const twice = configError('data:\n  shared:\n    - { name: a, host: /mnt/a, services: [x], target: /a }\n    - { name: a, host: /mnt/b, services: [x], target: /b }\n');
+    expect(twice.problems[0]!.message).toBe('dataset a is declared twice');
+    const home = configError('data:\n  shared:\n    - { name: a, host: ~/data, services: [x], target: /a }\n');
+    expect(home.problems[0]!.path).toBe('data.shared[0].host');
+    const extra = configError('data:\n  shared:\n    - { name: a, host: /mnt/a, services: [x], target: /a, readonly: true }\n');
+    expect(extra.problems[0]!.line).toBe(3);
   });
 });
