@@ -1,9 +1,9 @@
 /**
- * The Compose CLI adapter: detects v2 (`docker compose`) or v1 (`docker-compose`) once per process
- * and runs it with the instance's project name, files and environment.
+ * The Compose CLI adapter: detects v2 (`docker compose`, preferred) or v1 (`docker-compose`) once
+ * per process (and across processes through a cache) and runs it with the instance's project name, files and environment.
  */
 import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, readFile, stat } from 'node:fs/promises';
+import { access, mkdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import writeFileAtomic from 'write-file-atomic';
@@ -17,9 +17,9 @@ export interface ComposeCli {
   version: string;
 }
 
-async function probe(argv: string[]): Promise<string | undefined> {
+async function probe(argv: string[], env: NodeJS.ProcessEnv): Promise<string | undefined> {
   try {
-    const r = await execa(argv[0]!, [...argv.slice(1), 'version', '--short'], { reject: false, stdin: 'ignore', timeout: 15_000 });
+    const r = await execa(argv[0]!, [...argv.slice(1), 'version', '--short'], { env, reject: false, stdin: 'ignore', timeout: 15_000 });
     if (r.exitCode === 0) return String(r.stdout).trim().replace(/^v/, '');
   } catch {
     // not installed
@@ -27,15 +27,23 @@ async function probe(argv: string[]): Promise<string | undefined> {
   return undefined;
 }
 
-let detected: Promise<ComposeCli> | undefined;
+/** Per process: one detection per (environment that decides it, cache file). */
+const detected = new Map<string, Promise<ComposeCli>>();
+
+/**
+ * A saved detection is only as good as the files it was made from: the executables of both
+ * candidates (`docker` with its Compose plugin, `docker-compose` on PATH) are fingerprinted, so
+ * installing, upgrading or removing either one (e.g. v2 arriving beside v1) makes the next process
+ * detect again instead of keeping the old answer for a day.
+ */
+const Fingerprint = z.record(z.string(), z.string().nullable());
+type Fingerprint = z.infer<typeof Fingerprint>;
 
 const CacheSchema = z.strictObject({
   argv: z.array(z.string()).min(1),
   variant: z.enum(['v1', 'v2']),
   version: z.string(),
-  executable: z.string(),
-  size: z.number(),
-  mtimeMs: z.number(),
+  fingerprint: Fingerprint,
   checkedAt: z.number(),
 });
 const CACHE_TTL_MS = 24 * 3600 * 1000;
@@ -56,50 +64,85 @@ async function which(name: string, env: NodeJS.ProcessEnv): Promise<string | und
   return undefined;
 }
 
-async function fingerprint(argv0: string, env: NodeJS.ProcessEnv): Promise<{ executable: string; size: number; mtimeMs: number } | undefined> {
-  const executable = await which(argv0, env);
-  if (!executable) return undefined;
-  const st = await stat(executable).catch(() => undefined);
-  return st ? { executable, size: st.size, mtimeMs: st.mtimeMs } : undefined;
+/** Where the docker CLI looks for plugins (the user's config dir first, then the system dirs). */
+export function composePluginPaths(env: NodeJS.ProcessEnv): string[] {
+  const config = env.DOCKER_CONFIG || (env.HOME ? path.join(env.HOME, '.docker') : undefined);
+  return [
+    ...(config ? [path.join(config, 'cli-plugins')] : []),
+    '/usr/local/lib/docker/cli-plugins',
+    '/usr/local/libexec/docker/cli-plugins',
+    '/usr/lib/docker/cli-plugins',
+    '/usr/libexec/docker/cli-plugins',
+  ].map((dir) => path.join(dir, 'docker-compose'));
 }
 
-/** A detection result saved by an earlier process, if the executable is unchanged and it is recent. */
+/** `<real path> <size> <mtime>` of a file, or null when it does not exist. */
+async function fileStamp(file: string): Promise<string | null> {
+  const st = await stat(file).catch(() => undefined);
+  if (!st) return null;
+  const real = await realpath(file).catch(() => file);
+  return `${real} ${st.size} ${st.mtimeMs}`;
+}
+
+/** The state of every file that decides which Compose is found: both candidates and the plugins. */
+async function candidatesFingerprint(env: NodeJS.ProcessEnv): Promise<Fingerprint> {
+  const fp: Fingerprint = {};
+  for (const name of ['docker', 'docker-compose']) {
+    const exe = await which(name, env);
+    fp[`path:${name}`] = exe ? ((await fileStamp(exe)) ?? exe) : null;
+  }
+  for (const plugin of composePluginPaths(env)) fp[`plugin:${plugin}`] = await fileStamp(plugin);
+  return fp;
+}
+
+function sameFingerprint(a: Fingerprint, b: Fingerprint): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].every((k) => (a[k] ?? null) === (b[k] ?? null));
+}
+
+/** A detection result saved by an earlier process, if no candidate changed since and it is recent. */
 async function readCache(file: string, env: NodeJS.ProcessEnv): Promise<ComposeCli | undefined> {
   try {
     const c = CacheSchema.parse(JSON.parse(await readFile(file, 'utf8')));
-    if (Date.now() - c.checkedAt > CACHE_TTL_MS) return undefined;
-    const fp = await fingerprint(c.argv[0]!, env);
-    if (!fp || fp.executable !== c.executable || fp.size !== c.size || fp.mtimeMs !== c.mtimeMs) return undefined;
+    if (Date.now() - c.checkedAt > CACHE_TTL_MS || c.checkedAt > Date.now()) return undefined;
+    if (!sameFingerprint(c.fingerprint, await candidatesFingerprint(env))) return undefined;
     return { variant: c.variant, argv: c.argv as [string, ...string[]], version: c.version };
   } catch {
     return undefined;
   }
 }
 
-async function writeCache(file: string, cli: ComposeCli, env: NodeJS.ProcessEnv): Promise<void> {
-  const fp = await fingerprint(cli.argv[0], env);
-  if (!fp) return;
+async function writeCache(file: string, cli: ComposeCli, fingerprint: Fingerprint): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  await writeFileAtomic(file, JSON.stringify({ ...cli, ...fp, checkedAt: Date.now() }), { mode: 0o600 });
+  await writeFileAtomic(file, JSON.stringify({ ...cli, fingerprint, checkedAt: Date.now() }), { mode: 0o600 });
 }
 
 /**
- * Detects Compose once: per process, and across processes through `cacheFile` (keyed on the
- * executable's path, size and mtime, at most a day old). SANDSTACK_COMPOSE forces a command.
+ * Detects Compose once: per process, and across processes through `cacheFile` (valid for a day
+ * while neither candidate's executable nor any Compose plugin file changed). v2 (`docker compose`)
+ * is preferred over v1 (`docker-compose`). SANDSTACK_COMPOSE forces a command (whitespace-separated
+ * argv, e.g. `/opt/sandstack/bin/docker-compose-v1`) and bypasses the cache. `fresh` ignores both
+ * memories and probes again (the result still refreshes them).
  */
-export function detectCompose(env: NodeJS.ProcessEnv = process.env, opts: { cacheFile?: string } = {}): Promise<ComposeCli> {
-  detected ??= (async () => {
+export function detectCompose(env: NodeJS.ProcessEnv = process.env, opts: { cacheFile?: string; fresh?: boolean } = {}): Promise<ComposeCli> {
+  const key = JSON.stringify([env.SANDSTACK_COMPOSE ?? null, env.PATH ?? null, env.DOCKER_CONFIG ?? null, env.HOME ?? null, opts.cacheFile ?? null]);
+  const known = opts.fresh ? undefined : detected.get(key);
+  if (known) return known;
+  const p = (async () => {
     const cacheFile = env.SANDSTACK_COMPOSE ? undefined : opts.cacheFile;
-    const cached = cacheFile ? await readCache(cacheFile, env) : undefined;
+    const cached = cacheFile && !opts.fresh ? await readCache(cacheFile, env) : undefined;
     if (cached) return cached;
+    // Fingerprint before probing: a change while probing then shows up as a mismatch next time.
+    const fingerprint = cacheFile ? await candidatesFingerprint(env) : undefined;
     const found = await probeCandidates(env);
-    if (cacheFile) await writeCache(cacheFile, found, env).catch(() => undefined);
+    if (cacheFile && fingerprint) await writeCache(cacheFile, found, fingerprint).catch(() => undefined);
     return found;
   })();
-  detected.catch(() => {
-    detected = undefined;
+  detected.set(key, p);
+  p.catch(() => {
+    if (detected.get(key) === p) detected.delete(key);
   });
-  return detected;
+  return p;
 }
 
 async function probeCandidates(env: NodeJS.ProcessEnv): Promise<ComposeCli> {
@@ -108,14 +151,14 @@ async function probeCandidates(env: NodeJS.ProcessEnv): Promise<ComposeCli> {
       ? [env.SANDSTACK_COMPOSE.trim().split(/\s+/)]
       : [['docker', 'compose'], ['docker-compose']];
     for (const argv of candidates) {
-      const version = await probe(argv);
+      const version = await probe(argv, env);
       if (version) {
         const variant = /^1\./.test(version) ? 'v1' : 'v2';
         return { variant, argv: argv as [string, ...string[]], version };
       }
     }
     throw new SandstackError('SANDSTACK_COMPOSE_UNAVAILABLE', `Docker Compose was not found (tried ${candidates.map((c) => c.join(' ')).join(', ')}).`, {
-      hint: 'Install Compose v2 (the docker compose plugin) or v1 (apt-get install docker-compose), or run scripts/setup-system.sh.',
+      hint: 'Run scripts/setup-system.sh (installs the Docker engine and Compose v2), or install the docker compose plugin; SANDSTACK_COMPOSE names another Compose command.',
     });
   }
 }
