@@ -1,11 +1,12 @@
 /** Creating worktrees (`new`), starting configs (`init`), and the read-only/attached commands. */
 import { access, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Document, stringify as toYaml } from 'yaml';
+import { Document, parse as parseYaml, stringify as toYaml } from 'yaml';
 import { detectCompose, spawnCompose } from '../compose/cli.js';
 import { parsePortEntry } from '../compose/model.js';
 import type { RenderReport } from '../compose/render.js';
-import { composeFilesOf, locateComposeFiles, resolveModel } from '../compose/resolve.js';
+import { composeFilesOf, composeProjectDir, locateComposeFiles } from '../compose/files.js';
+import { resolveModel } from '../compose/resolve.js';
 import type { ComposeModel } from '../compose/model.js';
 import { allowancesOf, fixFiles, lintProject, type Allowance, type FixResult, type ProjectLint } from '../policy/check.js';
 import type { Finding } from '../policy/rules.js';
@@ -89,7 +90,21 @@ export async function newWorktree(ctx: Context, branch: string, opts: { base?: s
   }
 }
 
-const TCP_PORTS = new Set([5432, 3306, 6379, 27017, 9092, 5672, 11211, 1433, 9042, 2181]);
+/** Container ports whose protocol is not HTTP (databases, DNS, OTLP/gRPC, brokers, mail, ssh). */
+const TCP_PORTS = new Set([
+  22, 25, 53, 587, // ssh, smtp, dns
+  1433, 1521, 3306, 5432, 6379, 6380, 26379, 27017, 9042, 11211, 7687, // databases and caches
+  4317, 50051, // OTLP/gRPC, gRPC
+  1883, 8883, 2181, 4222, 5671, 5672, 9092, 9093, // brokers: mqtt, zookeeper, nats, amqp, kafka
+]);
+const HTTPS_PORTS = new Set([443, 8443]);
+
+/** The publish protocol init writes for a container port: udp, https (443, 8443), tcp (known non-HTTP), else http. */
+export function guessPublishProtocol(port: number, transport: 'tcp' | 'udp'): 'http' | 'https' | 'tcp' | 'udp' {
+  if (transport === 'udp') return 'udp';
+  if (HTTPS_PORTS.has(port)) return 'https';
+  return TCP_PORTS.has(port) ? 'tcp' : 'http';
+}
 
 export interface InitResult {
   file: string;
@@ -99,23 +114,87 @@ export interface InitResult {
   /** Other required variables, declared under env.required. */
   required: string[];
   composeFindings: { containerNames: string[]; fixedPorts: string[] };
+  /** compose.files as written to sandstack.yaml (relative to it); undefined for Compose's default discovery. */
+  composeFiles?: string[];
+  /** Where the compose files came from. */
+  composeFilesFrom: 'flag' | 'config' | 'COMPOSE_FILE' | 'default';
 }
 
-/** Writes a starting sandstack.yaml for the compose project in ctx.cwd. */
-export async function init(ctx: Context, opts: { force?: boolean } = {}): Promise<InitResult> {
-  const file = path.join(ctx.cwd, CONFIG_FILE);
-  if ((await exists(file)) && !opts.force) {
-    throw new SandstackError('SANDSTACK_CONFIG_EXISTS', `${file} already exists.`, { hint: 'Edit it, or pass --force to overwrite it.' });
+/** The compose.files of an existing sandstack.yaml (even one that no longer validates), if any. */
+async function existingComposeFiles(file: string): Promise<string[] | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    return undefined;
   }
+  try {
+    return parseConfig(text, file).compose.files;
+  } catch {
+    const raw = (() => {
+      try {
+        return parseYaml(text) as { compose?: { files?: unknown } } | null;
+      } catch {
+        return null;
+      }
+    })();
+    const files = raw?.compose?.files;
+    return Array.isArray(files) && files.length > 0 && files.every((f) => typeof f === 'string' && f) ? (files as string[]) : undefined;
+  }
+}
+
+async function existingComposeProfiles(file: string): Promise<string[]> {
+  try {
+    return parseConfig(await readFile(file, 'utf8'), file).compose.profiles;
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Writes a starting sandstack.yaml for the compose project in ctx.cwd. The compose files are, in
+ * order: `files` (init -f), compose.files of the sandstack.yaml being replaced (--force), COMPOSE_FILE
+ * (environment or .env), Compose's default discovery. compose.files is recorded unless it is the
+ * default discovery.
+ */
+export async function init(ctx: Context, opts: { force?: boolean; files?: string[] } = {}): Promise<InitResult> {
+  const file = path.join(ctx.cwd, CONFIG_FILE);
+  const existing = await exists(file);
+  if (existing && !opts.force) {
+    throw new SandstackError('SANDSTACK_CONFIG_EXISTS', `${file} already exists.`, { hint: 'Edit it, or pass --force to overwrite it (its compose.files are kept).' });
+  }
+  const kept = existing ? await existingComposeFiles(file) : undefined;
+  const keptProfiles = existing ? await existingComposeProfiles(file) : [];
+  let files: string[];
+  let from: InitResult['composeFilesFrom'];
+  if (opts.files && opts.files.length > 0) {
+    files = opts.files.map((f) => path.resolve(ctx.cwd, f));
+    for (const f of files) {
+      if (!(await exists(f))) throw new SandstackError('SANDSTACK_COMPOSE_NOT_FOUND', `No such compose file: ${f} (given with -f).`, { hint: 'Check the path; it is relative to the current folder.' });
+    }
+    from = 'flag';
+  } else if (kept) {
+    files = await locateComposeFiles(ctx.cwd, kept);
+    from = 'config';
+  } else {
+    files = await locateComposeFiles(ctx.cwd, undefined, { env: ctx.env });
+    from = files.length > 0 ? 'COMPOSE_FILE' : 'default';
+  }
+  const discovered = await composeFilesOf({ projectDir: ctx.cwd, files: [] });
+  const isDiscovery = files.length === 0 || (from !== 'config' && files.length === discovered.length && files.every((f, i) => f === discovered[i]));
+  const composeFiles = isDiscovery ? undefined : from === 'config' ? kept : files.map((f) => path.relative(ctx.cwd, f).split(path.sep).join('/'));
+  if (isDiscovery) files = [];
+  // Compose's project directory for explicit files is the first file's folder: relative paths in
+  // the files (build contexts, env_file, bind mounts) and .env resolve from there.
+  const projectDir = composeProjectDir(ctx.cwd, files);
   const cli = await detectCompose(ctx.env, { cacheFile: composeCacheFile(ctx.home) });
-  const files = await locateComposeFiles(ctx.cwd, undefined);
   // Variables the compose files demand (${VAR:?...}): secret-like ones become generated secrets,
   // the others required host variables. Placeholders let Compose resolve the model meanwhile.
-  const demanded = (await findMissingVariables({ projectDir: ctx.cwd, composeFiles: await composeFilesOf({ projectDir: ctx.cwd, files }), required: [], env: {} })).map((m) => m.name);
+  const demanded = (await findMissingVariables({ projectDir, composeFiles: await composeFilesOf({ projectDir, files }), required: [], env: {} })).map((m) => m.name);
   const secretNames = demanded.filter((n) => SECRET_NAME.test(n));
   const requiredNames = demanded.filter((n) => !SECRET_NAME.test(n));
   const placeholders = Object.fromEntries(demanded.map((n) => [n, generateSecret(16)]));
-  const model = await resolveModel({ cli, projectName: sanitizeInstanceId(path.basename(ctx.cwd)), projectDir: ctx.cwd, files, profiles: [], env: placeholders, allowEnv: [] }, ctx.signal);
+  const model = await resolveModel({ cli, projectName: sanitizeInstanceId(path.basename(ctx.cwd)), projectDir, files, profiles: keptProfiles, env: placeholders, allowEnv: [] }, ctx.signal);
   const publish: InitResult['publish'] = [];
   const findings: InitResult['composeFindings'] = { containerNames: [], fixedPorts: [] };
   for (const [name, svc] of Object.entries(model.services)) {
@@ -123,14 +202,18 @@ export async function init(ctx: Context, opts: { force?: boolean } = {}): Promis
     for (const entry of svc.ports ?? []) {
       for (const m of parsePortEntry(entry)) {
         if (m.published !== undefined) findings.fixedPorts.push(`${name}: ${m.published}->${m.target}`);
-        if (!publish.some((p) => p.service === name && p.port === m.target)) {
-          publish.push({ service: name, port: m.target, protocol: m.protocol === 'udp' ? 'udp' : TCP_PORTS.has(m.target) ? 'tcp' : 'http' });
+        // One entry per container port and transport: 53/tcp and 53/udp are two entries.
+        const protocol = guessPublishProtocol(m.target, m.protocol);
+        const transport = (p: { protocol: string }) => (p.protocol === 'udp' ? 'udp' : 'tcp');
+        if (!publish.some((p) => p.service === name && p.port === m.target && transport(p) === m.protocol)) {
+          publish.push({ service: name, port: m.target, protocol });
         }
       }
     }
   }
   const doc = new Document({
     version: 1,
+    ...(composeFiles || keptProfiles.length ? { compose: { ...(composeFiles ? { files: composeFiles } : {}), ...(keptProfiles.length ? { profiles: keptProfiles } : {}) } } : {}),
     instance: { idFrom: 'folder', kind: 'local' },
     ports: { range: { from: 20000, to: 29999 }, publish },
     ...(secretNames.length ? { secrets: secretNames.map((name) => ({ name })) } : {}),
@@ -141,6 +224,12 @@ export async function init(ctx: Context, opts: { force?: boolean } = {}): Promis
   doc.commentBefore =
     ' sandstack.yaml: how sandstack runs this Compose project as isolated instances.\n' +
     ' Reference: the README of sandstack ("Config file reference").';
+  const composeNode = doc.get('compose', true) as { commentBefore?: string } | undefined;
+  if (composeNode && composeFiles) {
+    composeNode.commentBefore =
+      ` Compose files (relative to this file${from === 'COMPOSE_FILE' ? '; taken from COMPOSE_FILE' : ''}), merged in this order; relative paths inside\n` +
+      ' them resolve from the first file\'s folder, as with `docker compose -f`.';
+  }
   const portsNode = doc.get('ports', true) as { commentBefore?: string } | undefined;
   if (portsNode) {
     portsNode.commentBefore =
@@ -158,7 +247,7 @@ export async function init(ctx: Context, opts: { force?: boolean } = {}): Promis
   const text = doc.toString({ lineWidth: 0 });
   parseConfig(text, file); // never write a config sandstack itself would reject
   await writeFile(file, text, { mode: 0o644 });
-  return { file, publish, secrets: secretNames, required: requiredNames, composeFindings: findings };
+  return { file, publish, secrets: secretNames, required: requiredNames, composeFindings: findings, composeFiles, composeFilesFrom: from };
 }
 
 export interface RenderCommandResult {
