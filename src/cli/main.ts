@@ -4,13 +4,14 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode } from '../errors.js';
 import { contextFrom, registerCommands, type GlobalOptions } from './commands.js';
 import { Output } from './output.js';
-import { sandstackVersion } from '../version.js';
-
+import { sandstackVersion, versionReport, type VersionReport } from '../version.js';
+import { createDocker } from '../engine/docker.js';
+import { sandstackHome } from '../state/paths.js';
 
 const program = new Command()
   .name('sandstack')
   .description('Isolated, provable, disposable Docker Compose stacks for every git worktree.')
-  .version(sandstackVersion())
+  .version(sandstackVersion(), '-V, --version', 'print the version (with -v/--verbose also Node, Compose and Docker engine versions; --json as JSON)')
   .option('--json', 'print one JSON document on stdout (progress stays on stderr)')
   .option('-v, --verbose', 'show Compose output while it runs')
   .option('-i, --instance <id>', 'instance id (default: from the worktree folder; env SANDSTACK_INSTANCE)')
@@ -56,12 +57,66 @@ registerCommands(program, (fn) => async (...args: unknown[]) => {
   }
 });
 
-try {
-  await program.parseAsync(process.argv);
-} catch (e) {
-  if (e instanceof CommanderError) {
-    process.exitCode = e.exitCode === 0 ? 0 : ExitCode.badInput;
+/**
+ * `--version` among the global options before the command (commander would print the bare version
+ * as soon as it sees the flag, before reading -v or --json): the flags that shape its output.
+ */
+function versionRequest(args: string[]): { verbose: boolean; json: boolean } | undefined {
+  let version = false;
+  let verbose = false;
+  let json = false;
+  let beforeCommand = true;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') break;
+    if (beforeCommand && ['-i', '--instance', '-c', '--config', '-C', '--cwd'].includes(a)) {
+      i++;
+      continue;
+    }
+    if (!a.startsWith('-')) {
+      beforeCommand = false;
+      continue;
+    }
+    // Combined short flags (-vV); a value-taking one (-ifoo) ends them.
+    const flags = /^-[a-zA-Z]{2,}$/.test(a) ? [...a.slice(1).split(/[icC]/)[0]!].map((c) => `-${c}`) : [a];
+    for (const f of flags) {
+      if (beforeCommand && (f === '--version' || f === '-V')) version = true;
+      else if (f === '--verbose' || f === '-v') verbose = true;
+      else if (f === '--json') json = true;
+    }
+  }
+  return version ? { verbose, json } : undefined;
+}
+
+function versionText(r: VersionReport): string {
+  return [
+    `sandstack ${r.sandstack}`,
+    `node      ${r.node} (${r.platform})`,
+    `compose   ${r.compose ? `${r.compose.variant} ${r.compose.version} (${r.compose.command.join(' ')})` : 'not found'}`,
+    `engine    ${r.engine ? `${r.engine.version} (API ${r.engine.apiVersion})` : 'not reachable'}`,
+    ...r.problems.map((p) => `problem:  ${p}`),
+  ].join('\n');
+}
+
+const wantVersion = versionRequest(process.argv.slice(2));
+if (wantVersion) {
+  // Plain --version stays the bare version (as commander prints it); -v adds what sandstack runs on.
+  const out = new Output({ json: wantVersion.json, verbose: wantVersion.verbose });
+  if (!wantVersion.verbose) {
+    out.result({ sandstack: sandstackVersion() }, () => sandstackVersion());
   } else {
-    throw e;
+    const r = await versionReport({ env: process.env, home: sandstackHome(process.env), docker: createDocker(), fresh: true });
+    out.result(r, () => versionText(r));
+  }
+  process.exitCode = ExitCode.ok;
+} else {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      process.exitCode = e.exitCode === 0 ? 0 : ExitCode.badInput;
+    } else {
+      throw e;
+    }
   }
 }
