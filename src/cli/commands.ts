@@ -5,10 +5,10 @@
 import type { Command } from 'commander';
 import { ExitCode } from '../errors.js';
 import { createContext, type Context } from '../lifecycle/context.js';
-import { destroy, down, status, up, type DestroyResult, type StatusResult, type UpResult } from '../lifecycle/operations.js';
-import { listInstances } from '../lifecycle/status.js';
+import { destroy, down, renderInstance, status, up, type DestroyResult, type StatusResult, type UpResult } from '../lifecycle/operations.js';
+import { listInstances, runtimeVersions, type RuntimeVersions } from '../lifecycle/status.js';
 import type { ServiceStatus } from '../lifecycle/status.js';
-import { init, lint, logs, newWorktree, ports, render, secrets, shell } from '../lifecycle/workspace.js';
+import { init, lint, logs, newWorktree, ports, secrets, shell } from '../lifecycle/workspace.js';
 import { RULES } from '../policy/rules.js';
 import { toSarif } from '../policy/sarif.js';
 import { findingLine } from '../policy/check.js';
@@ -81,6 +81,12 @@ function statusText(r: StatusResult | UpResult): string {
     ...(allowances.length ? ['', 'allowed guardrail exceptions:', ...allowances.map((a) => `  ${a.ruleId} ${a.rule} on ${a.service}: ${a.reason}`)] : []),
     ...('observability' in r ? observabilityText(r.observability) : []),
   ].join('\n');
+}
+
+function versionsLine(v: RuntimeVersions): string {
+  const compose = v.compose ? `Compose ${v.compose.variant} ${v.compose.version}` : 'Compose not found';
+  const engine = v.engine ? `engine ${v.engine.version} (API ${v.engine.apiVersion})` : 'engine not reachable';
+  return `versions: sandstack ${v.sandstack}, ${compose}, ${engine}`;
 }
 
 function obsText(r: ObsStatus): string {
@@ -308,9 +314,10 @@ export function registerCommands(program: Command, run: Runner): void {
     .addHelpText('after', '\nExample:\n  sandstack status --json')
     .action(
       run(async (ctx, out, cmd) => {
-        const r = await status(ctx);
+        const [base, versions] = await Promise.all([status(ctx), runtimeVersions(ctx)]);
+        const r = { ...base, versions };
         out.notices(r.notices);
-        out.result(r, () => statusText(r));
+        out.result(r, () => `${statusText(r)}\n\n${versionsLine(versions)}`);
       }),
     );
 
@@ -354,8 +361,8 @@ export function registerCommands(program: Command, run: Runner): void {
     .addHelpText('after', '\nExample:\n  sandstack render > /tmp/isolated.yaml')
     .action(
       run(async (ctx, out, cmd) => {
-        const r = await render(ctx);
-        out.result({ instance: r.instance, file: r.file, report: r.report, model: r.model }, () => r.yaml);
+        const r = await renderInstance(ctx);
+        out.result({ instance: r.instance, file: r.file, report: r.report, model: r.model, redacted: r.redacted }, () => r.yaml);
       }),
     );
 

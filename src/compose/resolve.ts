@@ -1,17 +1,20 @@
 /** Resolves the project's compose files through the Compose CLI itself (`config`). */
-import { parse as parseYaml } from 'yaml';
 import { SandstackError } from '../errors.js';
 import { composeErrorText, runCompose, type ComposeProject } from './cli.js';
 import { ComposeModelSchema, type ComposeModel } from './model.js';
+import { parseModelText } from './yaml.js';
 
 // Locating the compose files moved to files.ts; re-exported for existing importers.
 export { DEFAULT_COMPOSE_FILES, composeFilesOf, locateComposeFiles } from './files.js';
 
-/** Parses and checks the YAML that `compose config` printed. Exported for unit tests. */
+/**
+ * Parses and checks the model `compose config` printed (v2: JSON; v1: YAML, read as YAML 1.1 like
+ * v1 itself reads it) or that sandstack wrote. Exported for unit tests.
+ */
 export function parseResolvedModel(text: string): ComposeModel {
   let raw: unknown;
   try {
-    raw = parseYaml(text, { maxAliasCount: -1 });
+    raw = parseModelText(text);
   } catch (cause) {
     throw new SandstackError('SANDSTACK_COMPOSE_INVALID', `Compose printed a model that is not YAML: ${(cause as Error).message}`, { cause });
   }
@@ -36,7 +39,8 @@ export async function resolveModel(project: ComposeProject, signal?: AbortSignal
 }
 
 export async function resolveModelDetailed(project: ComposeProject, signal?: AbortSignal): Promise<ResolvedModel> {
-  const args = ['config'];
+  // v2 prints JSON on request: no YAML version question at all. v1 prints YAML 1.1 (PyYAML).
+  const args = project.cli.variant === 'v2' ? ['config', '--format', 'json'] : ['config'];
   let withProfiles = project;
   if (project.cli.variant === 'v2') {
     // v2 leaves out services of inactive profiles; activate every profile so the model is whole.

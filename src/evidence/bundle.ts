@@ -4,12 +4,12 @@
  * port map, proof of teardown — plus summary.md (a PR body) and report.html (one self-contained
  * page with a timeline). Every file is redacted: no secret value is left in the bundle.
  */
-import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
-import { parse as parseYaml } from 'yaml';
 import { detectCompose } from '../compose/cli.js';
 import { toRecord } from '../compose/model.js';
+import { parseModelText, stringifyModel } from '../compose/yaml.js';
 import { containerLogTail, instanceContainers } from '../engine/docker.js';
 import { readLatestGateReport, type GateReport } from '../gate/report.js';
 import { gitInfo } from '../git/git.js';
@@ -21,11 +21,14 @@ import type { TestRunResult } from '../testing/model.js';
 import { evidenceRoot, latestRunDir, markLatest, newRunId, runDirFor } from '../testing/runner.js';
 import { renderReportHtml } from './html.js';
 import type { BundleFile, EvidenceBundle, Manifest, ServiceRow, TeardownProof } from './model.js';
-import { collectSecrets, MARKER_PREFIX, redactText, redactTree, type Secret } from './redact.js';
+import { collectSecrets, MARKER_PREFIX, redactModel, redactText, redactTree, type Secret } from './redact.js';
 import { renderSummaryMarkdown } from './summary.js';
 import { sandstackVersion } from '../version.js';
 import { loadSecrets } from '../secrets/secrets.js';
 import { allowancesOf } from '../policy/check.js';
+
+/** The isolated model in the bundle (written with redactModel, never text-redacted). */
+const RENDERED_FILE = 'compose.rendered.yaml';
 
 const DESCRIPTIONS: [RegExp, string][] = [
   [/^manifest\.json$/, 'what, where, which versions, timings, result'],
@@ -71,7 +74,7 @@ export async function gatherSecrets(ctx: Context, inst: ResolvedInstance, render
     // no .env
   }
   if (renderedText) {
-    const model = parseYaml(renderedText) as { services?: Record<string, { environment?: Record<string, string | null> | string[] }> };
+    const model = parseModelText(renderedText) as { services?: Record<string, { environment?: Record<string, string | null> | string[] }> };
     for (const svc of Object.values(model?.services ?? {})) {
       for (const [name, value] of Object.entries(toRecord(svc.environment as never))) candidates.push({ name, value });
     }
@@ -153,18 +156,27 @@ export async function writeEvidence(ctx: Context, opts: WriteEvidenceOptions): P
   }
 
   let renderedText: string | undefined;
+  let freshModel = false;
   try {
     renderedText = await readFile(runInst.paths.rendered, 'utf8');
-    await copyFile(runInst.paths.rendered, path.join(dir, 'compose.rendered.yaml'));
+    freshModel = true;
   } catch {
-    renderedText = await readFile(path.join(dir, 'compose.rendered.yaml'), 'utf8').catch(() => undefined);
+    renderedText = await readFile(path.join(dir, RENDERED_FILE), 'utf8').catch(() => undefined);
   }
   if (opts.teardown) await writeJson(path.join(dir, 'teardown.json'), opts.teardown);
   const teardown = opts.teardown ?? (await readJson<TeardownProof>(path.join(dir, 'teardown.json')));
 
   const secrets = await gatherSecrets(ctx, runInst, renderedText, [...(opts.injectedSecrets ?? []), ...(await loadSecrets(runInst.paths.dir))]);
   const redactedBefore = (await readJson<Manifest>(path.join(dir, 'manifest.json')))?.redaction.secretsRedacted ?? 0;
-  const redacted = redactedBefore + (await redactTree(dir, secrets));
+  // The model is redacted structurally (values of variables only) so that it stays a valid model;
+  // every other file is redacted as text.
+  let modelRedactions = 0;
+  if (renderedText !== undefined && freshModel) {
+    const r = redactModel(parseModelText(renderedText), secrets);
+    modelRedactions = r.count;
+    await writeFile(path.join(dir, RENDERED_FILE), stringifyModel(r.model), { mode: 0o600 });
+  }
+  const redacted = redactedBefore + modelRedactions + (await redactTree(dir, secrets, [RENDERED_FILE]));
 
   const git = await gitInfo(inst.identity.worktree);
   const dockerVersion = await ctx.docker.version().then((v) => v.Version, () => null);

@@ -14,11 +14,27 @@ export interface Secret {
   value: string;
 }
 
+/** Values shorter than this are never redacted: replacing them would hit unrelated text. */
+export const MIN_SECRET_LENGTH = 8;
+const BOOLEAN_LIKE = /^(true|false|yes|no|on|off|y|n|null|nil|none|~)$/i;
+
+/**
+ * Whether a value can be redacted at all: long enough, and not a word (true, on, null) or number
+ * that also appears as ordinary text everywhere (labels, flags, ports).
+ */
+export function isRedactable(value: string): boolean {
+  const v = value.trim();
+  if (v.length < MIN_SECRET_LENGTH) return false;
+  if (BOOLEAN_LIKE.test(v)) return false;
+  if (/^[-+]?(\d[\d_]*)?(\.\d*)?([eE][-+]?\d+)?$/.test(v) || Number.isFinite(Number(v))) return false;
+  return true;
+}
+
 /** Keeps secret-like names with values long enough to be meaningful; longest values first. */
 export function collectSecrets(candidates: { name: string; value: string | null | undefined; always?: boolean }[]): Secret[] {
   const byValue = new Map<string, Secret>();
   for (const c of candidates) {
-    if (!c.value || c.value.length < 4) continue;
+    if (!c.value || !isRedactable(c.value)) continue;
     if (c.value.includes('REDACTED:')) continue; // already a marker (e.g. read back from a redacted file)
     if (!c.always && !SECRET_NAME.test(c.name)) continue;
     if (!byValue.has(c.value)) byValue.set(c.value, { name: c.name, value: c.value });
@@ -30,6 +46,7 @@ export function redactText(text: string, secrets: Secret[]): { text: string; cou
   let count = 0;
   let out = text;
   for (const s of secrets) {
+    if (!isRedactable(s.value)) continue;
     const parts = out.split(s.value);
     if (parts.length > 1) {
       count += parts.length - 1;
@@ -39,12 +56,16 @@ export function redactText(text: string, secrets: Secret[]): { text: string; cou
   return { text: out, count };
 }
 
-/** Redacts every text file under `dir` in place; returns the number of replacements. */
-export async function redactTree(dir: string, secrets: Secret[]): Promise<number> {
+/**
+ * Redacts every text file under `dir` in place (except the relative paths in `skip`, redacted
+ * structurally by their writer); returns the number of replacements.
+ */
+export async function redactTree(dir: string, secrets: Secret[], skip: string[] = []): Promise<number> {
   if (secrets.length === 0) return 0;
   let total = 0;
   const entries = (await readdir(dir, { recursive: true })) as string[];
   for (const e of entries) {
+    if (skip.includes(e.split(path.sep).join('/'))) continue;
     const file = path.join(dir, e);
     const st = await stat(file).catch(() => undefined);
     if (!st?.isFile() || st.size > 64 * 1024 * 1024) continue;
@@ -67,4 +88,60 @@ export function redactValue<T>(value: T, secrets: Secret[]): T {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactValue(v, secrets)])) as T;
   }
   return value;
+}
+
+/** Keys whose values are names, paths or labels: never redacted (a secret's text there is a coincidence). */
+const NOT_VALUES = new Set([
+  'labels', 'image', 'name', 'container_name', 'hostname', 'domainname', 'volumes', 'context', 'dockerfile', 'working_dir',
+  'env_file', 'networks', 'network_mode', 'extra_hosts', 'file', 'driver', 'driver_opts', 'logging', 'ports', 'profiles',
+  'depends_on', 'secrets', 'configs', 'external_links', 'links', 'tmpfs', 'devices', 'cgroup_parent', 'platform', 'pid', 'ipc',
+]);
+
+/**
+ * Structured redaction of a Compose model: secret values are replaced only where they are values of
+ * variables (service environment values and build args, also inside a longer value such as a URL),
+ * or where a whole scalar elsewhere equals a secret. Keys, labels, names and paths are never touched,
+ * so the model stays valid. Returns a new model and the number of replacements.
+ */
+export function redactModel<T>(model: T, secrets: Secret[]): { model: T; count: number } {
+  const usable = secrets.filter((s) => isRedactable(s.value)).sort((a, b) => b.value.length - a.value.length);
+  let count = 0;
+  const inValue = (v: string): string => {
+    const r = redactText(v, usable);
+    count += r.count;
+    return r.text;
+  };
+  const whole = (v: string): string => {
+    const hit = usable.find((s) => s.value === v);
+    if (!hit) return v;
+    count += 1;
+    return `${MARKER_PREFIX}${hit.name}]`;
+  };
+  /** Variables as a map or a `NAME=value` list: values redacted, names kept. */
+  const variables = (vars: unknown): unknown => {
+    if (Array.isArray(vars)) {
+      return vars.map((item) => {
+        if (typeof item !== 'string') return item;
+        const eq = item.indexOf('=');
+        return eq < 0 ? item : `${item.slice(0, eq + 1)}${inValue(item.slice(eq + 1))}`;
+      });
+    }
+    if (vars && typeof vars === 'object') {
+      return Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, typeof v === 'string' ? inValue(v) : v]));
+    }
+    return vars;
+  };
+  const walk = (node: unknown, key: string | undefined, parentKey: string | undefined): unknown => {
+    if (key !== undefined && NOT_VALUES.has(key)) return node;
+    if (key === 'environment' || (key === 'args' && parentKey === 'build')) return variables(node);
+    if (typeof node === 'string') return whole(node);
+    if (Array.isArray(node)) return node.map((v) => walk(v, undefined, key));
+    if (node && typeof node === 'object') return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, walk(v, k, key)]));
+    return node;
+  };
+  const services = (model as { services?: Record<string, unknown> })?.services;
+  if (!services || typeof services !== 'object') return { model: structuredClone(model), count: 0 };
+  const out = structuredClone(model) as { services: Record<string, unknown> };
+  out.services = Object.fromEntries(Object.entries(services).map(([name, svc]) => [name, walk(svc, undefined, 'services')]));
+  return { model: out as T, count };
 }

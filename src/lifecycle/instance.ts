@@ -6,11 +6,11 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import type { Secret } from '../evidence/redact.js';
 import { ensureSecrets, secretsDir } from '../secrets/secrets.js';
 import path from 'node:path';
-import { stringify as toYaml } from 'yaml';
 import { detectCompose, type ComposeProject } from '../compose/cli.js';
 import { activeServices, type ComposeModel } from '../compose/model.js';
 import { interpolationEnv, renderIsolated, type RenderReport } from '../compose/render.js';
 import { locateComposeFiles, parseResolvedModel, resolveModelDetailed } from '../compose/resolve.js';
+import { stringifyModel } from '../compose/yaml.js';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { SandstackError } from '../errors.js';
 import { gitInfo, type GitInfo } from '../git/git.js';
@@ -235,7 +235,7 @@ export async function prepareInstance(ctx: Context, opts: { persist: boolean; in
     });
     if (opts.persist) {
       await mkdir(inst.paths.dataRoot, { recursive: true, mode: 0o700 });
-      await writeFileAtomic(inst.paths.rendered, toYaml(rendered, { lineWidth: 0 }), { mode: 0o600 });
+      await writeFileAtomic(inst.paths.rendered, stringifyModel(rendered), { mode: 0o600 });
     }
     const runProject: ComposeProject = { ...project, files: opts.persist ? [inst.paths.rendered] : project.files };
     return {

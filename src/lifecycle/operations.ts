@@ -10,6 +10,9 @@ import { gitInfo, removeWorktree } from '../git/git.js';
 import { activeServices } from '../compose/model.js';
 import { allowancesOf, type Allowance } from '../policy/check.js';
 import type { RenderReport } from '../compose/render.js';
+import { stringifyModel } from '../compose/yaml.js';
+import { gatherSecrets } from '../evidence/bundle.js';
+import { redactModel } from '../evidence/redact.js';
 import type { Context } from './context.js';
 import { findRecord, prepareInstance, releaseInstance, renderedProject, resolveInstance, type PreparedInstance, type ResolvedInstance } from './instance.js';
 import { serviceStatuses, type InstanceSummary, type ServiceStatus, summarizeState } from './status.js';
@@ -271,4 +274,36 @@ export async function status(ctx: Context): Promise<StatusResult> {
   const services = await serviceStatuses(ctx, inst.identity.id, expected, record?.leases ?? []);
   const observability = await instanceObservability(ctx, inst.identity, inst.loaded.config);
   return { instance: summary(inst, record !== undefined, services, record?.branch), services, policy: { allowances: allowancesOf(inst.loaded.config) }, observability, notices };
+}
+
+export interface RenderCommandResult {
+  instance: { id: string };
+  /** The isolated model, secret values redacted (structurally: it stays a valid model). */
+  model: unknown;
+  /** The same model as YAML that Compose v1 and v2 read back exactly (see compose/yaml.ts). */
+  yaml: string;
+  report: RenderReport;
+  /** The state-dir copy Compose runs (unredacted, 0600), when the instance is registered. */
+  file?: string;
+  /** How many secret values were replaced by markers. */
+  redacted: number;
+}
+
+/** The isolated model `up` would run (written to the state dir only if the instance is registered). */
+export async function renderInstance(ctx: Context): Promise<RenderCommandResult> {
+  const inst = await resolveInstance(ctx);
+  const { record } = await findRecord(ctx, inst.identity.id);
+  const prepared = await prepareInstance(ctx, { persist: record !== undefined, inst });
+  // Never print a secret: the instance's generated secrets and secret-like values become markers,
+  // only where they are values of variables, so that labels, names and paths stay intact.
+  const secrets = await gatherSecrets(ctx, inst, stringifyModel(prepared.model), prepared.secrets);
+  const { model, count } = redactModel(prepared.model, secrets);
+  return {
+    instance: { id: prepared.identity.id },
+    model,
+    yaml: stringifyModel(model),
+    report: prepared.report,
+    file: record ? prepared.paths.rendered : undefined,
+    redacted: count,
+  };
 }
