@@ -6,6 +6,7 @@ import type { Lease } from '../state/registry.js';
 import { readRegistrySnapshot } from '../state/registry.js';
 import type { Context } from './context.js';
 import { registryOptions } from './instance.js';
+import { versionReport } from '../version.js';
 
 export interface ServicePort {
   container: number;
@@ -118,6 +119,20 @@ export async function listInstances(ctx: Context): Promise<{ instances: ListedIn
     };
   });
   return { instances, notices };
+}
+
+/** What `status` reports about the software the instance runs on. */
+export interface RuntimeVersions {
+  sandstack: string;
+  /** The Compose sandstack runs for this instance; null when none was found. */
+  compose: { variant: 'v1' | 'v2'; version: string } | null;
+  /** The Docker engine; null when it did not answer. */
+  engine: { version: string; apiVersion: string } | null;
+}
+
+export async function runtimeVersions(ctx: Context): Promise<RuntimeVersions> {
+  const r = await versionReport({ env: ctx.env, home: ctx.home, docker: ctx.docker });
+  return { sandstack: r.sandstack, compose: r.compose && { variant: r.compose.variant, version: r.compose.version }, engine: r.engine };
 }
 
 export { leaseKey };
