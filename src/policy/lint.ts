@@ -3,12 +3,15 @@
  * the YAML node ranges; aliases and `<<` merge keys resolved the way Compose resolves them) or on the
  * model as merged by Compose, and combines and summarises the findings.
  */
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import { SandstackError } from '../errors.js';
 import type { ComposeModel } from '../compose/model.js';
+import type { SandstackConfig } from '../config/schema.js';
 import {
   checkDocument,
+  checkDotEnv,
   ruleById,
   RULES,
   type CheckContext,
@@ -18,6 +21,7 @@ import {
   type Pos,
   type RawFinding,
   type ScalarValue,
+  type SharedDataset,
   type ValueView,
 } from './rules.js';
 
@@ -252,6 +256,8 @@ function context(opts: LintOptions, mode: CheckContext['mode'], interpolated = f
     projectDir: path.posix.resolve(opts.projectDir),
     homeDir: path.posix.resolve(opts.homeDir),
     interpolated,
+    ...(opts.repoRoot !== undefined ? { repoRoot: path.posix.resolve(opts.repoRoot) } : {}),
+    ...(opts.sharedData ? { sharedData: opts.sharedData } : {}),
   };
 }
 
@@ -295,8 +301,15 @@ export function lintModel(model: ComposeModel, opts: LintModelOptions): Finding[
     .map((x) => x.f);
 }
 
+/**
+ * Rules about one host path mounted into a service: as written a relative path that escapes the
+ * repository is SS008, in the merged model (where it is absolute) SS015; one mount, one finding.
+ */
+const MOUNT_RULES = new Set(['SS004', 'SS008', 'SS014', 'SS015', 'SS019']);
+
 export function findingKey(f: Pick<Finding, 'ruleId' | 'service' | 'subject'>): string {
-  return `${f.ruleId}\u0000${f.service ?? ''}\u0000${f.subject}`;
+  const rule = MOUNT_RULES.has(f.ruleId) ? 'mount' : f.ruleId;
+  return `${rule}\u0000${f.service ?? ''}\u0000${f.subject}`;
 }
 
 /**
@@ -352,4 +365,79 @@ export function summarize(findings: Finding[]): LintSummary {
       : `${plural(findings.length, 'finding')}: ${plural(errors, 'error')}, ${plural(warnings, 'warning')}` +
         (neutralised > 0 ? ` (${neutralised} neutralised by sandstack's rendering)` : '');
   return { total: findings.length, errors, warnings, neutralisedByRender: neutralised, blocking, byRule, byService, text };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Project context: the repository, shared datasets, the .env file
+// ---------------------------------------------------------------------------------------------
+
+/** The git top level holding `dir` (the nearest folder with a .git entry, a worktree's .git file too), or undefined. */
+export async function findRepoRoot(dir: string): Promise<string | undefined> {
+  let cur = path.resolve(dir);
+  for (;;) {
+    if (await stat(path.join(cur, '.git')).then(() => true, () => false)) return cur;
+    const up = path.dirname(cur);
+    if (up === cur) return undefined;
+    cur = up;
+  }
+}
+
+/** data.shared with each host resolved (relative ones against the folder of sandstack.yaml). */
+export function sharedDataOf(config: Pick<SandstackConfig, 'data'>, configDir: string): SharedDataset[] {
+  return config.data.shared.map((d) => ({
+    name: d.name,
+    host: path.resolve(configDir, d.host),
+    services: [...d.services],
+    target: d.target,
+    mode: d.mode,
+  }));
+}
+
+/**
+ * The lint options for a project: the repository root (found from projectDir unless given) and the
+ * shared datasets of sandstack.yaml (when the config is given; configFile's folder resolves
+ * relative hosts, default projectDir).
+ */
+export async function lintOptionsFor(opts: {
+  projectDir: string;
+  homeDir: string;
+  config?: Pick<SandstackConfig, 'data'>;
+  configFile?: string;
+  repoRoot?: string;
+}): Promise<LintOptions> {
+  const repoRoot = opts.repoRoot ?? (await findRepoRoot(opts.projectDir));
+  return {
+    projectDir: opts.projectDir,
+    homeDir: opts.homeDir,
+    ...(repoRoot !== undefined ? { repoRoot } : {}),
+    ...(opts.config ? { sharedData: sharedDataOf(opts.config, opts.configFile ? path.dirname(opts.configFile) : opts.projectDir) } : {}),
+  };
+}
+
+/** Lints the text of a .env file (SS017); findings name `file` and the line of each variable. */
+export function lintDotEnvText(text: string, file: string): Finding[] {
+  return checkDotEnv(text)
+    .map((r) => toFinding(r, file))
+    .sort(byPosition);
+}
+
+/**
+ * Lints the .env files Compose may read for these compose files: the one in projectDir and the one
+ * beside each compose file (each once). Files are named relative to projectDir when inside it.
+ */
+export async function lintDotEnvFiles(composeFiles: string[], opts: Pick<LintOptions, 'projectDir'>): Promise<Finding[]> {
+  const dirs = [...new Set([opts.projectDir, ...composeFiles.map((f) => path.dirname(f))].map((d) => path.resolve(d)))];
+  const out: Finding[] = [];
+  for (const dir of dirs) {
+    const file = path.join(dir, '.env');
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch {
+      continue; // no .env here (or not readable): nothing to check
+    }
+    const rel = path.relative(opts.projectDir, file);
+    out.push(...lintDotEnvText(text, rel.startsWith('..') ? file : rel));
+  }
+  return out;
 }

@@ -33,9 +33,29 @@ export interface Finding {
   neutralisedByRender: boolean;
 }
 
+/** A host path declared under data.shared in sandstack.yaml: mounted on purpose into every instance. */
+export interface SharedDataset {
+  name: string;
+  /** Absolute host path (a relative one is taken relative to projectDir). */
+  host: string;
+  services: string[];
+  /** Path in the container. */
+  target: string;
+  mode: 'ro' | 'rw';
+}
+
 export interface LintOptions {
+  /** The folder relative paths in the compose files resolve against (Compose's project directory). */
   projectDir: string;
   homeDir: string;
+  /**
+   * The git repository's top level (for a worktree: the worktree's own folder). A bind mount that
+   * leaves projectDir but stays inside it (e.g. ../data) is fine. Default: projectDir. Ignored when
+   * it is /, the home folder or a parent of it.
+   */
+  repoRoot?: string;
+  /** data.shared of sandstack.yaml, hosts resolved: bind mounts matching one are accepted. */
+  sharedData?: SharedDataset[];
 }
 
 export const RULES: readonly Rule[] = [
@@ -106,8 +126,8 @@ export const RULES: readonly Rule[] = [
     name: 'broad-host-mount',
     severity: 'error',
     description:
-      'A bind mount of a broad host path (/, /home, /Users, /root, /mnt, /etc, /var/run, /run, /var/lib/docker, /proc, /sys, the user’s home or a parent of it, or a relative path escaping the project with ..) exposes host files and other worktrees to the container.',
-    fix: 'Mount only the folder the service needs, inside the project (e.g. ./data:/data), or use a named volume.',
+      'A bind mount of a broad host path (/, /home, /Users, /root, /mnt, /etc, /var/run, /run, /var/lib/docker, /proc, /sys, the user’s home or a parent of it, a parent of the project outside the git repository, or a relative path escaping the git repository with ..) exposes host files and other worktrees to the container.',
+    fix: 'Mount only the folder the service needs, inside the repository (e.g. ./data:/data), or use a named volume.',
     neutralisedByRender: false,
   },
   {
@@ -152,6 +172,60 @@ export const RULES: readonly Rule[] = [
     description:
       'An image without a tag, or tagged latest, changes under you: two instances (or today and tomorrow) run different code, and the evidence no longer says what ran.',
     fix: 'Pin a version tag (e.g. postgres:16.4) or a digest (image@sha256:…).',
+    neutralisedByRender: false,
+  },
+  {
+    id: 'SS014',
+    name: 'host-system-mount',
+    severity: 'error',
+    description:
+      'A bind mount of a sensitive host path (under /etc, /boot, /dev, /proc, /sys, /usr, /bin, /sbin, /lib*, /var/lib, /var/log, /run, /var/run, /root, or credentials in the home folder such as ~/.ssh, ~/.aws, ~/.kube, ~/.docker), read-only or not, exposes (or lets the container change) the host’s configuration, kernel, devices, other services’ data or your credentials.',
+    fix: 'Remove the mount; copy what the service needs into the image or the project (e.g. ./config/x.conf:/etc/x.conf:ro), or pass it as a Compose secret. For a host agent that really needs it (an exporter reading /proc), allow it under policy.allow with a reason.',
+    neutralisedByRender: false,
+  },
+  {
+    id: 'SS015',
+    name: 'host-path-mount',
+    severity: 'warning',
+    description:
+      'A bind mount of an absolute host path outside the project and its git repository (e.g. /mnt/datasets, /srv/data, /opt/tools; also a read-only /etc/localtime, /etc/timezone or CA certificates) ties the stack to this machine, and every instance of the stack shares (and may write) the same host folder.',
+    fix: 'Mount a folder inside the repository or use a named volume; if the host data is meant to be shared, declare it under data.shared in sandstack.yaml (name, host, services, target, mode). For the time zone, set TZ instead.',
+    neutralisedByRender: false,
+  },
+  {
+    id: 'SS016',
+    name: 'password-in-url',
+    severity: 'error',
+    description:
+      'A URL with a literal password (scheme://user:password@host) in an environment value, build argument, command, entrypoint, healthcheck or label puts the credential in git, in process listings and in every evidence bundle.',
+    fix: 'Interpolate the password: postgres://app:${DB_PASSWORD}@db:5432/app, with DB_PASSWORD generated per instance (secrets: in sandstack.yaml) or set in an untracked .env; rotate the exposed one.',
+    neutralisedByRender: false,
+  },
+  {
+    id: 'SS017',
+    name: 'dotenv-secret',
+    severity: 'warning',
+    description:
+      'The .env file beside the compose file sets a secret-looking variable to a literal value (or holds a well-known key format): committed with the project it leaks, and every instance of the stack shares the same credential.',
+    fix: 'Declare it under secrets: in sandstack.yaml (a value generated per instance, ${NAME} in compose files), or keep .env git-ignored and never committed; rotate a value that was committed.',
+    neutralisedByRender: false,
+  },
+  {
+    id: 'SS018',
+    name: 'fixed-address',
+    severity: 'warning',
+    description:
+      'A fixed subnet, IP range or gateway (networks.<n>.ipam.config) or a fixed container address (ipv4_address, ipv6_address) makes a second instance of the stack unable to create its network (the address pool overlaps).',
+    fix: 'Remove the fixed subnet and addresses; services reach each other by service name (or a network alias). sandstack drops them when it renders the model, so each instance gets a free subnet from Docker.',
+    neutralisedByRender: true,
+  },
+  {
+    id: 'SS019',
+    name: 'shared-data-mode',
+    severity: 'error',
+    description:
+      'A shared dataset declared read-only under data.shared in sandstack.yaml is mounted read-write: one instance can change (or corrupt) the data every other instance reads.',
+    fix: 'Mount it read-only (":ro" in the short syntax, read_only: true in the long one), or declare it mode: rw with a reason.',
     neutralisedByRender: false,
   },
 ];
@@ -206,6 +280,10 @@ export interface CheckContext {
    * come from the environment or .env and is not known to be written literally.
    */
   interpolated: boolean;
+  /** See LintOptions.repoRoot (default: projectDir). */
+  repoRoot?: string;
+  /** See LintOptions.sharedData. */
+  sharedData?: SharedDataset[];
 }
 
 /** A finding before the engine adds the rule's metadata and the file. */
@@ -679,6 +757,9 @@ interface Mount {
   /** Absolute host path. */
   resolved: string;
   relative: boolean;
+  /** The container path (evaluated, normalised); undefined when unknown. */
+  target?: string;
+  readOnly: boolean;
   pos?: Pos;
 }
 
@@ -692,19 +773,31 @@ function isInside(child: string, parent: string): boolean {
   return child === parent || child.startsWith(`${parent}/`);
 }
 
+/** A host path as written → absolute (undefined for named volumes, ~user and unknown values). */
+function hostPathOf(raw: string, ctx: CheckContext): { resolved: string; relative: boolean } | undefined {
+  const ev = valueOf(raw, ctx);
+  if (ev.unknown) return undefined;
+  const src = ev.value.trim();
+  if (!/^[./~]/.test(src)) return undefined; // a named volume (or a Windows path)
+  if (src === '~' || src.startsWith('~/')) return { resolved: normalisePath(path.posix.join(ctx.homeDir, src.slice(1))), relative: false };
+  if (src.startsWith('/')) return { resolved: normalisePath(src), relative: false };
+  if (src.startsWith('~')) return undefined; // ~otheruser: not resolvable here
+  return { resolved: normalisePath(path.posix.resolve(ctx.projectDir, src)), relative: true };
+}
+
+function containerPathOf(raw: string | undefined, ctx: CheckContext): string | undefined {
+  if (raw === undefined) return undefined;
+  const ev = valueOf(raw, ctx);
+  if (ev.unknown || ev.value.trim() === '') return undefined;
+  return normalisePath(ev.value.trim());
+}
+
 function bindMounts(svc: ValueView, ctx: CheckContext): Mount[] {
   const out: Mount[] = [];
-  const add = (raw: string, pos: Pos | undefined) => {
-    const ev = valueOf(raw, ctx);
-    if (ev.unknown) return;
-    const src = ev.value.trim();
-    if (!/^[./~]/.test(src)) return; // a named volume (or a Windows path)
-    let resolved: string;
-    if (src === '~' || src.startsWith('~/')) resolved = normalisePath(path.posix.join(ctx.homeDir, src.slice(1)));
-    else if (src.startsWith('/')) resolved = normalisePath(src);
-    else if (src.startsWith('~')) return; // ~otheruser: not resolvable here
-    else resolved = normalisePath(path.posix.resolve(ctx.projectDir, src));
-    out.push({ raw: raw.trim(), resolved, relative: src.startsWith('.'), pos });
+  const add = (raw: string, pos: Pos | undefined, target: string | undefined, readOnly: boolean) => {
+    const host = hostPathOf(raw, ctx);
+    if (!host) return;
+    out.push({ raw: raw.trim(), ...host, target: containerPathOf(target, ctx), readOnly, pos });
   };
   for (const v of svc.get('volumes')?.value.items() ?? []) {
     if (v.kind === 'scalar') {
@@ -712,14 +805,15 @@ function bindMounts(svc: ValueView, ctx: CheckContext): Mount[] {
       if (raw === undefined) continue;
       const parts = splitTop(raw, ':');
       if (parts.length < 2) continue; // an anonymous volume: container path only
-      add(parts[0]!, v.pos);
+      const opts = (parts[2] ?? '').split(',').map((o) => valueOf(o, ctx).value.trim());
+      add(parts[0]!, v.pos, parts[1], opts.includes('ro'));
     } else if (v.kind === 'map') {
       const type = scalarText(v.get('type')?.value);
       const source = v.get('source');
       const raw = scalarText(source?.value);
       if (raw === undefined) continue;
       if (type !== undefined && type !== 'bind') continue;
-      add(raw, source?.keyPos ?? v.pos);
+      add(raw, source?.keyPos ?? v.pos, scalarText(v.get('target')?.value), isTrue(scalarText(v.get('read_only')?.value)));
     }
   }
   return out;
@@ -727,10 +821,65 @@ function bindMounts(svc: ValueView, ctx: CheckContext): Mount[] {
 
 const BROAD_PATHS = new Set(['/', '/home', '/Users', '/root', '/mnt', '/etc', '/var/run', '/run', '/var/lib/docker', '/proc', '/sys']);
 
+/** Host system paths: a bind mount of one of these or anything under them is SS014. */
+const SYSTEM_PATHS = ['/etc', '/boot', '/dev', '/proc', '/sys', '/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/var/lib', '/var/log', '/var/run', '/run', '/root'];
+/** Credentials in the home folder (relative to it): SS014. */
+const HOME_CREDENTIALS = ['.ssh', '.aws', '.azure', '.kube', '.docker', '.gnupg', '.config/gcloud', '.netrc', '.git-credentials', '.npmrc', '.pypirc'];
+/** System paths that are harmless when mounted read-only (time zone, CA certificates): SS015, not SS014. */
+const HARMLESS_READ_ONLY = ['/etc/localtime', '/etc/timezone', '/usr/share/zoneinfo', '/etc/ssl/certs', '/etc/ca-certificates', '/etc/pki/ca-trust'];
+
+/** The repository root to use: only when it holds the project and is not /, home or a parent of it. */
+function effectiveRepoRoot(ctx: CheckContext, project: string, home: string): string {
+  const repo = ctx.repoRoot ? normalisePath(ctx.repoRoot) : undefined;
+  if (!repo || repo === '/' || isInside(home, repo) || !isInside(project, repo)) return project;
+  return repo;
+}
+
+interface HostPathVerdict {
+  ruleId: 'SS008' | 'SS014' | 'SS015';
+  why: string;
+}
+
+/** Classifies a host path mounted into a container (after SS004 and data.shared). */
+function classifyHostPath(resolved: string, relative: boolean, readOnly: boolean, ctx: CheckContext): HostPathVerdict | undefined {
+  const home = normalisePath(ctx.homeDir);
+  const project = normalisePath(ctx.projectDir);
+  const repo = effectiveRepoRoot(ctx, project, home);
+  const broad = broadPath(resolved, home);
+  if (broad) return { ruleId: 'SS008', why: broad };
+  if (isInside(resolved, project) || isInside(resolved, repo)) return undefined;
+  const cred = HOME_CREDENTIALS.find((c) => isInside(resolved, `${home}/${c}`));
+  if (cred) return { ruleId: 'SS014', why: `your credentials (~/${cred})` };
+  const system = SYSTEM_PATHS.find((p) => isInside(resolved, p));
+  if (system) {
+    if (readOnly && HARMLESS_READ_ONLY.some((p) => isInside(resolved, p))) {
+      return { ruleId: 'SS015', why: 'a host path outside the project (read-only; harmless, but ties the stack to this host)' };
+    }
+    return { ruleId: 'SS014', why: `a host system path (under ${system})${readOnly ? ', even read-only' : ''}` };
+  }
+  const outside = repo === project ? 'the project' : 'the git repository';
+  if (relative) return { ruleId: 'SS008', why: `outside ${outside} (it escapes with ..)` };
+  if (isInside(project, resolved)) return { ruleId: 'SS008', why: 'a parent of the project' };
+  return { ruleId: 'SS015', why: `a host path outside ${outside}, shared by every instance of the stack` };
+}
+
+/** Why a path is too broad to mount even when declared (SS008), or undefined. */
+function broadPath(resolved: string, home: string): string | undefined {
+  if (BROAD_PATHS.has(resolved)) return 'a broad host path';
+  if (resolved.startsWith('/var/lib/docker/')) return 'Docker’s own data (every container’s files)';
+  if (resolved === home) return 'your home folder';
+  if (isInside(home, resolved)) return 'a parent of your home folder';
+  return undefined;
+}
+
+function sharedDatasets(ctx: CheckContext): SharedDataset[] {
+  return (ctx.sharedData ?? []).map((d) => ({ ...d, host: normalisePath(path.posix.resolve(ctx.projectDir, d.host)), target: normalisePath(d.target) }));
+}
+
 function mountFindings(service: string, svc: ValueView, ctx: CheckContext): RawFinding[] {
   const out: RawFinding[] = [];
   const home = normalisePath(ctx.homeDir);
-  const project = normalisePath(ctx.projectDir);
+  const datasets = sharedDatasets(ctx);
   for (const m of bindMounts(svc, ctx)) {
     const shown = m.raw === m.resolved ? m.raw : `${m.raw} (${m.resolved})`;
     if (path.posix.basename(m.resolved) === 'docker.sock') {
@@ -744,21 +893,69 @@ function mountFindings(service: string, svc: ValueView, ctx: CheckContext): RawF
       });
       continue;
     }
-    let why: string | undefined;
-    if (BROAD_PATHS.has(m.resolved)) why = 'a broad host path';
-    else if (m.resolved.startsWith('/var/lib/docker/')) why = 'Docker’s own data (every container’s files)';
-    else if (m.resolved === home) why = 'your home folder';
-    else if (isInside(home, m.resolved)) why = 'a parent of your home folder';
-    else if (m.relative && !isInside(m.resolved, project)) why = 'outside the project (it escapes with ..)';
-    else if (m.resolved !== project && isInside(project, m.resolved)) why = 'a parent of the project';
-    if (!why) continue;
+    const sameHost = datasets.filter((d) => d.host === m.resolved);
+    const declared = broadPath(m.resolved, home) ? undefined : sameHost.find((d) => d.services.includes(service) && d.target === m.target);
+    if (declared) {
+      if (declared.mode === 'ro' && !m.readOnly) {
+        out.push({
+          ruleId: 'SS019',
+          service,
+          subject: m.resolved,
+          message: `service ${service} mounts the shared dataset ${declared.name} (${shown}) read-write, but data.shared declares it read-only`,
+          fix: `mount it read-only ("${m.raw}:${m.target}:ro", or read_only: true), or declare ${declared.name} with mode: rw and a reason`,
+          pos: m.pos,
+        });
+      }
+      continue;
+    }
+    const verdict = classifyHostPath(m.resolved, m.relative, m.readOnly, ctx);
+    if (!verdict) continue;
+    const near = sameHost[0];
+    const hint = near
+      ? ` (data.shared declares it as ${near.name} for ${near.services.join(', ')} at ${near.target}, ${near.services.includes(service) ? `not at ${m.target ?? 'this path'}` : `not for ${service}`})`
+      : '';
+    const rule = ruleById(verdict.ruleId);
     out.push({
-      ruleId: 'SS008',
+      ruleId: verdict.ruleId,
       service,
       subject: m.resolved,
-      message: `service ${service} bind-mounts ${shown}, ${why}`,
-      fix: ruleById('SS008').fix,
+      message: `service ${service} bind-mounts ${shown}, ${verdict.why}${hint}`,
+      fix:
+        verdict.ruleId === 'SS015'
+          ? `mount a folder inside the repository or a named volume; if the host data is meant to be shared, declare it in sandstack.yaml: data: { shared: [ { name: <name>, host: ${m.resolved}, services: [${service}], target: ${m.target ?? '<container path>'}${m.readOnly ? '' : ', mode: rw, reason: "…"'} } ] }`
+          : rule.fix,
       pos: m.pos,
+    });
+  }
+  return out;
+}
+
+/** Top-level volumes of the local driver that bind a host folder (driver_opts o: bind, device: /path). */
+function boundVolumeFindings(root: ValueView, ctx: CheckContext): RawFinding[] {
+  const out: RawFinding[] = [];
+  const datasets = sharedDatasets(ctx);
+  for (const e of root.get('volumes')?.value.entries() ?? []) {
+    if (e.value.kind !== 'map') continue;
+    const opts = e.value.get('driver_opts')?.value;
+    if (!opts || opts.kind !== 'map') continue;
+    const o = scalarText(opts.get('o')?.value);
+    if (o === undefined || !valueOf(o, ctx).value.split(',').some((x) => x.trim() === 'bind')) continue;
+    const device = opts.get('device');
+    const raw = scalarText(device?.value);
+    if (raw === undefined) continue;
+    const host = hostPathOf(raw, ctx);
+    if (!host) continue;
+    if (datasets.some((d) => d.host === host.resolved) && !broadPath(host.resolved, normalisePath(ctx.homeDir))) continue;
+    const readOnly = valueOf(o, ctx).value.split(',').some((x) => x.trim() === 'ro');
+    const verdict = path.posix.basename(host.resolved) === 'docker.sock' ? { ruleId: 'SS004' as const, why: 'the Docker socket' } : classifyHostPath(host.resolved, host.relative, readOnly, ctx);
+    if (!verdict) continue;
+    const shown = raw.trim() === host.resolved ? host.resolved : `${raw.trim()} (${host.resolved})`;
+    out.push({
+      ruleId: verdict.ruleId,
+      subject: host.resolved,
+      message: `volume ${e.key} binds the host path ${shown} (driver_opts o: bind), ${verdict.why}`,
+      fix: ruleById(verdict.ruleId).fix,
+      pos: device?.keyPos,
     });
   }
   return out;
@@ -808,6 +1005,101 @@ export function secretKindOf(value: string): string | undefined {
   return SECRET_FORMATS.find((f) => f.re.test(value))?.kind;
 }
 
+/** A path under /run/secrets/ (where Compose and Docker mount secrets): it points at a secret, it is not one. */
+export function isSecretFilePath(value: string): boolean {
+  return /^\/run\/secrets\/[^\s]+$/.test(value.trim());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Passwords in URLs (SS016)
+// ---------------------------------------------------------------------------------------------
+
+/** Stands for a variable reference without a literal default when looking for URL passwords. */
+const UNKNOWN = '\u0001';
+
+/** The text with every ${VAR} (no default) replaced by UNKNOWN and defaults/alternatives spelled out. */
+function maskInterpolation(segs: Segment[]): string {
+  let out = '';
+  for (const seg of segs) {
+    if (seg.t === 'lit') out += seg.s;
+    else if (seg.op === ':-' || seg.op === '-' || seg.op === ':+' || seg.op === '+') {
+      const arg = maskInterpolation(seg.arg ?? []);
+      out += arg === '' ? UNKNOWN : arg;
+    } else out += UNKNOWN;
+  }
+  return out;
+}
+
+const URL_USERINFO = /([A-Za-z][A-Za-z0-9+.-]*):\/\/([^\s:@/?#]*):([^\s@/?#]*)@([^\s/?#:]*)/g;
+
+export interface UrlPassword {
+  /** The URL with the password replaced by *** (and references as ${…}), e.g. postgres://app:***@db. */
+  shown: string;
+  scheme: string;
+}
+
+/**
+ * URLs in `text` whose userinfo has a literal (non-empty, not purely ${VAR}) password. `written`:
+ * the text may contain interpolation (a ${VAR:-default} default counts as literal).
+ */
+export function urlPasswords(text: string, written: boolean): UrlPassword[] {
+  const masked = written ? maskInterpolation(parseInterpolation(text)) : text;
+  const out: UrlPassword[] = [];
+  for (const m of masked.matchAll(URL_USERINFO)) {
+    const [, scheme, user, password] = m;
+    if (!password || password.split(UNKNOWN).join('') === '') continue;
+    const show = (x: string) => x.split(UNKNOWN).join('${…}');
+    out.push({ shown: `${scheme}://${show(user!)}:***@${show(m[4]!)}`, scheme: scheme! });
+  }
+  return out;
+}
+
+function urlPasswordFindings(service: string, subject: string, raw: string | undefined, pos: Pos | undefined, ctx: CheckContext, what = subject): RawFinding[] {
+  if (raw === undefined || raw === '') return [];
+  // An interpolated model: the URL may have been assembled from the environment or .env.
+  if (ctx.mode === 'merged' && ctx.interpolated) return [];
+  return urlPasswords(raw, ctx.mode === 'written').map((u) => ({
+    ruleId: 'SS016',
+    service,
+    subject,
+    message: `service ${service}: ${what} contains a URL with a literal password (${u.shown})`,
+    fix: `take the password from a variable, e.g. ${u.scheme}://user:\${DB_PASSWORD}@host (generated per instance with secrets: in sandstack.yaml, or set in an untracked .env), and rotate the exposed one`,
+    pos,
+  }));
+}
+
+/** SS016 outside environment: build args, command, entrypoint, healthcheck test, labels. */
+function commandUrlFindings(service: string, svc: ValueView, ctx: CheckContext): RawFinding[] {
+  const out: RawFinding[] = [];
+  const scan = (subject: string, v: ValueView | undefined, what = subject) => {
+    if (!v) return;
+    if (v.kind === 'scalar') out.push(...urlPasswordFindings(service, subject, scalarText(v), v.pos, ctx, what));
+    else if (v.kind === 'seq') for (const it of v.items()) out.push(...urlPasswordFindings(service, subject, scalarText(it), it.pos, ctx, what));
+  };
+  const keyed = (prefix: string, v: ValueView | undefined) => {
+    if (!v) return;
+    if (v.kind === 'map') {
+      for (const e of v.entries()) out.push(...urlPasswordFindings(service, `${prefix}.${e.key}`, scalarText(e.value), e.keyPos, ctx));
+    } else {
+      for (const it of v.items()) {
+        const t = scalarText(it);
+        if (t === undefined) continue;
+        const eq = t.indexOf('=');
+        if (eq < 0) continue;
+        out.push(...urlPasswordFindings(service, `${prefix}.${t.slice(0, eq).trim()}`, t.slice(eq + 1), it.pos, ctx));
+      }
+    }
+  };
+  const build = svc.get('build')?.value;
+  if (build?.kind === 'map') keyed('build.args', build.get('args')?.value);
+  scan('command', svc.get('command')?.value);
+  scan('entrypoint', svc.get('entrypoint')?.value);
+  const hc = svc.get('healthcheck')?.value;
+  if (hc?.kind === 'map') scan('healthcheck.test', hc.get('test')?.value, 'the healthcheck');
+  keyed('labels', svc.get('labels')?.value);
+  return out;
+}
+
 export function isSecretName(name: string): boolean {
   return SECRET_NAME.test(name) && !NOT_A_SECRET_NAME.test(name);
 }
@@ -830,7 +1122,10 @@ function envFindings(service: string, svc: ValueView, ctx: CheckContext): RawFin
       });
       continue;
     }
-    if (!isSecretName(e.name)) continue;
+    if (!isSecretName(e.name)) {
+      out.push(...urlPasswordFindings(service, e.name, e.raw, e.pos, ctx));
+      continue;
+    }
     let literal: boolean;
     let how = 'a literal value';
     if (ctx.mode === 'written' || !ctx.interpolated) {
@@ -840,9 +1135,12 @@ function envFindings(service: string, svc: ValueView, ctx: CheckContext): RawFin
     } else {
       literal = false; // interpolated model: the value may come from the environment or .env
     }
-    if (!literal) continue;
     const ev = valueOf(e.raw, ctx);
-    if (/^(true|false)$/i.test(ev.value.trim())) continue; // a switch, not a secret
+    if (!literal || /^(true|false)$/i.test(ev.value.trim()) || isSecretFilePath(ev.value)) {
+      // not a literal secret (a reference, a switch, or the path of a mounted secret file)
+      out.push(...urlPasswordFindings(service, e.name, e.raw, e.pos, ctx));
+      continue;
+    }
     out.push({
       ruleId: 'SS010',
       service,
@@ -1004,6 +1302,8 @@ export function checkService(service: string, svc: ValueView, ctx: CheckContext,
   }
 
   out.push(...envFindings(service, svc, ctx));
+  out.push(...commandUrlFindings(service, svc, ctx));
+  out.push(...serviceAddressFindings(service, svc));
 
   const img = svc.get('image');
   const imgRaw = scalarText(img?.value);
@@ -1028,9 +1328,64 @@ export function checkService(service: string, svc: ValueView, ctx: CheckContext,
   return out;
 }
 
-/** SS009: external volumes and networks. */
-export function checkTopLevel(root: ValueView): RawFinding[] {
+const ADDRESS_FIX = 'remove it: services reach each other by service name (or a network alias); sandstack drops fixed subnets and addresses when it renders the model, so each instance gets a free subnet from Docker';
+
+/** SS018: networks.<n>.ipv4_address / ipv6_address of a service. */
+function serviceAddressFindings(service: string, svc: ValueView): RawFinding[] {
   const out: RawFinding[] = [];
+  const nets = svc.get('networks')?.value;
+  if (!nets || nets.kind !== 'map') return out;
+  for (const n of nets.entries()) {
+    if (n.value.kind !== 'map') continue;
+    for (const key of ['ipv4_address', 'ipv6_address']) {
+      const e = n.value.get(key);
+      const addr = scalarText(e?.value);
+      if (!e || addr === undefined || addr.trim() === '') continue;
+      out.push({
+        ruleId: 'SS018',
+        service,
+        subject: `networks.${n.key}.${key}`,
+        message: `service ${service} has the fixed address ${addr.trim()} on network ${n.key} (${key}): a second instance cannot use it; sandstack drops it on render`,
+        fix: ADDRESS_FIX,
+        pos: e.keyPos,
+      });
+    }
+  }
+  return out;
+}
+
+/** SS018: networks.<n>.ipam.config[].subnet / ip_range / gateway / aux_addresses. */
+function networkAddressFindings(root: ValueView): RawFinding[] {
+  const out: RawFinding[] = [];
+  for (const n of root.get('networks')?.value.entries() ?? []) {
+    if (n.value.kind !== 'map') continue;
+    const ext = n.value.get('external')?.value;
+    if (ext && (ext.kind === 'map' || isTrue(scalarText(ext)))) continue; // not created by Compose
+    const config = n.value.get('ipam')?.value.get('config')?.value;
+    config?.items().forEach((item, i) => {
+      for (const key of ['subnet', 'ip_range', 'gateway', 'aux_addresses']) {
+        const e = item.get(key);
+        if (!e) continue;
+        const v = e.value.kind === 'scalar' ? scalarText(e.value) : e.value.entries().map((x) => `${x.key}=${scalarText(x.value) ?? ''}`).join(', ');
+        if (v === undefined || v.trim() === '') continue;
+        out.push({
+          ruleId: 'SS018',
+          subject: `networks.${n.key}.ipam.config[${i}].${key}`,
+          message: `network ${n.key} has the fixed ${key === 'ip_range' ? 'IP range' : key === 'aux_addresses' ? 'auxiliary addresses' : key} ${v.trim()} (ipam.config): a second instance cannot create its network (the pool overlaps); sandstack drops it on render`,
+          fix: ADDRESS_FIX,
+          pos: e.keyPos,
+        });
+      }
+    });
+  }
+  return out;
+}
+
+/** SS009: external volumes and networks; SS018: fixed subnets; host folders bound by volume driver options. */
+export function checkTopLevel(root: ValueView, ctx?: CheckContext): RawFinding[] {
+  const out: RawFinding[] = [];
+  if (ctx) out.push(...boundVolumeFindings(root, ctx));
+  out.push(...networkAddressFindings(root));
   for (const section of ['volumes', 'networks'] as const) {
     const kind = section === 'volumes' ? 'volume' : 'network';
     for (const e of root.get(section)?.value.entries() ?? []) {
@@ -1071,6 +1426,90 @@ export function checkDocument(root: ValueView, ctx: CheckContext): RawFinding[] 
   for (const plan of planPorts(services, ctx)) out.push(...portFindings(plan));
   const local = builtImages(services, ctx);
   for (const s of services) out.push(...checkService(s.name, s.view, ctx, local));
-  out.push(...checkTopLevel(root));
+  out.push(...checkTopLevel(root, ctx));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The .env file beside the compose file (SS017)
+// ---------------------------------------------------------------------------------------------
+
+export interface DotEnvEntry {
+  name: string;
+  value: string;
+  /** How the value was quoted: single quotes are taken literally, the others interpolated. */
+  quote: '' | '"' | "'";
+  pos: Pos;
+}
+
+/** Parses .env the way Compose reads it (KEY=value, export, quotes, # comments), with positions. */
+export function parseDotEnv(text: string): DotEnvEntry[] {
+  const out: DotEnvEntry[] = [];
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    const m = /^(\s*(?:export\s+)?)([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$/.exec(line);
+    if (!m) continue;
+    const pos = { line: i + 1, column: m[1]!.length + 1 };
+    let rest = m[3]!;
+    const q = rest[0];
+    if (q === '"' || q === "'") {
+      // A quoted value may span lines; it ends at the next unescaped matching quote.
+      let value = '';
+      let body = rest.slice(1);
+      for (;;) {
+        let end = -1;
+        for (let k = 0; k < body.length; k++) {
+          if (q === '"' && body[k] === '\\') {
+            k++;
+            continue;
+          }
+          if (body[k] === q) {
+            end = k;
+            break;
+          }
+        }
+        if (end >= 0) {
+          value += body.slice(0, end);
+          break;
+        }
+        value += `${body}\n`;
+        if (i + 1 >= lines.length) break;
+        body = lines[++i]!;
+      }
+      out.push({ name: m[2]!, value, quote: q, pos });
+      continue;
+    }
+    const hash = rest.search(/\s#/);
+    if (hash >= 0) rest = rest.slice(0, hash);
+    out.push({ name: m[2]!, value: rest.trim(), quote: '', pos });
+  }
+  return out;
+}
+
+/** SS017: secret-looking variables with literal values (and well-known key formats) in .env. */
+export function checkDotEnv(text: string): RawFinding[] {
+  const out: RawFinding[] = [];
+  for (const e of parseDotEnv(text)) {
+    if (e.value.trim() === '') continue;
+    const fix = `declare ${e.name} under secrets: in sandstack.yaml (generated per instance, \${${e.name}} in compose files), or keep .env git-ignored; rotate the value if .env was ever committed`;
+    const kind = secretKindOf(e.value);
+    if (kind) {
+      out.push({ ruleId: 'SS017', subject: e.name, message: `.env: the value of ${e.name} contains ${kind}`, fix, pos: e.pos });
+      continue;
+    }
+    if (!isSecretName(e.name)) continue;
+    const literal = e.quote === "'" ? true : hasLiteral(parseInterpolation(e.value));
+    if (!literal) continue;
+    const value = e.quote === "'" ? e.value : evaluate(e.value).value;
+    if (/^(true|false)$/i.test(value.trim()) || isSecretFilePath(value)) continue;
+    out.push({
+      ruleId: 'SS017',
+      subject: e.name,
+      message: `.env sets the secret-looking variable ${e.name} to a literal value: every instance of the stack shares it, and it leaks with the file`,
+      fix,
+      pos: e.pos,
+    });
+  }
   return out;
 }

@@ -1,11 +1,22 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { SandstackError } from '../../src/errors.js';
 import { parseResolvedModel } from '../../src/compose/resolve.js';
-import { lintComposeText, lintModel, mergeFindings, MERGED_MODEL_FILE, summarize } from '../../src/policy/lint.js';
-import { evaluate, RULES, splitShortPort, type Finding } from '../../src/policy/rules.js';
+import {
+  findRepoRoot,
+  lintComposeText,
+  lintDotEnvFiles,
+  lintDotEnvText,
+  lintModel,
+  lintOptionsFor,
+  mergeFindings,
+  MERGED_MODEL_FILE,
+  summarize,
+} from '../../src/policy/lint.js';
+import { evaluate, parseDotEnv, RULES, splitShortPort, urlPasswords, type Finding, type SharedDataset } from '../../src/policy/rules.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'lint');
 const OPTS = { projectDir: '/home/dev/shop', homeDir: '/home/dev' };
@@ -43,6 +54,12 @@ describe('rule catalogue', () => {
       ['SS011', 'anonymous-admin', 'error', false],
       ['SS012', 'security-opt-disabled', 'error', false],
       ['SS013', 'unpinned-image', 'warning', false],
+      ['SS014', 'host-system-mount', 'error', false],
+      ['SS015', 'host-path-mount', 'warning', false],
+      ['SS016', 'password-in-url', 'error', false],
+      ['SS017', 'dotenv-secret', 'warning', false],
+      ['SS018', 'fixed-address', 'warning', true],
+      ['SS019', 'shared-data-mode', 'error', false],
     ]);
     for (const r of RULES) {
       expect(r.description.length).toBeGreaterThan(20);
@@ -156,6 +173,7 @@ describe('lintComposeText: one fixture per rule', () => {
     expect(findings.map(core)).toEqual([
       { ruleId: 'SS008', service: 'a', subject: '/data/users', line: 5, column: 9 },
       { ruleId: 'SS008', service: 'a', subject: '/srv', line: 6, column: 9 },
+      { ruleId: 'SS015', service: 'a', subject: '/opt/tools', line: 9, column: 9 },
     ]);
     expect(findings[0]!.message).toContain('a parent of your home folder');
   });
@@ -508,5 +526,296 @@ describe('lintModel', () => {
       ['SS009', undefined, 'volumes.models'],
     ]);
     expect(added.every((f) => f.file === MERGED_MODEL_FILE)).toBe(true);
+  });
+});
+
+describe('host paths, URL passwords, .env, fixed addresses, shared data (issue 10)', () => {
+  it('SS014 host-system-mount: /lib/modules, /etc/<file>, ~/.ssh, /var/lib/<x>, /sys/<x>, read-only or not; time zone read-only is SS015', () => {
+    const findings = lintFixture('ss014-host-system-mount.yaml');
+    expect(only(findings, 'SS014')).toEqual([
+      { ruleId: 'SS014', service: 'vpn', subject: '/lib/modules', line: 6, column: 9 },
+      { ruleId: 'SS014', service: 'vpn', subject: '/etc/wireguard/wg0.conf', line: 7, column: 9 },
+      { ruleId: 'SS014', service: 'deployer', subject: '/home/dev/.ssh', line: 12, column: 9 },
+      { ruleId: 'SS014', service: 'deployer', subject: '/var/lib/postgresql/16/main', line: 14, column: 9 },
+      { ruleId: 'SS014', service: 'deployer', subject: '/sys/fs/cgroup', line: 17, column: 9 },
+    ]);
+    expect(only(findings, 'SS015')).toEqual([
+      { ruleId: 'SS015', service: 'vpn', subject: '/etc/localtime', line: 8, column: 9 },
+      { ruleId: 'SS015', service: 'deployer', subject: '/usr/share/zoneinfo', line: 18, column: 9 },
+    ]);
+    expect(findings.filter((f) => !['SS014', 'SS015'].includes(f.ruleId))).toEqual([]);
+    const mod = findings.find((f) => f.subject === '/lib/modules')!;
+    expect(mod).toMatchObject({ severity: 'error', neutralisedByRender: false, file: 'ss014-host-system-mount.yaml' });
+    expect(mod.message).toBe('service vpn bind-mounts /lib/modules, a host system path (under /lib), even read-only');
+    expect(findings.find((f) => f.line === 12)!.message).toContain('your credentials (~/.ssh)');
+    expect(summarize(findings).blocking).toBe(5);
+  });
+
+  it('SS014: the same /etc file mounted read-write is an error, and /etc/localtime too', () => {
+    const text = 'services:\n  a:\n    image: busybox:1.36\n    volumes:\n      - /etc/localtime:/etc/localtime\n      - /etc/hosts:/etc/hosts:ro\n';
+    expect(lintComposeText(text, 'c.yaml', OPTS).map(core)).toEqual([
+      { ruleId: 'SS014', service: 'a', subject: '/etc/localtime', line: 5, column: 9 },
+      { ruleId: 'SS014', service: 'a', subject: '/etc/hosts', line: 6, column: 9 },
+    ]);
+  });
+
+  it('SS015 host-path-mount: absolute host paths outside the project (short, long, bind volume), a data.shared hint in the fix', () => {
+    const findings = lintFixture('ss015-host-path-mount.yaml');
+    expect(findings.map(core)).toEqual([
+      { ruleId: 'SS015', service: 'backtest', subject: '/mnt/datasets/ohlc', line: 6, column: 9 },
+      { ruleId: 'SS015', service: 'backtest', subject: '/srv/models', line: 7, column: 9 },
+      { ruleId: 'SS015', service: 'backtest', subject: '/home/dev/datasets/ticks', line: 8, column: 9 },
+      { ruleId: 'SS015', service: 'backtest', subject: '/opt/vendor/feeds', line: 11, column: 9 },
+      { ruleId: 'SS015', service: 'cleaner', subject: '/tmp/shop-scratch', line: 16, column: 9 },
+      { ruleId: 'SS015', service: undefined, subject: '/mnt/archive/shop', line: 23, column: 7 },
+    ]);
+    expect(findings.every((f) => f.severity === 'warning')).toBe(true);
+    const ohlc = findings[0]!;
+    expect(ohlc.message).toBe('service backtest bind-mounts /mnt/datasets/ohlc, a host path outside the project, shared by every instance of the stack');
+    expect(ohlc.fix).toContain('data: { shared: [ { name: <name>, host: /mnt/datasets/ohlc, services: [backtest], target: /data/ohlc } ] }');
+    expect(findings[1]!.fix).toContain('target: /models, mode: rw, reason: "…"');
+    expect(findings[5]!.message).toContain('volume archive binds the host path /mnt/archive/shop (driver_opts o: bind)');
+  });
+
+  it('SS016 password-in-url: environment, command, healthcheck, build args; not ${VAR} or empty passwords', () => {
+    const findings = lintFixture('ss016-password-in-url.yaml');
+    const lines = fixture('ss016-password-in-url.yaml').split('\n');
+    const col = (line: number, marker: string) => lines[line - 1]!.indexOf(marker) + 1;
+    expect(only(findings, 'SS016')).toEqual([
+      { ruleId: 'SS016', service: 'api', subject: 'DATABASE_URL', line: 6, column: 7 },
+      { ruleId: 'SS016', service: 'api', subject: 'REPLICA_URL', line: 8, column: 7 },
+      { ruleId: 'SS016', service: 'api', subject: 'command', line: 11, column: col(11, '"amqp') },
+      { ruleId: 'SS016', service: 'api', subject: 'healthcheck.test', line: 13, column: col(13, '"http:') },
+      { ruleId: 'SS016', service: 'worker', subject: 'build.args.PIP_INDEX_URL', line: 18, column: 11 },
+      { ruleId: 'SS016', service: 'worker', subject: 'PG_DSN', line: 22, column: 9 },
+    ]);
+    expect(findings.filter((f) => f.ruleId !== 'SS016')).toEqual([]);
+    const db = findings[0]!;
+    expect(db).toMatchObject({ severity: 'error', neutralisedByRender: false });
+    expect(db.message).toBe('service api: DATABASE_URL contains a URL with a literal password (mysql://root:***@db)');
+    expect(db.fix).toContain('mysql://user:${DB_PASSWORD}@host');
+    expect(findings[3]!.message).toContain('the healthcheck contains a URL with a literal password (http://admin:***@localhost)');
+    const json = JSON.stringify(findings);
+    for (const secret of [':secret@', 'guest:guest', 'admin123', 's3cr3t-token', 'readonly', 'u:p@']) expect(json).not.toContain(secret);
+  });
+
+  it('urlPasswords: literal, default and empty passwords; references', () => {
+    expect(urlPasswords('postgres://u:p@h:5432/d', true).map((u) => u.shown)).toEqual(['postgres://u:***@h']);
+    expect(urlPasswords('amqp://guest:guest@rabbit', true).map((u) => u.shown)).toEqual(['amqp://guest:***@rabbit']);
+    expect(urlPasswords('postgres://${DB_USER}:${DB_PASSWORD}@db/app', true)).toEqual([]);
+    expect(urlPasswords('postgres://app:${DB_PASSWORD:?required}@db/app', true)).toEqual([]);
+    expect(urlPasswords('postgres://app:${DB_PASSWORD:-}@db/app', true)).toEqual([]);
+    expect(urlPasswords('postgres://app:@db/app', true)).toEqual([]);
+    expect(urlPasswords('postgres://app@db/app', true)).toEqual([]);
+    expect(urlPasswords('${DATABASE_URL:-postgres://app:pw@db/app}', true).map((u) => u.shown)).toEqual(['postgres://app:***@db']);
+    expect(urlPasswords('https://example.com:8443/a@b', true)).toEqual([]);
+    // The merged model's values are taken as they are ($ is not interpolation any more).
+    expect(urlPasswords('postgres://app:${X}@db', false).map((u) => u.shown)).toEqual(['postgres://app:***@db']);
+  });
+
+  it('SS016 in the merged model: checked when not interpolated, skipped when it is (values may come from .env)', () => {
+    const model = parseResolvedModel('services:\n  api:\n    image: x:1\n    environment:\n      DATABASE_URL: postgres://app:pw@db/app\n    command: [run, "amqp://g:g@rabbit"]\n');
+    expect(lintModel(model, OPTS).map((f) => [f.ruleId, f.subject])).toEqual([
+      ['SS016', 'DATABASE_URL'],
+      ['SS016', 'command'],
+    ]);
+    expect(lintModel(model, { ...OPTS, interpolated: true })).toEqual([]);
+  });
+
+  it('SS010: a secret-named variable pointing at /run/secrets/ is not a literal secret; URLs in secret names are checked once', () => {
+    const text = [
+      'services:', // 1
+      '  db:', // 2
+      '    image: postgres:16.4', // 3
+      '    environment:', // 4
+      '      POSTGRES_PASSWORD_FILE: /run/secrets/db', // 5
+      '      DB_PASSWORD: /run/secrets/db_password', // 6
+      '      ADMIN_PASSWORD: ${ADMIN_PASSWORD:-/run/secrets/admin}', // 7
+      '  api:', // 8
+      '    image: nginx:1.27', // 9
+      '    environment:', // 10
+      '      - POSTGRES_PASSWORD=/run/secrets/pg', // 11
+      '      - DB_SECRET=/run/secretsX', // 12
+      '      - DB_PASSWORD_URL=postgres://a:b@db/x', // 13
+    ].join('\n');
+    expect(lintComposeText(text, 'c.yaml', OPTS).map(core)).toEqual([
+      { ruleId: 'SS010', service: 'api', subject: 'DB_SECRET', line: 12, column: 9 },
+      { ruleId: 'SS016', service: 'api', subject: 'DB_PASSWORD_URL', line: 13, column: 9 },
+    ]);
+  });
+
+  it('SS017 dotenv-secret: literal values of secret names and key formats in .env, with .env:line; not empty, ${VAR}, /run/secrets or switches', () => {
+    const findings = lintDotEnvText(fixture('ss017-dotenv-secret.env'), '.env');
+    expect(findings.map(core)).toEqual([
+      { ruleId: 'SS017', service: undefined, subject: 'POSTGRES_PASSWORD', line: 4, column: 1 },
+      { ruleId: 'SS017', service: undefined, subject: 'JWT_SECRET', line: 5, column: 8 },
+      { ruleId: 'SS017', service: undefined, subject: 'STRIPE_API_KEY', line: 10, column: 1 },
+      { ruleId: 'SS017', service: undefined, subject: 'NOTES', line: 11, column: 1 },
+      { ruleId: 'SS017', service: undefined, subject: 'SMTP_PASSWORD', line: 12, column: 1 },
+      { ruleId: 'SS017', service: undefined, subject: 'TLS_PRIVATE_KEY', line: 13, column: 1 },
+    ]);
+    expect(findings[0]).toMatchObject({ file: '.env', severity: 'warning', rule: 'dotenv-secret', neutralisedByRender: false });
+    expect(findings[0]!.message).toBe('.env sets the secret-looking variable POSTGRES_PASSWORD to a literal value: every instance of the stack shares it, and it leaks with the file');
+    expect(findings[0]!.fix).toContain('secrets: in sandstack.yaml');
+    expect(findings[3]!.message).toBe('.env: the value of NOTES contains an AWS access key id');
+    const json = JSON.stringify(findings);
+    for (const secret of ['hunter2', 'dev-signing-key', 'sk_test', 'AKIAIOSFODNN7EXAMPLE', 'changeme', 'MIIEv']) expect(json).not.toContain(secret);
+  });
+
+  it('parseDotEnv: export, quotes (multi-line), inline comments', () => {
+    expect(parseDotEnv('A=1 # c\nexport B="x # y"\nC=\'z\'\nD="l1\nl2"\n# E=no\nF=u#v\n')).toEqual([
+      { name: 'A', value: '1', quote: '', pos: { line: 1, column: 1 } },
+      { name: 'B', value: 'x # y', quote: '"', pos: { line: 2, column: 8 } },
+      { name: 'C', value: 'z', quote: "'", pos: { line: 3, column: 1 } },
+      { name: 'D', value: 'l1\nl2', quote: '"', pos: { line: 4, column: 1 } },
+      { name: 'F', value: 'u#v', quote: '', pos: { line: 7, column: 1 } },
+    ]);
+  });
+
+  it('lintDotEnvFiles reads the .env of the project folder and beside each compose file, once each', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ss-dotenv-'));
+    try {
+      mkdirSync(path.join(dir, 'ops'));
+      writeFileSync(path.join(dir, 'compose.yaml'), 'services: {}\n');
+      writeFileSync(path.join(dir, '.env'), 'USER=shop\nDB_PASSWORD=hunter2\n');
+      writeFileSync(path.join(dir, 'ops', 'compose.ops.yaml'), 'services: {}\n');
+      writeFileSync(path.join(dir, 'ops', '.env'), 'GRAFANA_ADMIN_PASSWORD=admin\n');
+      const files = [path.join(dir, 'compose.yaml'), path.join(dir, 'ops', 'compose.ops.yaml'), path.join(dir, 'compose.yaml')];
+      const findings = await lintDotEnvFiles(files, { projectDir: dir });
+      expect(findings.map((f) => [f.file, f.line, f.subject])).toEqual([
+        ['.env', 2, 'DB_PASSWORD'],
+        [path.join('ops', '.env'), 1, 'GRAFANA_ADMIN_PASSWORD'],
+      ]);
+      // No .env at all: nothing.
+      expect(await lintDotEnvFiles([path.join(dir, 'ops', 'none', 'c.yaml')], { projectDir: path.join(dir, 'ops', 'none') })).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('SS018 fixed-address: ipam subnet, ip_range, gateway; ipv4/ipv6 addresses; not on external networks', () => {
+    const findings = lintFixture('ss018-fixed-address.yaml');
+    expect(only(findings, 'SS018')).toEqual([
+      { ruleId: 'SS018', service: 'gateway', subject: 'networks.backnet.ipv4_address', line: 7, column: 9 },
+      { ruleId: 'SS018', service: 'gateway', subject: 'networks.backnet.ipv6_address', line: 8, column: 9 },
+      { ruleId: 'SS018', service: undefined, subject: 'networks.backnet.ipam.config[0].subnet', line: 18, column: 11 },
+      { ruleId: 'SS018', service: undefined, subject: 'networks.backnet.ipam.config[0].ip_range', line: 19, column: 11 },
+      { ruleId: 'SS018', service: undefined, subject: 'networks.backnet.ipam.config[0].gateway', line: 20, column: 11 },
+      { ruleId: 'SS018', service: undefined, subject: 'networks.backnet.ipam.config[1].subnet', line: 21, column: 11 },
+    ]);
+    const subnet = findings.find((f) => f.line === 18)!;
+    expect(subnet).toMatchObject({ severity: 'warning', neutralisedByRender: true });
+    expect(subnet.message).toBe(
+      'network backnet has the fixed subnet 172.28.0.0/16 (ipam.config): a second instance cannot create its network (the pool overlaps); sandstack drops it on render',
+    );
+    expect(findings.find((f) => f.line === 7)!.message).toContain('fixed address 172.28.0.10 on network backnet');
+    expect(subnet.fix).toContain('sandstack drops fixed subnets and addresses when it renders the model');
+    expect(findings.filter((f) => f.ruleId !== 'SS018').map((f) => f.ruleId)).toEqual(['SS009']);
+  });
+
+  it('SS018 in the merged model', () => {
+    const model = parseResolvedModel(
+      'services:\n  a:\n    image: x:1\n    networks:\n      lan:\n        ipv4_address: 10.5.0.5\nnetworks:\n  lan:\n    ipam:\n      config:\n        - subnet: 10.5.0.0/16\n',
+    );
+    expect(lintModel(model, OPTS).map((f) => [f.ruleId, f.service, f.subject])).toEqual([
+      ['SS018', 'a', 'networks.lan.ipv4_address'],
+      ['SS018', undefined, 'networks.lan.ipam.config[0].subnet'],
+    ]);
+  });
+
+  const SHARED: SharedDataset[] = [
+    { name: 'ohlc', host: '/mnt/datasets/ohlc', services: ['backtest', 'ingest'], target: '/data/ohlc', mode: 'ro' },
+    { name: 'models', host: '../models', services: ['trainer'], target: '/models', mode: 'rw' },
+  ];
+
+  it('data.shared: a declared mount is accepted (host, service and target match); SS019 when declared ro but mounted rw', () => {
+    const findings = lintComposeText(fixture('ss019-shared-data.yaml'), 'ss019-shared-data.yaml', { ...OPTS, sharedData: SHARED });
+    expect(findings.map(core)).toEqual([
+      { ruleId: 'SS019', service: 'ingest', subject: '/mnt/datasets/ohlc', line: 10, column: 9 },
+      { ruleId: 'SS015', service: 'report', subject: '/mnt/datasets/ohlc', line: 14, column: 9 },
+      { ruleId: 'SS015', service: 'trainer', subject: '/mnt/datasets/ohlc', line: 21, column: 9 },
+    ]);
+    expect(findings[0]).toMatchObject({ severity: 'error', neutralisedByRender: false });
+    expect(findings[0]!.message).toBe('service ingest mounts the shared dataset ohlc (/mnt/datasets/ohlc) read-write, but data.shared declares it read-only');
+    expect(findings[0]!.fix).toContain('"/mnt/datasets/ohlc:/data/ohlc:ro"');
+    expect(findings[1]!.message).toContain('(data.shared declares it as ohlc for backtest, ingest at /data/ohlc, not for report)');
+    expect(findings[2]!.message).toContain('not for trainer');
+    const elsewhere = 'services:\n  backtest:\n    image: x:1\n    volumes:\n      - /mnt/datasets/ohlc:/ohlc:ro\n';
+    expect(lintComposeText(elsewhere, 'c.yaml', { ...OPTS, sharedData: SHARED })[0]!.message).toContain('at /data/ohlc, not at /ohlc)');
+  });
+
+  it('data.shared: without the declaration the same mounts are findings', () => {
+    const findings = lintFixture('ss019-shared-data.yaml');
+    expect(findings.map((f) => [f.ruleId, f.service, f.line])).toEqual([
+      ['SS015', 'backtest', 6],
+      ['SS015', 'ingest', 10],
+      ['SS015', 'report', 14],
+      ['SS008', 'trainer', 19],
+      ['SS015', 'trainer', 21],
+    ]);
+  });
+
+  it('data.shared never accepts the Docker socket or a broad path', () => {
+    const text = 'services:\n  a:\n    image: x:1\n    volumes:\n      - /var/run/docker.sock:/var/run/docker.sock:ro\n      - /:/host:ro\n';
+    const sharedData: SharedDataset[] = [
+      { name: 'sock', host: '/var/run/docker.sock', services: ['a'], target: '/var/run/docker.sock', mode: 'ro' },
+      { name: 'root', host: '/', services: ['a'], target: '/host', mode: 'ro' },
+    ];
+    expect(lintComposeText(text, 'c.yaml', { ...OPTS, sharedData }).map((f) => f.ruleId)).toEqual(['SS004', 'SS008']);
+  });
+
+  it('relative mounts inside the git repository are fine; outside it they are SS008', () => {
+    const text = [
+      'services:', // 1
+      '  app:', // 2
+      '    image: x:1', // 3
+      '    volumes:', // 4
+      '      - ../data:/data', // 5
+      '      - ..:/repo:ro', // 6
+      '      - ../../other-worktree:/other', // 7
+      '      - /home/dev/shop/fixtures:/fixtures:ro', // 8
+    ].join('\n');
+    const opts = { projectDir: '/home/dev/shop/deploy', homeDir: '/home/dev', repoRoot: '/home/dev/shop' };
+    const findings = lintComposeText(text, 'c.yaml', opts);
+    expect(findings.map(core)).toEqual([{ ruleId: 'SS008', service: 'app', subject: '/home/dev/other-worktree', line: 7, column: 9 }]);
+    expect(findings[0]!.message).toContain('outside the git repository (it escapes with ..)');
+    // Without the repository root, ../data leaves the project: flagged as before.
+    expect(lintComposeText(text, 'c.yaml', { projectDir: opts.projectDir, homeDir: opts.homeDir }).map((f) => f.line)).toEqual([5, 6, 7, 8]);
+    // A repository root that is the home folder (dotfiles in git) does not widen anything.
+    expect(lintComposeText(text, 'c.yaml', { ...opts, repoRoot: '/home/dev' }).map((f) => f.line)).toEqual([5, 6, 7, 8]);
+  });
+
+  it('lintOptionsFor finds the git top level (a .git folder or a worktree .git file) and resolves data.shared against sandstack.yaml', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ss-repo-'));
+    try {
+      mkdirSync(path.join(dir, 'repo', '.git'), { recursive: true });
+      mkdirSync(path.join(dir, 'repo', 'deploy'));
+      mkdirSync(path.join(dir, 'wt', 'deploy'), { recursive: true });
+      writeFileSync(path.join(dir, 'wt', '.git'), `gitdir: ${dir}/repo/.git/worktrees/wt\n`);
+      expect(await findRepoRoot(path.join(dir, 'repo', 'deploy'))).toBe(path.join(dir, 'repo'));
+      expect(await findRepoRoot(path.join(dir, 'wt', 'deploy'))).toBe(path.join(dir, 'wt'));
+      const config = { data: { shared: [{ name: 'm', host: '../models', services: ['trainer'], target: '/models', mode: 'ro' as const }] } };
+      const opts = await lintOptionsFor({ projectDir: path.join(dir, 'wt', 'deploy'), homeDir: '/home/dev', config, configFile: path.join(dir, 'wt', 'sandstack.yaml') });
+      expect(opts).toEqual({
+        projectDir: path.join(dir, 'wt', 'deploy'),
+        homeDir: '/home/dev',
+        repoRoot: path.join(dir, 'wt'),
+        sharedData: [{ name: 'm', host: path.join(dir, 'models'), services: ['trainer'], target: '/models', mode: 'ro' }],
+      });
+      const text = 'services:\n  app:\n    image: x:1\n    volumes:\n      - ../data:/data\n      - ../../repo/data:/main-data\n';
+      expect(lintComposeText(text, 'c.yaml', opts).map((f) => [f.ruleId, f.subject])).toEqual([['SS008', path.join(dir, 'repo', 'data')]]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('mergeFindings: a mount flagged as written (SS008 for ../x) is not repeated from the merged model (SS015 for the absolute path)', () => {
+    const written = lintFixture('ss008-broad-host-mount.yaml');
+    const model = parseResolvedModel(
+      'services:\n  cadvisor:\n    image: x:1\n    volumes:\n      - type: bind\n        source: /home/dev/other-project/config\n        target: /config\n',
+    );
+    const merged = lintModel(model, OPTS);
+    expect(merged.map((f) => f.ruleId)).toEqual(['SS015']);
+    expect(mergeFindings(written, merged)).toEqual(written);
   });
 });
