@@ -423,9 +423,10 @@ export function lintDotEnvText(text: string, file: string): Finding[] {
 
 /**
  * Lints the .env files Compose may read for these compose files: the one in projectDir and the one
- * beside each compose file (each once). Files are named relative to projectDir when inside it.
+ * beside each compose file (each once). Files are named relative to `baseDir` when given (`../`
+ * included), else relative to projectDir when inside it, else absolute.
  */
-export async function lintDotEnvFiles(composeFiles: string[], opts: Pick<LintOptions, 'projectDir'>): Promise<Finding[]> {
+export async function lintDotEnvFiles(composeFiles: string[], opts: Pick<LintOptions, 'projectDir'> & { baseDir?: string }): Promise<Finding[]> {
   const dirs = [...new Set([opts.projectDir, ...composeFiles.map((f) => path.dirname(f))].map((d) => path.resolve(d)))];
   const out: Finding[] = [];
   for (const dir of dirs) {
@@ -436,8 +437,8 @@ export async function lintDotEnvFiles(composeFiles: string[], opts: Pick<LintOpt
     } catch {
       continue; // no .env here (or not readable): nothing to check
     }
-    const rel = path.relative(opts.projectDir, file);
-    out.push(...lintDotEnvText(text, rel.startsWith('..') ? file : rel));
+    const rel = path.relative(opts.baseDir ?? opts.projectDir, file);
+    out.push(...lintDotEnvText(text, !rel || path.isAbsolute(rel) || (!opts.baseDir && rel.startsWith('..')) ? file : rel));
   }
   return out;
 }

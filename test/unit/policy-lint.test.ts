@@ -686,6 +686,8 @@ describe('host paths, URL passwords, .env, fixed addresses, shared data (issue 1
         ['.env', 2, 'DB_PASSWORD'],
         [path.join('ops', '.env'), 1, 'GRAFANA_ADMIN_PASSWORD'],
       ]);
+      // Named relative to a base folder (e.g. the current directory) when given.
+      expect((await lintDotEnvFiles(files, { projectDir: dir, baseDir: path.join(dir, 'ops') })).map((f) => f.file)).toEqual([path.join('..', '.env'), '.env']);
       // No .env at all: nothing.
       expect(await lintDotEnvFiles([path.join(dir, 'ops', 'none', 'c.yaml')], { projectDir: path.join(dir, 'ops', 'none') })).toEqual([]);
     } finally {
