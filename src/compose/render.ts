@@ -2,6 +2,7 @@
  * Rendering: turns the resolved Compose model into the isolated model sandstack runs. Pure: it takes
  * the model, the identity and the leases and returns a new model plus a report of every change.
  */
+import { createHash } from 'node:crypto';
 import { SandstackError } from '../errors.js';
 import { instanceEnvironment, instanceLabels, LABELS, type InstanceIdentity } from '../identity/identity.js';
 import { encodeLeases, leaseKey } from '../ports/leases.js';
@@ -49,6 +50,22 @@ export interface RenderReport {
   telemetry?: { network: string; services: string[]; otlpEndpoint: string; tracesExported: boolean; skipped: { service: string; reason: string }[] };
   /** Services whose log entries carry the instance labels (json-file and journald drivers). */
   logIdentity: string[];
+  /**
+   * Fixed network addresses removed (every instance would claim the same ones, so a second could not
+   * create its network): ipam subnets, ranges, gateways, aux addresses, and services' fixed
+   * ipv4/ipv6 addresses. An IPv6 subnet of a network with enable_ipv6 is replaced by one derived
+   * from the instance (`replacement`), since the engine has no IPv6 pool to pick one from by default.
+   */
+  neutralised: NeutralisedAddress[];
+}
+
+export interface NeutralisedAddress {
+  kind: 'subnet' | 'ip_range' | 'gateway' | 'aux_address' | 'ipv4_address' | 'ipv6_address';
+  /** The network key in the compose model. */
+  network: string;
+  service?: string;
+  value: string;
+  replacement?: string;
 }
 
 export interface RenderResult {
@@ -89,6 +106,65 @@ function addLogIdentity(svc: ComposeService, defaultDriver: string | undefined):
   return true;
 }
 
+type NetworkDef = { enable_ipv6?: unknown; ipam?: { config?: unknown[] | null; [k: string]: unknown } | null; [k: string]: unknown };
+
+/** A unique-local IPv6 /64 of the instance's own (fdXX:XXXX:XXXX:XXXX::/64 from a hash of id and network). */
+export function instanceIpv6Subnet(id: string, network: string): string {
+  const h = createHash('sha256').update(`${id}\0${network}`).digest('hex');
+  return `fd${h.slice(0, 2)}:${h.slice(2, 6)}:${h.slice(6, 10)}:${h.slice(10, 14)}::/64`;
+}
+
+/** Drops a network's fixed ipam addresses (see RenderReport.neutralised). */
+function neutraliseNetwork(id: string, key: string, def: NetworkDef, out: NeutralisedAddress[]): NetworkDef {
+  const configs = def.ipam?.config;
+  if (!def.ipam || !Array.isArray(configs) || configs.length === 0) return def;
+  let hadIpv6 = false;
+  for (const raw of configs) {
+    const c = (raw ?? {}) as { subnet?: string; ip_range?: string; gateway?: string; aux_addresses?: Record<string, string> };
+    if (c.subnet) {
+      const v6 = c.subnet.includes(':');
+      hadIpv6 ||= v6;
+      out.push({ kind: 'subnet', network: key, value: c.subnet });
+    }
+    if (c.ip_range) out.push({ kind: 'ip_range', network: key, value: c.ip_range });
+    if (c.gateway) out.push({ kind: 'gateway', network: key, value: c.gateway });
+    for (const [host, addr] of Object.entries(c.aux_addresses ?? {})) out.push({ kind: 'aux_address', network: key, value: `${host}=${addr}` });
+  }
+  const ipam: Record<string, unknown> = { ...def.ipam };
+  delete ipam.config;
+  if (hadIpv6 && def.enable_ipv6 === true) {
+    // Without a subnet the engine must pick an IPv6 pool, and by default it has none (engine 26:
+    // "could not find an available, non-overlapping IPv6 address pool"): give the instance its own.
+    const subnet = instanceIpv6Subnet(id, key);
+    ipam.config = [{ subnet }];
+    const first = out.find((n) => n.network === key && n.kind === 'subnet' && n.value.includes(':'));
+    if (first) first.replacement = subnet;
+  }
+  const next: NetworkDef = { ...def, ipam };
+  if (Object.keys(ipam).length === 0 || (Object.keys(ipam).length === 1 && ipam.driver === 'default')) {
+    if (!ipam.config) delete next.ipam;
+  }
+  return next;
+}
+
+/** Drops a service's fixed addresses on its networks, keeping aliases and everything else. */
+function neutraliseServiceAddresses(service: string, svc: ComposeService, out: NeutralisedAddress[]): void {
+  if (!svc.networks || Array.isArray(svc.networks)) return;
+  for (const [network, raw] of Object.entries(svc.networks)) {
+    if (!raw || typeof raw !== 'object') continue;
+    const att = { ...(raw as Record<string, unknown>) };
+    let changed = false;
+    for (const kind of ['ipv4_address', 'ipv6_address'] as const) {
+      if (typeof att[kind] === 'string' && att[kind]) {
+        out.push({ kind, network, service, value: att[kind] as string });
+        delete att[kind];
+        changed = true;
+      }
+    }
+    if (changed) svc.networks[network] = Object.keys(att).length > 0 ? att : null;
+  }
+}
+
 function externalName(key: string, def: { external?: unknown; name?: string }): string {
   if (def.external && typeof def.external === 'object' && 'name' in def.external && typeof def.external.name === 'string') return def.external.name;
   return def.name ?? key;
@@ -116,6 +192,7 @@ export function renderIsolated(input: RenderInput): RenderResult {
     droppedEnv: [],
     egressNone: [],
     logIdentity: [],
+    neutralised: [],
   };
   const egressNone = new Set(input.egressNone ?? []);
   for (const name of egressNone) {
@@ -195,6 +272,7 @@ export function renderIsolated(input: RenderInput): RenderResult {
       svc.build = build;
     }
     if (svc.image && imageRenames.has(svc.image)) svc.image = imageRenames.get(svc.image);
+    neutraliseServiceAddresses(name, svc, report.neutralised);
     if (usesDefaultNetwork(svc)) anyDefault = true;
   }
 
@@ -261,6 +339,9 @@ export function renderIsolated(input: RenderInput): RenderResult {
   };
   model.volumes = scope('volume', model.volumes ?? undefined, input.allowExternal.volumes) as ComposeModel['volumes'];
   const networks = { ...(model.networks ?? {}) } as Record<string, unknown>;
+  for (const [key, def] of Object.entries(networks)) {
+    if (def && typeof def === 'object' && !(def as { external?: unknown }).external) networks[key] = neutraliseNetwork(id, key, def as NetworkDef, report.neutralised);
+  }
   if (anyDefault && !('default' in networks)) networks.default = {};
   if (egressNone.size > 0) networks[INTERNAL_NETWORK] = { ...NO_ROUTE_NETWORK };
   if (telemetryNetwork) networks[TELEMETRY_NETWORK] = { ...NO_ROUTE_NETWORK, labels: { [LABELS.role]: 'telemetry', [LABELS.obs]: input.telemetry!.obsProject } };

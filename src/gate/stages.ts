@@ -97,6 +97,7 @@ export async function configStage(ctx: Context, s: StageContext, opts: { persist
   s.details.published = prepared.report.published;
   s.details.removedContainerNames = prepared.report.removedContainerNames;
   s.details.droppedPorts = prepared.report.droppedPorts;
+  if (prepared.report.neutralised.length) s.details.neutralised = prepared.report.neutralised;
   if (prepared.unsetVariables.length) s.warn(`unset variables interpolated as blank: ${prepared.unsetVariables.join(', ')}`);
   s.details.summary = `${prepared.services.length} services, ${prepared.record.leases.length} published port(s)`;
   return prepared;

@@ -621,3 +621,85 @@ describe('renderIsolated: shared observability wiring', () => {
     expect(unknown.model.services.a?.logging).toBeUndefined();
   });
 });
+
+describe('renderIsolated: fixed network addresses are neutralised', () => {
+  const model = parseResolvedModel(`services:
+  app:
+    image: x
+    networks:
+      front:
+        ipv4_address: 172.31.250.10
+        ipv6_address: fd00:dead:beef::10
+        aliases: [api]
+      back: null
+  other:
+    image: x
+    networks: [front]
+networks:
+  front:
+    enable_ipv6: true
+    driver_opts:
+      com.docker.network.bridge.name: br-front
+    ipam:
+      driver: default
+      config:
+        - subnet: 172.31.250.0/24
+          ip_range: 172.31.250.128/25
+          gateway: 172.31.250.1
+          aux_addresses:
+            host1: 172.31.250.5
+        - subnet: fd00:dead:beef::/48
+      options:
+        foo: bar
+  back:
+    ipam:
+      config:
+        - subnet: 10.99.0.0/16
+`);
+  const { model: out, report } = render(model, idA, []);
+  const nets = out.networks as Record<string, { ipam?: { driver?: string; config?: unknown[]; options?: unknown }; enable_ipv6?: boolean; driver_opts?: unknown }>;
+
+  it('drops subnets, ranges, gateways and aux addresses, keeping the ipam driver and options', () => {
+    expect(nets.back!.ipam).toBeUndefined();
+    expect(nets.front!.ipam).toEqual({ driver: 'default', options: { foo: 'bar' }, config: [{ subnet: expect.stringMatching(/^fd[0-9a-f]{2}:[0-9a-f]{4}:[0-9a-f]{4}:[0-9a-f]{4}::\/64$/) }] });
+  });
+
+  it('gives an IPv6 network a subnet of its own per instance (the engine has no IPv6 pool to pick from)', () => {
+    expect(nets.front!.enable_ipv6).toBe(true);
+    const again = (render(model, idA, []).model.networks as typeof nets).front!.ipam!.config;
+    const other = (render(model, idB, []).model.networks as typeof nets).front!.ipam!.config;
+    expect(again).toEqual(nets.front!.ipam!.config);
+    expect(other).not.toEqual(nets.front!.ipam!.config);
+    const v6 = report.neutralised.find((n) => n.kind === 'subnet' && n.value.includes('fd00'));
+    expect(v6?.replacement).toBe((nets.front!.ipam!.config![0] as { subnet: string }).subnet);
+  });
+
+  it('drops fixed container addresses and keeps aliases', () => {
+    expect((out.services.app!.networks as Record<string, unknown>).front).toEqual({ aliases: ['api'] });
+  });
+
+  it('keeps other network options', () => {
+    expect(nets.front!.driver_opts).toEqual({ 'com.docker.network.bridge.name': 'br-front' });
+  });
+
+  it('reports every neutralisation', () => {
+    const n = report.neutralised.map((x) => `${x.kind} ${x.network}${x.service ? ` ${x.service}` : ''}: ${x.value}`);
+    expect(n).toEqual(
+      expect.arrayContaining([
+        'subnet front: 172.31.250.0/24',
+        'ip_range front: 172.31.250.128/25',
+        'gateway front: 172.31.250.1',
+        'aux_address front: host1=172.31.250.5',
+        'subnet front: fd00:dead:beef::/48',
+        'subnet back: 10.99.0.0/16',
+        'ipv4_address front app: 172.31.250.10',
+        'ipv6_address front app: fd00:dead:beef::10',
+      ]),
+    );
+    expect(report.neutralised).toHaveLength(8);
+  });
+
+  it('reports nothing for a model without fixed addresses', () => {
+    expect(render(parseResolvedModel(V2_OUTPUT), idA, v2Leases).report.neutralised).toEqual([]);
+  });
+});
