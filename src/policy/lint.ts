@@ -9,6 +9,7 @@ import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Docum
 import { SandstackError } from '../errors.js';
 import type { ComposeModel } from '../compose/model.js';
 import type { SandstackConfig } from '../config/schema.js';
+import { sandstackHome } from '../state/paths.js';
 import {
   checkDocument,
   checkDotEnv,
@@ -258,6 +259,7 @@ function context(opts: LintOptions, mode: CheckContext['mode'], interpolated = f
     interpolated,
     ...(opts.repoRoot !== undefined ? { repoRoot: path.posix.resolve(opts.repoRoot) } : {}),
     ...(opts.sharedData ? { sharedData: opts.sharedData } : {}),
+    ...(opts.ownPaths ? { ownPaths: opts.ownPaths.map((p) => path.posix.resolve(p)) } : {}),
   };
 }
 
@@ -394,9 +396,10 @@ export function sharedDataOf(config: Pick<SandstackConfig, 'data'>, configDir: s
 }
 
 /**
- * The lint options for a project: the repository root (found from projectDir unless given) and the
+ * The lint options for a project: the repository root (found from projectDir unless given), the
  * shared datasets of sandstack.yaml (when the config is given; configFile's folder resolves
- * relative hosts, default projectDir).
+ * relative hosts, default projectDir) and sandstack's state home (default: SANDSTACK_HOME or the
+ * XDG data folder), whose instance folders compose files may mount.
  */
 export async function lintOptionsFor(opts: {
   projectDir: string;
@@ -404,11 +407,13 @@ export async function lintOptionsFor(opts: {
   config?: Pick<SandstackConfig, 'data'>;
   configFile?: string;
   repoRoot?: string;
+  stateHome?: string;
 }): Promise<LintOptions> {
   const repoRoot = opts.repoRoot ?? (await findRepoRoot(opts.projectDir));
   return {
     projectDir: opts.projectDir,
     homeDir: opts.homeDir,
+    ownPaths: [opts.stateHome ?? sandstackHome()],
     ...(repoRoot !== undefined ? { repoRoot } : {}),
     ...(opts.config ? { sharedData: sharedDataOf(opts.config, opts.configFile ? path.dirname(opts.configFile) : opts.projectDir) } : {}),
   };

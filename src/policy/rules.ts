@@ -56,6 +56,11 @@ export interface LintOptions {
   repoRoot?: string;
   /** data.shared of sandstack.yaml, hosts resolved: bind mounts matching one are accepted. */
   sharedData?: SharedDataset[];
+  /**
+   * Host folders sandstack itself manages per instance (its state home: SANDSTACK_DATA_ROOT,
+   * SANDSTACK_SECRETS_DIR): the merged model has them resolved, and mounts inside them are fine.
+   */
+  ownPaths?: string[];
 }
 
 export const RULES: readonly Rule[] = [
@@ -284,6 +289,8 @@ export interface CheckContext {
   repoRoot?: string;
   /** See LintOptions.sharedData. */
   sharedData?: SharedDataset[];
+  /** See LintOptions.ownPaths. */
+  ownPaths?: string[];
 }
 
 /** A finding before the engine adds the rule's metadata and the file. */
@@ -848,9 +855,11 @@ function classifyHostPath(resolved: string, relative: boolean, readOnly: boolean
   const broad = broadPath(resolved, home);
   if (broad) return { ruleId: 'SS008', why: broad };
   if (isInside(resolved, project) || isInside(resolved, repo)) return undefined;
+  if ((ctx.ownPaths ?? []).some((p) => isInside(resolved, normalisePath(p)))) return undefined;
   const cred = HOME_CREDENTIALS.find((c) => isInside(resolved, `${home}/${c}`));
   if (cred) return { ruleId: 'SS014', why: `your credentials (~/${cred})` };
-  const system = SYSTEM_PATHS.find((p) => isInside(resolved, p));
+  // Inside the home folder (which may itself be /root or under /var/lib), only credentials are sensitive.
+  const system = isInside(resolved, home) ? undefined : SYSTEM_PATHS.find((p) => isInside(resolved, p));
   if (system) {
     if (readOnly && HARMLESS_READ_ONLY.some((p) => isInside(resolved, p))) {
       return { ruleId: 'SS015', why: 'a host path outside the project (read-only; harmless, but ties the stack to this host)' };

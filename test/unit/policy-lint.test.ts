@@ -797,10 +797,17 @@ describe('host paths, URL passwords, .env, fixed addresses, shared data (issue 1
       expect(await findRepoRoot(path.join(dir, 'repo', 'deploy'))).toBe(path.join(dir, 'repo'));
       expect(await findRepoRoot(path.join(dir, 'wt', 'deploy'))).toBe(path.join(dir, 'wt'));
       const config = { data: { shared: [{ name: 'm', host: '../models', services: ['trainer'], target: '/models', mode: 'ro' as const }] } };
-      const opts = await lintOptionsFor({ projectDir: path.join(dir, 'wt', 'deploy'), homeDir: '/home/dev', config, configFile: path.join(dir, 'wt', 'sandstack.yaml') });
+      const opts = await lintOptionsFor({
+        projectDir: path.join(dir, 'wt', 'deploy'),
+        homeDir: '/home/dev',
+        config,
+        configFile: path.join(dir, 'wt', 'sandstack.yaml'),
+        stateHome: '/var/lib/sandstack-ci',
+      });
       expect(opts).toEqual({
         projectDir: path.join(dir, 'wt', 'deploy'),
         homeDir: '/home/dev',
+        ownPaths: ['/var/lib/sandstack-ci'],
         repoRoot: path.join(dir, 'wt'),
         sharedData: [{ name: 'm', host: path.join(dir, 'models'), services: ['trainer'], target: '/models', mode: 'ro' }],
       });
@@ -809,6 +816,29 @@ describe('host paths, URL passwords, .env, fixed addresses, shared data (issue 1
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("sandstack's own instance folders (resolved in the merged model) and paths in a home under /root are not system paths", () => {
+    const model = parseResolvedModel(
+      [
+        'services:',
+        '  app:',
+        '    image: x:1',
+        '    volumes:',
+        '      - { type: bind, source: /var/lib/sandstack-ci/instances/shop/data/uploads, target: /uploads }',
+        '      - { type: bind, source: /var/lib/sandstack-ci/instances/shop/secrets/DB_PASSWORD, target: /run/secrets/db, read_only: true }',
+        '      - { type: bind, source: /root/datasets/ticks, target: /ticks, read_only: true }',
+        '      - { type: bind, source: /root/.aws, target: /aws, read_only: true }',
+        '',
+      ].join('\n'),
+    );
+    const opts = { projectDir: '/root/src/shop', homeDir: '/root', ownPaths: ['/var/lib/sandstack-ci'] };
+    expect(lintModel(model, { ...opts, interpolated: true }).map((f) => [f.ruleId, f.subject])).toEqual([
+      ['SS014', '/root/.aws'],
+      ['SS015', '/root/datasets/ticks'],
+    ]);
+    // Without ownPaths the state home under /var/lib is a system path.
+    expect(lintModel(model, { projectDir: opts.projectDir, homeDir: '/root', interpolated: true }).map((f) => f.ruleId)).toEqual(['SS014', 'SS014', 'SS014', 'SS015']);
   });
 
   it('mergeFindings: a mount flagged as written (SS008 for ../x) is not repeated from the merged model (SS015 for the absolute path)', () => {
