@@ -3,6 +3,7 @@
  * probes, isolation. Each is a plain function over a prepared instance; the StageRecorder times and
  * records them. Failures throw typed errors carrying a diagnosis.
  */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { COMPOSE_RUNTIME_ENV, composeErrorText, runCompose } from '../compose/cli.js';
 import { composeFilesOf } from '../compose/resolve.js';
@@ -103,18 +104,102 @@ export async function configStage(ctx: Context, s: StageContext, opts: { persist
   return prepared;
 }
 
-/** Finds the service and step of a failed image build in Compose's output (v1 and v2 wording). */
-export function parseBuildFailure(lines: string[]): { service?: string; step?: string; exitCode?: number } {
+export interface BuildFailure {
+  service?: string;
+  /** The failing command as the builder ran it (`/bin/sh -c make`). */
+  step?: string;
+  /** The Dockerfile instruction as written (`RUN make`), when the builder names it (BuildKit). */
+  instruction?: string;
+  exitCode?: number;
+}
+
+const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
+
+/** A Go-quoted string (`"...\"..."`, what BuildKit prints) as its value. */
+function unquoteGo(quoted: string): string {
+  try {
+    return JSON.parse(`"${quoted}"`) as string;
+  } catch {
+    return quoted.replace(/\\(.)/g, '$1');
+  }
+}
+
+/**
+ * Finds the service and step of a failed image build in Compose's output. Handles Compose v1 and v2,
+ * with BuildKit (`#6 [web 3/3] RUN exit 7` ... `failed to solve: process "/bin/sh -c exit 7" did not
+ * complete successfully: exit code: 7`; v2 puts the service first in the brackets, v1 only the stage)
+ * and with the classic builder (`Step 3/4 : RUN exit 7`, `The command '/bin/sh -c exit 7' returned a
+ * non-zero code: 7`; v2 then names no service at all: see attributeBuildFailure).
+ */
+export function parseBuildFailure(rawLines: string[]): BuildFailure {
+  const lines = rawLines.map((l) => l.replace(ANSI, ''));
   const text = lines.join('\n');
-  const service = /Service '([^']+)' failed to build/.exec(text)?.[1] ?? /target ([\w.-]+): failed to solve/.exec(text)?.[1] ?? /failed to build ([\w.-]+)/i.exec(text)?.[1];
+  const explicit = /Service '([^']+)' failed to build/.exec(text)?.[1] ?? /target ([\w.-]+): failed to solve/.exec(text)?.[1] ?? /failed to build ([\w.-]+)/i.exec(text)?.[1];
+  // BuildKit: the vertex that failed (`#9 ERROR: ...`), its header `#9 [service stage N/M] INSTRUCTION`,
+  // or the context block ` > [service stage N/M] INSTRUCTION:` printed after it.
+  let bracket: string | undefined;
+  let instruction: string | undefined;
+  const errorVertex = lines.map((l) => /^#(\d+) ERROR: /.exec(l)?.[1]).filter(Boolean).pop();
+  const header = errorVertex ? lines.map((l) => new RegExp(`^#${errorVertex} \\[([^\\]]+)\\] (.+)$`).exec(l)).filter(Boolean).pop() : undefined;
+  const context = lines.map((l) => /^ > \[([^\]]+)\] (.+):$/.exec(l)).filter(Boolean).pop();
+  const found = context ?? header;
+  if (found) {
+    bracket = found[1];
+    instruction = found[2]!.trim();
+  }
+  // `[web builder 3/3]` or `[web 3/3]` on v2: the service comes first; v1 prints only the stage, but
+  // names the service in "Service 'x' failed to build", which is preferred above.
+  const bracketService = bracket ? /^([\w.-]+) (?:[\w.-]+ )?\d+\/\d+$/.exec(bracket)?.[1] : undefined;
+  const service = explicit ?? bracketService;
   // The failing command is named in the error itself (parallel builds interleave their Step lines).
   const steps = lines.filter((l) => /^Step \d+\/\d+ : /.test(l));
+  const processQuoted = /process "((?:[^"\\]|\\.)+)" did not complete/.exec(text)?.[1];
   const step =
     /The command '([\s\S]+?)' returned a non-zero code/.exec(text)?.[1] ??
-    /process "((?:[^"\\]|\\.)+)" did not complete/.exec(text)?.[1]?.replace(/\\"/g, '"') ??
+    (processQuoted !== undefined ? unquoteGo(processQuoted) : undefined) ??
     (steps.length ? steps[steps.length - 1]!.replace(/^Step \d+\/\d+ : /, '') : undefined);
   const code = /returned a non-zero code: (\d+)|exit code: (\d+)/.exec(text);
-  return { service, step, exitCode: code ? Number(code[1] ?? code[2]) : undefined };
+  const out: BuildFailure = { service, step, exitCode: code ? Number(code[1] ?? code[2]) : undefined };
+  if (instruction) out.instruction = instruction;
+  return out;
+}
+
+/** RUN commands of a Dockerfile, continuations joined and whitespace collapsed. */
+function runCommands(dockerfile: string): string[] {
+  const joined = dockerfile.replace(/\\\r?\n/g, ' ');
+  return joined
+    .split(/\r?\n/)
+    .map((l) => /^\s*RUN\s+(?:--\S+\s+)*(.*)$/i.exec(l)?.[1])
+    .filter((c): c is string => c !== undefined)
+    .map((c) => c.replace(/\s+/g, ' ').trim());
+}
+
+/**
+ * The classic builder under Compose v2 never names the service whose build failed; the failing
+ * command does. Returns the one service whose Dockerfile has a RUN with that command.
+ */
+export function attributeBuildFailure(step: string, dockerfiles: Record<string, string>): string | undefined {
+  const cmd = step.replace(/^\/bin\/sh -c /, '').replace(/\s+/g, ' ').trim();
+  const matches = Object.entries(dockerfiles).filter(([, text]) => runCommands(text).includes(cmd));
+  return matches.length === 1 ? matches[0]![0] : undefined;
+}
+
+/** The Dockerfiles of the services built (best effort: unreadable ones are left out). */
+async function dockerfilesOf(prepared: PreparedInstance, services: string[]): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const name of services) {
+    const build = prepared.model.services[name]?.build as { context?: string; dockerfile?: string; dockerfile_inline?: string } | string | undefined;
+    if (!build) continue;
+    const b = typeof build === 'string' ? { context: build } : build;
+    if (b.dockerfile_inline) {
+      out[name] = b.dockerfile_inline;
+      continue;
+    }
+    const context = path.resolve(prepared.projectDir, b.context ?? '.');
+    const text = await readFile(path.resolve(context, b.dockerfile ?? 'Dockerfile'), 'utf8').catch(() => undefined);
+    if (text !== undefined) out[name] = text;
+  }
+  return out;
 }
 
 /** build: builds every image of the instance (Compose's build, in parallel on v1 too). */
@@ -132,10 +217,13 @@ export async function buildStage(ctx: Context, s: StageContext, prepared: Prepar
   });
   if (r.exitCode !== 0) {
     const f = parseBuildFailure(r.tail);
+    if (!f.service && built.length === 1) f.service = built[0];
+    if (!f.service && f.step) f.service = attributeBuildFailure(f.step, await dockerfilesOf(prepared, built));
     const tail = r.tail.slice(-30);
-    throw new SandstackError('SANDSTACK_BUILD_FAILED', `The image${f.service ? ` of ${f.service}` : 's'} failed to build${f.step ? ` at step: ${f.step}` : ''}${f.exitCode !== undefined ? ` (exit code ${f.exitCode})` : ''}.`, {
+    const at = f.instruction ?? f.step;
+    throw new SandstackError('SANDSTACK_BUILD_FAILED', `The image${f.service ? ` of ${f.service}` : 's'} failed to build${at ? ` at step: ${at}` : ''}${f.exitCode !== undefined ? ` (exit code ${f.exitCode})` : ''}.`, {
       hint: 'Fix that Dockerfile step; the build output is below (sandstack -v shows it live).',
-      details: { failure: { service: f.service, exitCode: f.exitCode, logTail: tail, healthLog: [] }, step: f.step },
+      details: { failure: { service: f.service, exitCode: f.exitCode, logTail: tail, healthLog: [] }, step: f.step, instruction: f.instruction },
     });
   }
   s.details.summary = `built ${built.length} image(s)`;

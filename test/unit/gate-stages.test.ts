@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { validateExplicitId, MAX_ID_LENGTH } from '../../src/identity/identity.js';
 import { freshInstanceId } from '../../src/gate/run.js';
-import { deadlineFrom, parseBuildFailure } from '../../src/gate/stages.js';
+import { attributeBuildFailure, deadlineFrom, parseBuildFailure } from '../../src/gate/stages.js';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 
 /** Compose v1 with the legacy builder: `docker-compose build` output ending in a failed RUN. */
 const V1 = [
@@ -40,7 +42,7 @@ describe('parseBuildFailure', () => {
   });
 
   it('reads service, step and exit code from Compose v2 BuildKit output', () => {
-    expect(parseBuildFailure(V2)).toEqual({ service: 'backend', step: '/bin/sh -c make', exitCode: 2 });
+    expect(parseBuildFailure(V2)).toEqual({ service: 'backend', step: '/bin/sh -c make', instruction: 'RUN make', exitCode: 2 });
   });
 
   it('reads the single v2 error line on its own', () => {
@@ -135,5 +137,58 @@ describe('freshInstanceId', () => {
     const id = freshInstanceId('my_app_2');
     expect(id).toMatch(/^my_app_2-gate-[0-9a-f]{6}$/);
     expect(validateExplicitId(id)).toBe(id);
+  });
+});
+
+/** Real `compose build` output captured on Docker 26.1 / buildx 0.13 (see test/unit/build-output/). */
+describe('parseBuildFailure on captured output', () => {
+  const fixture = (name: string) => readFileSync(path.join(__dirname, 'build-output', name), 'utf8').split('\n');
+
+  it('Compose v2 + BuildKit, one service: `[web 3/3] RUN exit 7`', () => {
+    expect(parseBuildFailure(fixture('v2-buildkit-single.txt'))).toEqual({ service: 'web', step: '/bin/sh -c exit 7', instruction: 'RUN exit 7', exitCode: 7 });
+  });
+
+  it('Compose v2 + BuildKit, two services, failing in a named stage, quoted command', () => {
+    expect(parseBuildFailure(fixture('v2-buildkit-multistage.txt'))).toEqual({
+      service: 'worker',
+      step: `/bin/sh -c sh -c 'echo "fail \\"quoted\\"" >&2; exit 7'`,
+      instruction: `RUN sh -c 'echo "fail \\"quoted\\"" >&2; exit 7'`,
+      exitCode: 7,
+    });
+  });
+
+  it('Compose v1 + BuildKit (its default CLI build): the stage in brackets is not taken for the service', () => {
+    expect(parseBuildFailure(fixture('v1-buildkit-single.txt'))).toEqual({ service: 'web', step: '/bin/sh -c exit 7', instruction: 'RUN exit 7', exitCode: 7 });
+    const r = parseBuildFailure(fixture('v1-buildkit-parallel.txt'));
+    expect(r).toMatchObject({ service: 'worker', exitCode: 7, instruction: `RUN sh -c 'echo "fail \\"quoted\\"" >&2; exit 7'` });
+  });
+
+  it('Compose v1 with the classic builder (COMPOSE_DOCKER_CLI_BUILD=0), parallel', () => {
+    expect(parseBuildFailure(fixture('v1-classic-parallel.txt'))).toMatchObject({ service: 'worker', step: `/bin/sh -c sh -c 'echo "fail \\"quoted\\"" >&2; exit 7'`, exitCode: 7 });
+  });
+
+  it('Compose v2 with DOCKER_BUILDKIT=0 (no service named anywhere; ANSI colour codes in the output)', () => {
+    expect(parseBuildFailure(fixture('v2-legacy-single.txt'))).toEqual({ service: undefined, step: '/bin/sh -c exit 7', exitCode: 7 });
+    expect(parseBuildFailure(fixture('v2-legacy-parallel.txt'))).toMatchObject({ service: undefined, step: `/bin/sh -c sh -c 'echo "fail \\"quoted\\"" >&2; exit 7'`, exitCode: 7 });
+  });
+});
+
+describe('attributeBuildFailure', () => {
+  const dockerfiles = {
+    api: 'FROM debian:bookworm-slim AS base\nRUN echo ok\n',
+    worker: `FROM debian:bookworm-slim AS builder\nRUN echo building\nRUN sh -c 'echo "fail \\"quoted\\"" >&2; exit 7'\n`,
+  };
+
+  it('finds the one service whose Dockerfile has the failing command', () => {
+    expect(attributeBuildFailure(`/bin/sh -c sh -c 'echo "fail \\"quoted\\"" >&2; exit 7'`, dockerfiles)).toBe('worker');
+  });
+
+  it('returns nothing when no or several Dockerfiles match', () => {
+    expect(attributeBuildFailure('/bin/sh -c make', dockerfiles)).toBeUndefined();
+    expect(attributeBuildFailure('/bin/sh -c echo ok', { a: 'RUN echo ok', b: 'RUN  echo ok' })).toBeUndefined();
+  });
+
+  it('reads RUN lines with continuations', () => {
+    expect(attributeBuildFailure('/bin/sh -c apt-get update &&     apt-get install -y x', { a: 'RUN apt-get update && \\\n    apt-get install -y x' })).toBe('a');
   });
 });
