@@ -11,7 +11,7 @@ import type { ServiceStatus } from '../lifecycle/status.js';
 import { init, lint, logs, newWorktree, ports, secrets, shell } from '../lifecycle/workspace.js';
 import { RULES } from '../policy/rules.js';
 import { toSarif } from '../policy/sarif.js';
-import { findingLine } from '../policy/check.js';
+import { lintTextLines } from '../policy/check.js';
 import { SandstackError } from '../errors.js';
 import { sandstackVersion } from '../version.js';
 import { gateCheck, gateFresh } from '../gate/run.js';
@@ -107,15 +107,25 @@ export function registerCommands(program: Command, run: Runner): void {
   program
     .command('init')
     .description('write a starting sandstack.yaml for the Compose project in this folder')
-    .option('--force', 'overwrite an existing sandstack.yaml')
-    .addHelpText('after', '\nExample:\n  cd my-compose-project && sandstack init')
+    .option('-f, --file <file>', 'a compose file of the project (repeat for several, merged in order); recorded as compose.files', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--force', 'overwrite an existing sandstack.yaml (its compose.files and profiles are kept)')
+    .addHelpText(
+      'after',
+      '\nThe compose files are, in order: -f, compose.files of the sandstack.yaml being replaced (--force),\n' +
+        "COMPOSE_FILE (environment or the project's .env, separated by : or COMPOSE_PATH_SEPARATOR),\n" +
+        "Compose's default discovery (compose.yaml, docker-compose.yml, ... plus its .override file).\n" +
+        "compose.files is written unless the files are the default discovery. Relative paths inside the\n" +
+        "files resolve from the first file's folder, as with `docker compose -f`.\n" +
+        '\nExamples:\n  cd my-compose-project && sandstack init\n  sandstack init -f docker-compose.sandbox.yml\n  sandstack init -f deploy/environments/dev/docker-compose.dev.yml',
+    )
     .action(
       run(async (ctx, out, cmd) => {
-        const opts = cmd.opts<{ force?: boolean }>();
-        const r = await init(ctx, { force: opts.force });
+        const opts = cmd.opts<{ force?: boolean; file: string[] }>();
+        const r = await init(ctx, { force: opts.force, files: opts.file });
         out.result(r, () =>
           [
             `wrote ${r.file}`,
+            ...(r.composeFiles ? [`compose files: ${r.composeFiles.join(', ')}${r.composeFilesFrom === 'COMPOSE_FILE' ? ' (from COMPOSE_FILE)' : ''}`] : []),
             `published ports: ${r.publish.map((p) => `${p.service}:${p.port} (${p.protocol})`).join(', ') || 'none'}`,
             ...(r.secrets.length ? [`generated secrets: ${r.secrets.join(', ')}`] : []),
             ...(r.required.length ? [`required variables: ${r.required.join(', ')} (set them, they are passed to Compose)`] : []),
@@ -131,23 +141,23 @@ export function registerCommands(program: Command, run: Runner): void {
     .description('check compose files against the guardrails, as written (file:line:column) and as merged by Compose')
     .option('--fix', 'rewrite the files in place: remove container_name, bind fixed host ports to 127.0.0.1 with a variable (comments and formatting kept)')
     .option('--format <format>', 'text, json or sarif (SARIF 2.1.0, for code scanning)', 'text')
-    .addHelpText('after', `\nExits 1 when error-level findings remain.\n\nRules:\n${RULES.map((r) => `  ${r.id} ${r.name.padEnd(22)} ${r.severity.padEnd(7)} ${r.description}`).join('\n')}\n\nExamples:\n  sandstack lint\n  sandstack lint --fix\n  sandstack lint --format sarif > sandstack.sarif`)
+    .addHelpText(
+      'after',
+      `\nFiles given are linted as given, together (Compose's project directory is the first file's folder);\nwithout files, the project's: compose.files, COMPOSE_FILE, or Compose's default discovery.\nText and JSON paths are relative to the current directory; SARIF URIs are relative to the repository\nroot (%SRCROOT%). Exits 1 when error-level findings remain.\n\nRules:\n${RULES.map((r) => `  ${r.id} ${r.name.padEnd(22)} ${r.severity.padEnd(7)} ${r.description}`).join('\n')}\n\nExamples:\n  sandstack lint\n  sandstack lint docker-compose.sandbox.yml\n  sandstack lint --fix\n  sandstack lint --format sarif > sandstack.sarif`,
+    )
     .action(
       run(async (ctx, out, cmd) => {
         const o = cmd.opts<{ fix?: boolean; format: string }>();
         if (!['text', 'json', 'sarif'].includes(o.format)) throw new SandstackError('SANDSTACK_USAGE', `Unknown --format ${o.format}.`, { hint: 'Use text, json or sarif.' });
         const r = await lint(ctx, { files: cmd.args, fix: o.fix });
         if (o.format === 'sarif') {
-          process.stdout.write(`${JSON.stringify(toSarif(r.findings, sandstackVersion(), { mergedModelUri: path.relative(ctx.cwd, r.files[0] ?? 'compose.yaml') }), null, 2)}\n`);
+          const sarif = toSarif(r.findings, sandstackVersion(), { baseDir: r.root, cwd: ctx.cwd, ...(r.files[0] !== undefined ? { mergedModelFile: r.files[0] } : {}) });
+          process.stdout.write(`${JSON.stringify(sarif, null, 2)}\n`);
         } else {
           const asJson = o.format === 'json' || out.opts.json;
           const data = { summary: r.summary, findings: r.findings, fixes: r.fixes, allowances: r.allowances, mergedError: r.mergedError, files: r.files };
           if (asJson) process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
-          else {
-            const lines = r.findings.map((f) => `${findingLine(f)}\n    fix: ${f.fix}${f.neutralisedByRender ? ' (sandstack neutralises this when it runs the stack)' : ''}`);
-            const fixed = (r.fixes ?? []).flatMap((x) => x.changes.map((c) => `${path.relative(ctx.cwd, x.file)}:${c.line}:${c.column}: ${c.applied ? 'fixed' : 'not fixed'} ${c.kind} (${c.service})${c.applied ? '' : `: ${c.reason ?? ''} — write ${c.after}`}`));
-            process.stdout.write(`${[...fixed, ...lines, r.mergedError ? `merged model not checked: ${r.mergedError.split('\n')[0]}` : '', r.summary.text].filter(Boolean).join('\n')}\n`);
-          }
+          else process.stdout.write(`${lintTextLines(r).join('\n')}\n`);
         }
         return r.summary.errors > 0 ? 1 : 0;
       }),

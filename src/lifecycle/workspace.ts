@@ -2,7 +2,7 @@
 import { access, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Document, parse as parseYaml, stringify as toYaml } from 'yaml';
-import { detectCompose, spawnCompose } from '../compose/cli.js';
+import { detectCompose, spawnCompose, type ComposeProject } from '../compose/cli.js';
 import { parsePortEntry } from '../compose/model.js';
 import type { RenderReport } from '../compose/render.js';
 import { composeFilesOf, composeProjectDir, locateComposeFiles } from '../compose/files.js';
@@ -18,7 +18,7 @@ import { branchSlug, deriveInstanceId, sanitizeInstanceId } from '../identity/id
 import { composeCacheFile } from '../state/paths.js';
 import { readRegistrySnapshot, type Lease } from '../state/registry.js';
 import type { Context } from './context.js';
-import { composeProjectFor, secretEnv, ensureLeases, findRecord, prepareInstance, registryOptions, renderedProject, resolveInstance } from './instance.js';
+import { allowedHostEnv, secretEnv, ensureLeases, findRecord, prepareInstance, registryOptions, renderedProject, resolveInstance } from './instance.js';
 import { urlFor } from './status.js';
 import { gatherSecrets } from '../evidence/bundle.js';
 import { ensureSecrets, generateSecret, loadSecrets, rotateSecrets, secretsDir } from '../secrets/secrets.js';
@@ -201,7 +201,7 @@ export async function init(ctx: Context, opts: { force?: boolean; files?: string
     if (svc.container_name) findings.containerNames.push(`${name}: container_name ${svc.container_name}`);
     for (const entry of svc.ports ?? []) {
       for (const m of parsePortEntry(entry)) {
-        if (m.published !== undefined) findings.fixedPorts.push(`${name}: ${m.published}->${m.target}`);
+        if (m.published !== undefined) findings.fixedPorts.push(`${name}: ${m.published}->${m.target}${m.protocol === 'udp' ? '/udp' : ''}`);
         // One entry per container port and transport: 53/tcp and 53/udp are two entries.
         const protocol = guessPublishProtocol(m.target, m.protocol);
         const transport = (p: { protocol: string }) => (p.protocol === 'udp' ? 'udp' : 'tcp');
@@ -361,46 +361,71 @@ export async function secrets(ctx: Context, opts: { rotate?: string[] | true } =
 }
 
 export interface LintResult {
+  /** The linted files, relative to the current directory. */
   files: string[];
+  /** Findings; their file is relative to the current directory. */
   findings: Finding[];
   summary: ProjectLint['summary'];
-  /** With --fix: what was changed in each file (before the findings above were computed). */
+  /** With --fix: what was changed in each file (before the findings above were computed); files relative to the current directory. */
   fixes?: FixResult[];
   /** Allowances in sandstack.yaml (rule, service, reason). */
   allowances: Allowance[];
   /** Why the merged model could not be checked (e.g. Compose rejects the files). */
   mergedError?: string;
+  /** The repository root (git toplevel of the current directory, else the current directory), absolute: SARIF's %SRCROOT%. */
+  root: string;
 }
 
-/** Lints the project's compose files (or the given ones) as written and as merged by Compose. */
+/**
+ * Lints the given files (relative to the current directory; Compose's project directory is the
+ * first file's folder), or the project's (compose.files, COMPOSE_FILE, or Compose's discovery), as
+ * written and as merged by Compose.
+ */
 export async function lint(ctx: Context, opts: { files?: string[]; fix?: boolean } = {}): Promise<LintResult> {
   const inst = await resolveInstance(ctx);
-  let projectDir = inst.projectDir;
+  let projectDir: string;
   let files: string[];
   if (opts.files && opts.files.length > 0) {
     files = opts.files.map((f) => path.resolve(ctx.cwd, f));
     for (const f of files) {
-      if (!(await exists(f))) throw new SandstackError('SANDSTACK_COMPOSE_NOT_FOUND', `No such compose file: ${f}.`, { hint: 'Check the path.' });
+      if (!(await exists(f))) throw new SandstackError('SANDSTACK_COMPOSE_NOT_FOUND', `No such compose file: ${f}.`, { hint: 'Check the path; it is relative to the current folder.' });
     }
-    projectDir = path.dirname(files[0]!);
+    projectDir = composeProjectDir(ctx.cwd, files);
   } else {
-    files = await composeFilesOf({ projectDir, files: inst.loaded.config.compose.files?.map((f) => path.resolve(projectDir, f)) ?? [] });
-    if (files.length === 0) await locateComposeFiles(projectDir, undefined); // throws the not-found error
+    const located = await locateComposeFiles(inst.projectDir, inst.loaded.config.compose.files, { env: ctx.env });
+    files = located.length > 0 ? located : await composeFilesOf({ projectDir: inst.projectDir, files: [] });
+    projectDir = composeProjectDir(inst.projectDir, located);
   }
   const fixes = opts.fix ? await fixFiles(files) : undefined;
   let merged: ComposeModel | undefined;
   let mergedError: string | undefined;
   try {
-    const base = await composeProjectFor(ctx, { ...inst, projectDir }, []);
     // What sandstack would provide at run time: port variables and (ephemeral, unsaved) secrets.
     const ports = inst.loaded.config.ports.publish.map((p) => ({ service: p.service, containerPort: p.port, protocol: 'tcp' as const, hostPort: 0, scheme: 'tcp' as const }));
     const secretValues = await ensureSecrets(inst.paths.dir, inst.loaded.config.secrets, { persist: false });
-    const project = { ...base, projectDir, files, env: { ...interpolationEnv(inst.identity, ports, inst.paths.dataRoot), ...secretEnv(inst, secretValues) } };
+    const project: ComposeProject = {
+      cli: await detectCompose(ctx.env, { cacheFile: composeCacheFile(ctx.home) }),
+      projectName: inst.identity.id,
+      projectDir,
+      files,
+      profiles: inst.loaded.config.compose.profiles,
+      env: { ...interpolationEnv(inst.identity, ports, inst.paths.dataRoot), ...secretEnv(inst, secretValues) },
+      allowEnv: allowedHostEnv(inst),
+    };
     merged = await resolveModel(project, ctx.signal);
   } catch (e) {
     if (!(e instanceof SandstackError) || e.code !== 'SANDSTACK_COMPOSE_INVALID') throw e;
     mergedError = e.message;
   }
-  const r = await lintProject({ projectDir, files, merged });
-  return { files, findings: r.findings, summary: r.summary, fixes, allowances: allowancesOf(inst.loaded.config), mergedError };
+  const r = await lintProject({ projectDir, files, merged, baseDir: ctx.cwd });
+  const rel = (f: string) => path.relative(ctx.cwd, f) || f;
+  return {
+    files: files.map(rel),
+    findings: r.findings,
+    summary: r.summary,
+    fixes: fixes?.map((x) => ({ ...x, file: rel(x.file) })),
+    allowances: allowancesOf(inst.loaded.config),
+    mergedError,
+    root: inst.git?.worktree ?? ctx.cwd,
+  };
 }

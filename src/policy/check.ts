@@ -19,13 +19,18 @@ export interface ProjectLint {
   summary: LintSummary;
 }
 
-/** Lints the files as written and, when given, the merged model (interpolated by Compose). */
-export async function lintProject(opts: { projectDir: string; files: string[]; merged?: ComposeModel }): Promise<ProjectLint> {
+/**
+ * Lints the files as written and, when given, the merged model (interpolated by Compose).
+ * Findings name their file relative to `baseDir` (e.g. the current directory, `../` included);
+ * without it, relative to projectDir, or absolute when outside it.
+ */
+export async function lintProject(opts: { projectDir: string; files: string[]; merged?: ComposeModel; baseDir?: string }): Promise<ProjectLint> {
   const lintOpts = { projectDir: opts.projectDir, homeDir: os.homedir() };
   const written: Finding[] = [];
   for (const file of opts.files) {
-    const rel = path.relative(opts.projectDir, file) || file;
-    written.push(...lintComposeText(await readFile(file, 'utf8'), rel.startsWith('..') ? file : rel, lintOpts));
+    const rel = path.relative(opts.baseDir ?? opts.projectDir, file);
+    const label = !rel || path.isAbsolute(rel) || (!opts.baseDir && rel.startsWith('..')) ? file : rel;
+    written.push(...lintComposeText(await readFile(file, 'utf8'), label, lintOpts));
   }
   const merged = opts.merged ? lintModel(opts.merged, { ...lintOpts, interpolated: true }) : [];
   const findings = mergeFindings(written, merged);
@@ -98,6 +103,23 @@ export function enforce(findings: Finding[], config: SandstackConfig): Enforceme
 export function findingLine(f: Finding): string {
   const where = f.line !== undefined ? `${f.file}:${f.line}:${f.column ?? 1}` : f.file;
   return `${where}: ${f.severity} ${f.ruleId} ${f.rule}: ${f.message}`;
+}
+
+/**
+ * The text report of `sandstack lint`: what --fix changed, each finding with its fix, why the merged
+ * model was not checked (Compose's reason, every line), and the summary. File paths as given.
+ */
+export function lintTextLines(r: { findings: Finding[]; fixes?: FixResult[]; mergedError?: string; summary: LintSummary }): string[] {
+  const fixed = (r.fixes ?? []).flatMap((x) =>
+    x.changes.map((c) => `${x.file}:${c.line}:${c.column}: ${c.applied ? 'fixed' : 'not fixed'} ${c.kind} (${c.service})${c.applied ? '' : `: ${c.reason ?? ''} — write ${c.after}`}`),
+  );
+  const findings = r.findings.map((f) => `${findingLine(f)}\n    fix: ${f.fix}${f.neutralisedByRender ? ' (sandstack neutralises this when it runs the stack)' : ''}`);
+  const merged: string[] = [];
+  if (r.mergedError) {
+    const [first, ...rest] = r.mergedError.split(/\r?\n/).filter((l) => l.trim());
+    merged.push(`merged model not checked: ${first ?? ''}`, ...rest.map((l) => `    ${l.trim()}`));
+  }
+  return [...fixed, ...findings, ...merged, r.summary.text];
 }
 
 /** Throws SANDSTACK_POLICY_VIOLATION naming every blocking finding and how to allow it. */

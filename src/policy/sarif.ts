@@ -3,22 +3,34 @@
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { MERGED_MODEL_FILE } from './lint.js';
 import { RULES, type Finding } from './rules.js';
 
 export const SARIF_SCHEMA = 'https://json.schemastore.org/sarif-2.1.0.json';
 
 export interface SarifOptions {
-  /** Findings' absolute file paths are made relative to this folder (default: the current directory). */
+  /**
+   * The root URIs are relative to, absolute (default: the current directory): the repository root,
+   * so code scanning can map results to files. Written as originalUriBaseIds %SRCROOT%.
+   */
   baseDir?: string;
+  /** The folder relative finding paths are relative to (default: the current directory). */
+  cwd?: string;
   /** Shown as the tool's informationUri. */
   informationUri?: string;
   /**
-   * Where merged-model findings (which have no file of their own) are located, e.g. the main
-   * compose file; without it they carry only a logical location (the service).
+   * Where merged-model findings (which have no file of their own) are located, as a URI relative to
+   * baseDir, e.g. the main compose file; without it (or mergedModelFile) they carry only a logical
+   * location (the service).
    */
   mergedModelUri?: string;
+  /** Like mergedModelUri, as a file path (absolute or relative to cwd). */
+  mergedModelFile?: string;
 }
+
+/** The run's base URI id: every relative artifact URI is relative to it. */
+export const SRCROOT = '%SRCROOT%';
 
 /** One-line titles for SARIF viewers (shortDescription). */
 const TITLES: Record<string, string> = {
@@ -37,10 +49,15 @@ const TITLES: Record<string, string> = {
   SS013: 'Image not pinned to a version',
 };
 
-/** A relative, forward-slashed, percent-encoded URI reference for a file. */
-function artifactUri(file: string, baseDir: string): string {
-  const rel = path.isAbsolute(file) ? path.relative(baseDir, file) : file;
-  return rel.split(/[\\/]/).map(encodeURIComponent).join('/');
+/**
+ * The artifact location of a file: a forward-slashed, percent-encoded URI relative to baseDir (with
+ * uriBaseId %SRCROOT%), or an absolute file URI for a file outside baseDir.
+ */
+function artifactLocation(file: string, baseDir: string, cwd: string): { uri: string; uriBaseId?: string } {
+  const abs = path.resolve(cwd, file);
+  const rel = path.relative(baseDir, abs);
+  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) return { uri: pathToFileURL(abs).href };
+  return { uri: rel.split(/[\\/]/).map(encodeURIComponent).join('/'), uriBaseId: SRCROOT };
 }
 
 function fingerprint(f: Finding, uri: string): string {
@@ -49,7 +66,10 @@ function fingerprint(f: Finding, uri: string): string {
 
 /** Converts findings to a SARIF 2.1.0 log with one run; every rule of the catalogue is listed. */
 export function toSarif(findings: Finding[], toolVersion: string, opts: SarifOptions = {}): object {
-  const baseDir = opts.baseDir ?? process.cwd();
+  const cwd = opts.cwd ?? process.cwd();
+  const baseDir = path.resolve(cwd, opts.baseDir ?? cwd);
+  const mergedLocation =
+    opts.mergedModelUri !== undefined ? { uri: opts.mergedModelUri, uriBaseId: SRCROOT } : opts.mergedModelFile !== undefined ? artifactLocation(opts.mergedModelFile, baseDir, cwd) : undefined;
   const ruleIndex = new Map(RULES.map((r, i) => [r.id, i]));
   const rules = RULES.map((r) => ({
     id: r.id,
@@ -62,10 +82,11 @@ export function toSarif(findings: Finding[], toolVersion: string, opts: SarifOpt
   }));
   const results = findings.map((f) => {
     const merged = f.file === MERGED_MODEL_FILE;
-    const uri = merged ? opts.mergedModelUri : artifactUri(f.file, baseDir);
+    const artifact = merged ? mergedLocation : artifactLocation(f.file, baseDir, cwd);
+    const uri = artifact?.uri;
     const location: Record<string, unknown> = {};
-    if (uri !== undefined) {
-      const physicalLocation: Record<string, unknown> = { artifactLocation: { uri } };
+    if (artifact !== undefined) {
+      const physicalLocation: Record<string, unknown> = { artifactLocation: artifact };
       if (!merged && f.line !== undefined) {
         physicalLocation.region = { startLine: f.line, ...(f.column !== undefined ? { startColumn: f.column } : {}) };
       }
@@ -103,6 +124,7 @@ export function toSarif(findings: Finding[], toolVersion: string, opts: SarifOpt
             rules,
           },
         },
+        originalUriBaseIds: { [SRCROOT]: { uri: `${pathToFileURL(baseDir).href.replace(/\/$/, '')}/` } },
         results,
       },
     ],

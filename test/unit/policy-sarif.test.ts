@@ -52,8 +52,15 @@ function validateSarif(log: Json): string[] {
       const pl = loc.physicalLocation;
       if (pl) {
         const uri: string = pl.artifactLocation?.uri;
+        const base: string | undefined = pl.artifactLocation?.uriBaseId;
         need(typeof uri === 'string' && uri.length > 0, `${at}.uri`);
-        need(!uri.startsWith('/') && !/^[a-z]+:/i.test(uri) && !uri.includes('\\') && !uri.includes(' '), `${at}.uri relative`);
+        if (base !== undefined) {
+          // A relative reference, resolved against a base the run declares as an absolute directory URI.
+          need(!uri.startsWith('/') && !/^[a-z]+:/i.test(uri) && !uri.includes('\\') && !uri.includes(' ') && !uri.startsWith('..'), `${at}.uri relative`);
+          need(/^file:\/\/\/.*\/$/.test(run?.originalUriBaseIds?.[base]?.uri ?? ''), `${at}.uriBaseId ${base} declared`);
+        } else {
+          need(/^file:\/\/\//.test(uri) && !uri.includes(' '), `${at}.uri absolute without uriBaseId`);
+        }
         if (pl.region) {
           need(Number.isInteger(pl.region.startLine) && pl.region.startLine >= 1, `${at}.region.startLine`);
           need(pl.region.startColumn === undefined || (Number.isInteger(pl.region.startColumn) && pl.region.startColumn >= 1), `${at}.region.startColumn`);
@@ -91,7 +98,7 @@ describe('toSarif', () => {
       expect(res.level).toBe(f.severity);
       expect(res.message.text).toContain(f.message);
       expect(res.locations[0].physicalLocation).toEqual({
-        artifactLocation: { uri: 'deploy/messy.compose.yaml' },
+        artifactLocation: { uri: 'deploy/messy.compose.yaml', uriBaseId: '%SRCROOT%' },
         region: { startLine: f.line, startColumn: f.column },
       });
     });
@@ -111,7 +118,10 @@ describe('toSarif', () => {
     const withUri = toSarif(merged, '0.1.0', { mergedModelUri: 'compose.yaml', informationUri: 'https://example.com/sandstack' }) as Json;
     expect(validateSarif(withUri)).toEqual([]);
     expect(withUri.runs[0].tool.driver.informationUri).toBe('https://example.com/sandstack');
-    expect(withUri.runs[0].results[0].locations[0].physicalLocation).toEqual({ artifactLocation: { uri: 'compose.yaml' } });
+    expect(withUri.runs[0].results[0].locations[0].physicalLocation).toEqual({ artifactLocation: { uri: 'compose.yaml', uriBaseId: '%SRCROOT%' } });
+    const withFile = toSarif(merged, '0.1.0', { baseDir: '/home/dev/shop', cwd: '/home/dev/shop/deploy', mergedModelFile: 'compose.yaml' }) as Json;
+    expect(validateSarif(withFile)).toEqual([]);
+    expect(withFile.runs[0].results[0].locations[0].physicalLocation).toEqual({ artifactLocation: { uri: 'deploy/compose.yaml', uriBaseId: '%SRCROOT%' } });
   });
 
   it('percent-encodes file names and handles findings without a service or a column', () => {
@@ -128,8 +138,24 @@ describe('toSarif', () => {
     };
     const log = toSarif([f], '1.2.3', { baseDir: '/home/dev/shop' }) as Json;
     expect(validateSarif(log)).toEqual([]);
-    expect(log.runs[0].results[0].locations).toEqual([{ physicalLocation: { artifactLocation: { uri: 'my%20compose.yaml' }, region: { startLine: 3 } } }]);
+    expect(log.runs[0].results[0].locations).toEqual([{ physicalLocation: { artifactLocation: { uri: 'my%20compose.yaml', uriBaseId: '%SRCROOT%' }, region: { startLine: 3 } } }]);
     expect(log.runs[0].results[0].ruleIndex).toBe(8);
+  });
+
+  it('makes paths relative to the repository root, declared as %SRCROOT% (relative findings resolved from cwd)', () => {
+    const at = (file: string): Finding => ({ ruleId: 'SS005', rule: 'privileged', severity: 'error', subject: 'privileged', service: 'api', message: 'privileged', fix: 'drop it', file, line: 2, column: 5, neutralisedByRender: false });
+    const log = toSarif([at('environments/dev/docker-compose.dev.yml'), at('/home/dev/shop/compose.yaml'), at('/elsewhere/x y.yml')], '0.1.0', {
+      baseDir: '/home/dev/shop',
+      cwd: '/home/dev/shop/deploy',
+    }) as Json;
+    expect(validateSarif(log)).toEqual([]);
+    expect(log.runs[0].originalUriBaseIds).toEqual({ '%SRCROOT%': { uri: 'file:///home/dev/shop/' } });
+    expect(log.runs[0].results.map((r: Json) => r.locations[0].physicalLocation.artifactLocation)).toEqual([
+      { uri: 'deploy/environments/dev/docker-compose.dev.yml', uriBaseId: '%SRCROOT%' },
+      { uri: 'compose.yaml', uriBaseId: '%SRCROOT%' },
+      // Outside the root: an absolute file URI, no base.
+      { uri: 'file:///elsewhere/x%20y.yml' },
+    ]);
   });
 
   it('is valid with no findings', () => {
