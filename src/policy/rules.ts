@@ -959,13 +959,34 @@ function boundVolumeFindings(root: ValueView, ctx: CheckContext): RawFinding[] {
     const verdict = path.posix.basename(host.resolved) === 'docker.sock' ? { ruleId: 'SS004' as const, why: 'the Docker socket' } : classifyHostPath(host.resolved, host.relative, readOnly, ctx);
     if (!verdict) continue;
     const shown = raw.trim() === host.resolved ? host.resolved : `${raw.trim()} (${host.resolved})`;
-    out.push({
-      ruleId: verdict.ruleId,
-      subject: host.resolved,
-      message: `volume ${e.key} binds the host path ${shown} (driver_opts o: bind), ${verdict.why}`,
-      fix: ruleById(verdict.ruleId).fix,
-      pos: device?.keyPos,
-    });
+    // Reported for each service that mounts the volume (so policy.allow can name it).
+    const users = servicesOf(root).filter((svc) => namedVolumesOf(svc.view).includes(e.key));
+    for (const service of users.length ? users.map((u) => u.name) : [undefined]) {
+      out.push({
+        ruleId: verdict.ruleId,
+        ...(service !== undefined ? { service } : {}),
+        subject: host.resolved,
+        message: `${service !== undefined ? `service ${service} mounts ` : ''}volume ${e.key}, which binds the host path ${shown} (driver_opts o: bind), ${verdict.why}`,
+        fix: ruleById(verdict.ruleId).fix,
+        pos: device?.keyPos,
+      });
+    }
+  }
+  return out;
+}
+
+/** Named volumes a service mounts (short `name:/path` and long `type: volume` entries). */
+function namedVolumesOf(svc: ValueView): string[] {
+  const out: string[] = [];
+  for (const v of svc.get('volumes')?.value.items() ?? []) {
+    if (v.kind === 'scalar') {
+      const parts = splitTop(scalarText(v) ?? '', ':');
+      if (parts.length >= 2 && /^[A-Za-z0-9]/.test(parts[0]!.trim())) out.push(parts[0]!.trim());
+    } else if (v.kind === 'map') {
+      const type = scalarText(v.get('type')?.value);
+      const source = scalarText(v.get('source')?.value);
+      if (source !== undefined && (type === undefined || type === 'volume') && /^[A-Za-z0-9]/.test(source.trim())) out.push(source.trim());
+    }
   }
   return out;
 }

@@ -567,14 +567,14 @@ describe('host paths, URL passwords, .env, fixed addresses, shared data (issue 1
       { ruleId: 'SS015', service: 'backtest', subject: '/home/dev/datasets/ticks', line: 8, column: 9 },
       { ruleId: 'SS015', service: 'backtest', subject: '/opt/vendor/feeds', line: 11, column: 9 },
       { ruleId: 'SS015', service: 'cleaner', subject: '/tmp/shop-scratch', line: 16, column: 9 },
-      { ruleId: 'SS015', service: undefined, subject: '/mnt/archive/shop', line: 23, column: 7 },
+      { ruleId: 'SS015', service: 'cleaner', subject: '/mnt/archive/shop', line: 24, column: 7 },
     ]);
     expect(findings.every((f) => f.severity === 'warning')).toBe(true);
     const ohlc = findings[0]!;
     expect(ohlc.message).toBe('service backtest bind-mounts /mnt/datasets/ohlc, a host path outside the project, shared by every instance of the stack');
     expect(ohlc.fix).toContain('data: { shared: [ { name: <name>, host: /mnt/datasets/ohlc, services: [backtest], target: /data/ohlc } ] }');
     expect(findings[1]!.fix).toContain('target: /models, mode: rw, reason: "…"');
-    expect(findings[5]!.message).toContain('volume archive binds the host path /mnt/archive/shop (driver_opts o: bind)');
+    expect(findings[5]!.message).toContain('service cleaner mounts volume archive, which binds the host path /mnt/archive/shop (driver_opts o: bind)');
   });
 
   it('SS016 password-in-url: environment, command, healthcheck, build args; not ${VAR} or empty passwords', () => {
