@@ -3,6 +3,7 @@
  * resource, and the environment injected into every container.
  */
 import { createHash } from 'node:crypto';
+import path from 'node:path';
 import { SandstackError } from '../errors.js';
 
 export type EnvironmentKind = 'local' | 'sandbox';
@@ -13,6 +14,11 @@ export interface InstanceIdentity {
   /** Absolute path of the git worktree (or project folder outside git). */
   worktree: string;
   kind: EnvironmentKind;
+  /**
+   * The state home the instance belongs to (homeLabelValue of SANDSTACK_HOME): several state homes
+   * may share one engine, and each adopts only its own instances from Docker labels.
+   */
+  home?: string;
 }
 
 /** Longest id we produce; Compose allows more, but container and volume names get long. */
@@ -30,6 +36,8 @@ export const LABELS = {
   role: 'dev.sandstack.role',
   /** On the shared observability stack's resources: the state home it belongs to. */
   obs: 'dev.sandstack.obs',
+  /** The state home an instance belongs to (homeLabelValue); on its containers, volumes and networks. */
+  home: 'dev.sandstack.home',
 } as const;
 
 export const COMPOSE_PROJECT_LABEL = 'com.docker.compose.project';
@@ -106,7 +114,13 @@ export function deriveInstanceId(input: DeriveIdInput): string {
   return sanitizeInstanceId(base);
 }
 
-/** Labels set on every container, volume, network and built image of an instance. */
+/** The value of the state-home label: a short hash of the absolute state home path. */
+export function homeLabelValue(home: string): string {
+  const abs = path.resolve(home);
+  return createHash('sha256').update(abs.length > 1 ? abs.replace(/[\\/]+$/, '') : abs).digest('hex').slice(0, 12);
+}
+
+/** Labels set on every container, volume and network of an instance. */
 export function instanceLabels(identity: InstanceIdentity, leases = ''): Record<string, string> {
   const labels: Record<string, string> = {
     [LABELS.instance]: identity.id,
@@ -114,6 +128,7 @@ export function instanceLabels(identity: InstanceIdentity, leases = ''): Record<
     [LABELS.kind]: identity.kind,
     [LABELS.managed]: 'true',
   };
+  if (identity.home) labels[LABELS.home] = identity.home;
   if (leases) labels[LABELS.leases] = leases;
   return labels;
 }

@@ -14,12 +14,12 @@ import { stringifyModel } from '../compose/yaml.js';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { SandstackError } from '../errors.js';
 import { gitInfo, type GitInfo } from '../git/git.js';
-import { deriveInstanceId, LABELS, type InstanceIdentity } from '../identity/identity.js';
+import { deriveInstanceId, homeLabelValue, LABELS, type InstanceIdentity } from '../identity/identity.js';
 import { allocatePorts, decodeLeases, type PortRequest } from '../ports/leases.js';
 import { isPortFree } from '../ports/probe.js';
 import { composeCacheFile, instancePaths, type InstancePaths } from '../state/paths.js';
-import { withRegistry, type InstanceRecord, type Lease, type RegistryOptions } from '../state/registry.js';
-import { defaultLogDriver, labelledResources } from '../engine/docker.js';
+import { withRegistry, type InstanceRecord, type Lease, type Reconciled, type RegistryOptions, type SkippedInstance } from '../state/registry.js';
+import { defaultLogDriver, labelledResources, type LabelledResources } from '../engine/docker.js';
 import { telemetryFor } from '../observability/wiring.js';
 import type { Context } from './context.js';
 import writeFileAtomic from 'write-file-atomic';
@@ -51,7 +51,7 @@ export async function resolveInstance(ctx: Context): Promise<ResolvedInstance> {
     });
   }
   return {
-    identity: { id, worktree, kind: envKind ?? loaded.config.instance.kind },
+    identity: { id, worktree, kind: envKind ?? loaded.config.instance.kind, home: homeLabelValue(ctx.home) },
     loaded,
     git,
     paths: instancePaths(ctx.home, id),
@@ -63,18 +63,24 @@ export function registryOptions(ctx: Context): RegistryOptions {
   return { home: ctx.home, reconcile: () => reconcileFromDocker(ctx) };
 }
 
-/** Rebuilds instance records from the labels on Docker resources. */
-export async function reconcileFromDocker(ctx: Context): Promise<InstanceRecord[]> {
-  let found;
-  try {
-    found = await labelledResources(ctx.docker);
-  } catch {
-    return [];
-  }
+/**
+ * Rebuilds instance records from the labels on Docker resources: only instances labelled with this
+ * state home (`home`, see homeLabelValue) are adopted. Instances of another state home, and those
+ * created before the home label existed, are skipped and named (registry notices say how to adopt
+ * or remove the latter).
+ */
+export function recordsFromLabels(found: LabelledResources, home: string): Reconciled {
   const byId = new Map<string, InstanceRecord>();
+  const skipped = new Map<string, SkippedInstance>();
   for (const r of [...found.containers, ...found.volumes, ...found.networks]) {
     const id = r.labels[LABELS.instance];
     if (!id) continue;
+    const owner = r.labels[LABELS.home];
+    if (owner !== home) {
+      if (!byId.has(id) && !skipped.has(id)) skipped.set(id, { id, reason: owner ? 'other-home' : 'no-home-label', worktree: r.labels[LABELS.worktree] || undefined });
+      continue;
+    }
+    skipped.delete(id);
     const rec = byId.get(id) ?? {
       id,
       worktree: r.labels[LABELS.worktree] ?? '',
@@ -87,7 +93,43 @@ export async function reconcileFromDocker(ctx: Context): Promise<InstanceRecord[
     if (rec.leases.length === 0) rec.leases = decodeLeases(r.labels[LABELS.leases]);
     byId.set(id, rec);
   }
-  return [...byId.values()];
+  return { records: [...byId.values()], skipped: [...skipped.values()] };
+}
+
+/** State homes other than this context's whose label is on resources of instance `id`. */
+export function otherHomes(found: LabelledResources, home: string): string[] {
+  const homes = new Set<string>();
+  for (const r of [...found.containers, ...found.volumes, ...found.networks]) {
+    const h = r.labels[LABELS.home];
+    if (h && h !== home) homes.add(h);
+  }
+  return [...homes];
+}
+
+/**
+ * Refuses to run an instance whose containers, volumes or networks belong to another state home on
+ * this engine: the id is the Compose project name, so Compose would take them over.
+ */
+export async function assertOwnHome(ctx: Context, id: string): Promise<void> {
+  const found = await labelledResources(ctx.docker, id).catch(() => undefined);
+  if (!found) return;
+  const others = otherHomes(found, homeLabelValue(ctx.home));
+  if (others.length === 0) return;
+  throw new SandstackError('SANDSTACK_INSTANCE_CLASH', `Instance id "${id}" is in use on this engine by another sandstack state home (dev.sandstack.home=${others.join(', ')}); this one is ${ctx.home}.`, {
+    hint: `Pass a different id with --instance <id> (or SANDSTACK_INSTANCE), or manage it with the SANDSTACK_HOME it was created with (destroy it there, or here with \`sandstack destroy --instance ${id}\`).`,
+    details: { id, otherHomes: others, home: ctx.home },
+  });
+}
+
+/** Rebuilds instance records of this state home from the labels on Docker resources. */
+export async function reconcileFromDocker(ctx: Context): Promise<Reconciled> {
+  let found;
+  try {
+    found = await labelledResources(ctx.docker);
+  } catch {
+    return { records: [], skipped: [] };
+  }
+  return recordsFromLabels(found, homeLabelValue(ctx.home));
 }
 
 export function portRequests(loaded: LoadedConfig): PortRequest[] {

@@ -7,6 +7,7 @@ import { assertDockerAvailable, countResources, instanceContainers, labelledReso
 import { instanceObservability, leaveSharedStack, observabilityStage, removeTargets, type InstanceObservability } from '../observability/wiring.js';
 import { isSandstackError, SandstackError } from '../errors.js';
 import { gitInfo, removeWorktree } from '../git/git.js';
+import { homeLabelValue } from '../identity/identity.js';
 import { activeServices } from '../compose/model.js';
 import { allowancesOf, type Allowance } from '../policy/check.js';
 import type { RenderReport } from '../compose/render.js';
@@ -14,7 +15,7 @@ import { stringifyModel } from '../compose/yaml.js';
 import { gatherSecrets } from '../evidence/bundle.js';
 import { redactModel } from '../evidence/redact.js';
 import type { Context } from './context.js';
-import { findRecord, prepareInstance, releaseInstance, renderedProject, resolveInstance, type PreparedInstance, type ResolvedInstance } from './instance.js';
+import { assertOwnHome, findRecord, otherHomes, prepareInstance, releaseInstance, renderedProject, resolveInstance, type PreparedInstance, type ResolvedInstance } from './instance.js';
 import { serviceStatuses, type InstanceSummary, type ServiceStatus, summarizeState } from './status.js';
 
 export interface UpResult {
@@ -73,6 +74,7 @@ export interface StartOptions {
 export async function startInstance(ctx: Context, rec: StageRecorder, opts: StartOptions & { inst?: ResolvedInstance } = {}): Promise<{ prepared: PreparedInstance }> {
   await assertDockerAvailable(ctx.docker);
   const inst = opts.inst ?? (await resolveInstance(ctx));
+  await assertOwnHome(ctx, inst.identity.id);
   const deadline = deadlineFrom(inst.loaded.config.gate.timeoutSeconds);
   const prepared = await rec.run('config', (s) => configStage(ctx, s, { persist: true, inst }));
   const id = prepared.identity.id;
@@ -207,6 +209,10 @@ export async function destroy(ctx: Context, opts: { keepWorktree?: boolean; keep
       hint: 'List instances with `sandstack ls`; pass --instance <id> to pick one.',
     });
   }
+  // The instance id is the Compose project name, unique on the engine: destroy removes by id even
+  // what another state home created (asked for by id), and says so.
+  const foreign = otherHomes(before, homeLabelValue(ctx.home));
+  if (foreign.length > 0 && !record) notices.push(`${id} belonged to another sandstack state home (dev.sandstack.home=${foreign.join(', ')}); removed by explicit request.`);
   // The data is being thrown away: remove by label through the Engine API, all containers at once
   // and without waiting out stop timeouts (what `compose down -v -t 0` does, without needing the
   // compose file, which may be broken or gone by now).

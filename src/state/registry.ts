@@ -43,10 +43,26 @@ export const RegistrySchema = z.strictObject({
 });
 export type Registry = z.output<typeof RegistrySchema>;
 
+/** An instance found by its Docker labels that reconciliation did not adopt, and why. */
+export interface SkippedInstance {
+  id: string;
+  /** other-home: labelled with another state home; no-home-label: created before the label existed. */
+  reason: 'other-home' | 'no-home-label';
+  worktree?: string;
+}
+
+export interface Reconciled {
+  records: InstanceRecord[];
+  skipped: SkippedInstance[];
+}
+
 export interface RegistryOptions {
   home: string;
-  /** Rebuilds instance records from Docker labels; called when the registry is missing or corrupt. */
-  reconcile?: () => Promise<InstanceRecord[]>;
+  /**
+   * Rebuilds instance records from Docker labels; called when the registry is missing or corrupt.
+   * Returns the records to adopt (and, optionally, the instances it left alone).
+   */
+  reconcile?: () => Promise<InstanceRecord[] | Reconciled>;
   /** How long to wait for another sandstack process holding the lock. */
   lockWaitMs?: number;
 }
@@ -81,15 +97,35 @@ async function readRegistry(file: string, opts: RegistryOptions, notices: string
     await rename(file, aside);
     notices.push(`The registry ${file} was corrupt (${problem}); it was moved to ${aside} and rebuilt from Docker labels.`);
   }
-  const records = opts.reconcile ? await opts.reconcile() : [];
+  const found = opts.reconcile ? await opts.reconcile() : [];
+  const { records, skipped } = Array.isArray(found) ? { records: found, skipped: [] } : found;
   const registry: Registry = { version: 1, instances: {} };
   for (const r of records) registry.instances[r.id] = r;
   if (text === undefined && records.length > 0) {
     notices.push(`The registry ${file} was missing; rebuilt ${records.length} instance(s) from Docker labels: ${records.map((r) => r.id).join(', ')}.`);
   } else if (text !== undefined) {
-    notices.push(`Rebuilt ${records.length} instance(s) from Docker labels.`);
+    notices.push(`Rebuilt ${records.length} instance(s) from Docker labels${records.length ? `: ${records.map((r) => r.id).join(', ')}` : ''}.`);
   }
+  notices.push(...skippedNotices(skipped));
   return { registry, dirty: text !== undefined || records.length > 0 };
+}
+
+/** What reconciliation left alone, and how to take it over or remove it. */
+export function skippedNotices(skipped: SkippedInstance[]): string[] {
+  const out: string[] = [];
+  const name = (s: SkippedInstance) => (s.worktree ? `${s.id} (${s.worktree})` : s.id);
+  const other = skipped.filter((s) => s.reason === 'other-home');
+  const legacy = skipped.filter((s) => s.reason === 'no-home-label');
+  if (other.length) {
+    out.push(`skipped ${other.length} instance(s) of another state home: ${other.map(name).join(', ')}; they are managed with that SANDSTACK_HOME.`);
+  }
+  if (legacy.length) {
+    out.push(
+      `skipped ${legacy.length} instance(s) created without a state-home label: ${legacy.map(name).join(', ')}. ` +
+        'To adopt one into this state home, run `sandstack up` in its worktree (it is relabelled); to remove it, `sandstack destroy --instance <id>`.',
+    );
+  }
+  return out;
 }
 
 /**

@@ -5,6 +5,7 @@ import {
   branchSlug,
   deriveInstanceId,
   instanceEnvironment,
+  homeLabelValue,
   instanceLabels,
   LABELS,
   MAX_ID_LENGTH,
@@ -246,5 +247,20 @@ describe('instanceEnvironment', () => {
     expect(instanceEnvironment(identity, 'service.name=web').OTEL_RESOURCE_ATTRIBUTES).toBe(
       'service.name=web,sandstack.instance.id=feat-a,deployment.environment=sandbox',
     );
+  });
+});
+
+describe('state home label', () => {
+  it('is a short stable hash of the absolute state home path', () => {
+    expect(homeLabelValue('/tmp/home-a')).toMatch(/^[0-9a-f]{12}$/);
+    expect(homeLabelValue('/tmp/home-a')).toBe(homeLabelValue('/tmp/home-a/'));
+    expect(homeLabelValue('/tmp/home-a')).not.toBe(homeLabelValue('/tmp/home-b'));
+    expect(homeLabelValue('relative/home')).toBe(homeLabelValue(`${process.cwd()}/relative/home`));
+  });
+
+  it('labels every resource of an instance whose identity names its home', () => {
+    const identity = { id: 'feat-a', worktree: '/w/feat-a', kind: 'local' as const, home: homeLabelValue('/tmp/home-a') };
+    expect(instanceLabels(identity)[LABELS.home]).toBe(homeLabelValue('/tmp/home-a'));
+    expect(instanceLabels({ id: 'x', worktree: '/w/x', kind: 'local' })).not.toHaveProperty(LABELS.home);
   });
 });

@@ -4,6 +4,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { registryPath } from '../../src/state/paths.js';
 import { readRegistrySnapshot, withRegistry, type InstanceRecord } from '../../src/state/registry.js';
+import { otherHomes, recordsFromLabels } from '../../src/lifecycle/instance.js';
+import { LABELS } from '../../src/identity/identity.js';
 
 function record(id: string, over: Partial<InstanceRecord> = {}): InstanceRecord {
   return {
@@ -168,5 +170,66 @@ describe('withRegistry', () => {
     const tx = await withRegistry({ home, reconcile: async () => ((called = true), []) }, (r) => Object.keys(r.instances));
     expect(called).toBe(false);
     expect(tx).toEqual({ result: ['a'], notices: [] });
+  });
+});
+
+describe('rebuilding from Docker labels with several state homes on one engine', () => {
+  it('adopts only instances of its own state home and names what it skipped', async () => {
+    const tx = await withRegistry(
+      { home, reconcile: async () => ({ records: [record('mine')], skipped: [{ id: 'theirs', reason: 'other-home' as const }, { id: 'old', reason: 'no-home-label' as const, worktree: '/w/old' }] }) },
+      (r) => Object.keys(r.instances),
+    );
+    expect(tx.result).toEqual(['mine']);
+    expect(tx.notices.join('\n')).toMatch(/rebuilt 1 instance\(s\) from Docker labels: mine/);
+    expect(tx.notices.join('\n')).toMatch(/skipped 1 instance\(s\) of another state home: theirs/);
+    expect(tx.notices.join('\n')).toMatch(/skipped 1 instance\(s\) created without a state-home label: old \(\/w\/old\)/);
+    expect(tx.notices.join('\n')).toMatch(/sandstack destroy --instance/);
+  });
+
+  it('says what it skipped even when it adopted nothing', async () => {
+    const tx = await withRegistry({ home, reconcile: async () => ({ records: [], skipped: [{ id: 'theirs', reason: 'other-home' as const }] }) }, () => 0);
+    expect(tx.notices).toEqual([expect.stringMatching(/skipped 1 instance\(s\) of another state home: theirs/)]);
+  });
+});
+
+describe('recordsFromLabels', () => {
+  const labels = (id: string, h?: string, extra: Record<string, string> = {}) => ({
+    [LABELS.instance]: id,
+    [LABELS.worktree]: `/w/${id}`,
+    [LABELS.kind]: 'sandbox',
+    ...(h ? { [LABELS.home]: h } : {}),
+    ...extra,
+  });
+
+  it('keeps instances labelled with this home, skips other homes and unlabelled ones', () => {
+    const r = recordsFromLabels(
+      {
+        containers: [
+          { id: 'c1', name: 'mine-app-1', labels: labels('mine', 'h1', { [LABELS.leases]: 'app:80/tcp=21000' }) },
+          { id: 'c2', name: 'theirs-app-1', labels: labels('theirs', 'h2') },
+          { id: 'c3', name: 'old-app-1', labels: labels('old') },
+        ],
+        volumes: [{ name: 'mine_data', labels: labels('mine', 'h1') }, { name: 'theirs_data', labels: labels('theirs', 'h2') }],
+        networks: [],
+      },
+      'h1',
+    );
+    expect(r.records.map((x) => x.id)).toEqual(['mine']);
+    expect(r.records[0]!.leases).toEqual([expect.objectContaining({ service: 'app', containerPort: 80, hostPort: 21000 })]);
+    expect(r.records[0]!.kind).toBe('sandbox');
+    expect(r.skipped).toEqual([
+      { id: 'theirs', reason: 'other-home', worktree: '/w/theirs' },
+      { id: 'old', reason: 'no-home-label', worktree: '/w/old' },
+    ]);
+  });
+});
+
+describe('otherHomes', () => {
+  it('names the other state homes labelled on an instance, ignoring unlabelled resources', () => {
+    const r = (labels: Record<string, string>) => ({ id: 'x', name: 'x', labels });
+    const found = { containers: [r({ [LABELS.home]: 'h2' }), r({})], volumes: [{ name: 'v', labels: { [LABELS.home]: 'h1' } }], networks: [r({ [LABELS.home]: 'h2' })] };
+    expect(otherHomes(found, 'h1')).toEqual(['h2']);
+    expect(otherHomes(found, 'h2')).toEqual(['h1']);
+    expect(otherHomes({ containers: [r({})], volumes: [], networks: [] }, 'h1')).toEqual([]);
   });
 });

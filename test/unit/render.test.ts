@@ -703,3 +703,12 @@ networks:
     expect(render(parseResolvedModel(V2_OUTPUT), idA, v2Leases).report.neutralised).toEqual([]);
   });
 });
+
+describe('renderIsolated: state home label', () => {
+  it('puts the state home label on containers, volumes and networks', () => {
+    const { model } = render(parseResolvedModel(V2_OUTPUT), { ...idA, home: 'abcdef123456' }, v2Leases);
+    expect(toRecord(model.services.web!.labels)[LABELS.home]).toBe('abcdef123456');
+    expect(resourceLabels(model.volumes!.cachedata)[LABELS.home]).toBe('abcdef123456');
+    expect(resourceLabels(model.networks!.default)[LABELS.home]).toBe('abcdef123456');
+  });
+});
