@@ -417,7 +417,7 @@ export async function lint(ctx: Context, opts: { files?: string[]; fix?: boolean
     if (!(e instanceof SandstackError) || e.code !== 'SANDSTACK_COMPOSE_INVALID') throw e;
     mergedError = e.message;
   }
-  const r = await lintProject({ projectDir, files, merged, baseDir: ctx.cwd });
+  const r = await lintProject({ projectDir, files, merged, baseDir: ctx.cwd, config: inst.loaded.config, configFile: inst.loaded.file, stateHome: ctx.home });
   const rel = (f: string) => path.relative(ctx.cwd, f) || f;
   return {
     files: files.map(rel),

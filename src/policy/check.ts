@@ -10,7 +10,7 @@ import type { ComposeModel } from '../compose/model.js';
 import type { SandstackConfig } from '../config/schema.js';
 import { SandstackError } from '../errors.js';
 import { fixComposeText, type FixChange } from './fix.js';
-import { lintComposeText, lintModel, mergeFindings, summarize, type LintSummary } from './lint.js';
+import { lintComposeText, lintDotEnvFiles, lintModel, lintOptionsFor, mergeFindings, summarize, type LintSummary } from './lint.js';
 import { RULES, ruleById, type Finding } from './rules.js';
 
 export interface ProjectLint {
@@ -24,14 +24,25 @@ export interface ProjectLint {
  * Findings name their file relative to `baseDir` (e.g. the current directory, `../` included);
  * without it, relative to projectDir, or absolute when outside it.
  */
-export async function lintProject(opts: { projectDir: string; files: string[]; merged?: ComposeModel; baseDir?: string }): Promise<ProjectLint> {
-  const lintOpts = { projectDir: opts.projectDir, homeDir: os.homedir() };
+export async function lintProject(opts: {
+  projectDir: string;
+  files: string[];
+  merged?: ComposeModel;
+  baseDir?: string;
+  /** sandstack.yaml, for declared shared datasets (data.shared). */
+  config?: SandstackConfig;
+  configFile?: string;
+  /** The state home (its own data roots are not host mounts of the project). */
+  stateHome?: string;
+}): Promise<ProjectLint> {
+  const lintOpts = await lintOptionsFor({ projectDir: opts.projectDir, homeDir: os.homedir(), config: opts.config, configFile: opts.configFile, stateHome: opts.stateHome });
   const written: Finding[] = [];
   for (const file of opts.files) {
     const rel = path.relative(opts.baseDir ?? opts.projectDir, file);
     const label = !rel || path.isAbsolute(rel) || (!opts.baseDir && rel.startsWith('..')) ? file : rel;
     written.push(...lintComposeText(await readFile(file, 'utf8'), label, lintOpts));
   }
+  written.push(...(await lintDotEnvFiles(opts.files, { projectDir: opts.projectDir, baseDir: opts.baseDir })));
   const merged = opts.merged ? lintModel(opts.merged, { ...lintOpts, interpolated: true }) : [];
   const findings = mergeFindings(written, merged);
   return { files: opts.files, findings, summary: summarize(findings) };

@@ -140,3 +140,16 @@ describe('lint output', () => {
     }
   });
 });
+
+describe('lint of a project with sandstack.yaml: repository mounts, declared datasets, .env', () => {
+  it('accepts ../ mounts inside the repository and a declared dataset, and reports a secret in .env', async () => {
+    await mkdir(path.join(repo, 'data'), { recursive: true });
+    await put('app/compose.yaml', 'services:\n  api:\n    image: busybox:1.36\n    volumes:\n      - ../data:/data:ro\n      - /mnt/market-data:/datasets:ro\n');
+    await put('app/.env', 'API_TOKEN=abcd1234efgh5678\n');
+    await put('app/sandstack.yaml', 'data:\n  shared:\n    - name: market\n      host: /mnt/market-data\n      services: [api]\n      target: /datasets\n');
+    const r = await lint(ctxAt(path.join(repo, 'app')), {});
+    const ids = r.findings.map((f) => `${f.ruleId} ${f.file}`);
+    expect(ids.filter((i) => i.startsWith('SS008') || i.startsWith('SS015') || i.startsWith('SS014'))).toEqual([]);
+    expect(ids).toContain('SS017 .env');
+  });
+});
