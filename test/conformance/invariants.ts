@@ -160,8 +160,15 @@ export const INVARIANTS: { name: string; check: (rendered: Model, ctx: Invariant
       const out: string[] = [];
       for (const [key, def] of Object.entries((m.networks ?? {}) as Record<string, Model | null>)) {
         const cfg = (def?.ipam?.config ?? []) as Model[];
+        const sourceSubnets = ((ctx.source?.networks?.[key]?.ipam?.config ?? []) as Model[]).map((c) => c?.subnet);
         for (const c of cfg) {
-          for (const k of ['subnet', 'ip_range', 'gateway', 'aux_addresses']) if (c?.[k] !== undefined) out.push(`networks.${key}.ipam.config has ${k} ${show(c[k])}`);
+          for (const k of ['subnet', 'ip_range', 'gateway', 'aux_addresses']) {
+            if (c?.[k] === undefined) continue;
+            // The one documented exception: an enable_ipv6 network gets a unique-local /64 derived
+            // from the instance (the engine has no IPv6 pool by default). It must not be the source's.
+            const instanceUla = k === 'subnet' && def?.enable_ipv6 === true && typeof c.subnet === 'string' && /^fd[0-9a-f]{2}(:[0-9a-f]{1,4}){3}::\/64$/i.test(c.subnet) && !sourceSubnets.includes(c.subnet);
+            if (!instanceUla) out.push(`networks.${key}.ipam.config has ${k} ${show(c[k])}`);
+          }
         }
       }
       for (const [n, s] of services(m)) {
