@@ -6,11 +6,30 @@
  * such as `0755` as octal). A model sandstack writes must read back in either exactly as Compose
  * resolved it, so every string that could be read as anything else under either version is quoted.
  */
-import { Document, parse, visit } from 'yaml';
+import { Document, parse, parseDocument, visit } from 'yaml';
+
+/**
+ * PyYAML's implicit resolvers (resolver.py), which Compose v1 uses: a plain scalar matching one of
+ * these is not a string there. They differ from the `yaml` package's 1.1 schema (PyYAML reads `y`,
+ * `n` and `1e3` as strings; it reads `=` as a tag it cannot construct).
+ */
+const PYYAML_IMPLICIT = [
+  /^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$/,
+  /^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/,
+  /^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$/,
+  /^(?:<<)$/,
+  /^(?:~|null|Null|NULL|)$/,
+  /^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$/,
+  /^(?:=)$/,
+];
+
+function pyyamlImplicit(s: string): boolean {
+  return PYYAML_IMPLICIT.some((re) => re.test(s));
+}
 
 /** Would this string, written as a plain scalar, be read back as something other than itself? */
 function misreadable(s: string): boolean {
-  if (s === '' || s.trim() !== s) return true;
+  if (s === '' || s.trim() !== s || pyyamlImplicit(s)) return true;
   for (const opts of [{ version: '1.1' }, { version: '1.2' }, { version: '1.2', schema: 'yaml-1.1' }] as const) {
     try {
       const doc = parse(s, opts as never) as unknown;
@@ -53,6 +72,15 @@ export function parseModelText(text: string): unknown {
       // YAML flow mapping, not JSON
     }
   }
-  return parse(text, { version: '1.1', maxAliasCount: -1 });
+  // YAML 1.1 as PyYAML resolves it: a plain scalar none of its resolvers claims stays a string
+  // (the `yaml` package's 1.1 schema would read `y` as true and `1e3` as 1000).
+  const doc = parseDocument(text, { version: '1.1' });
+  if (doc.errors.length > 0) throw doc.errors[0];
+  visit(doc, {
+    Scalar(_key, node) {
+      if (node.type === 'PLAIN' && typeof node.value !== 'string' && typeof node.source === 'string' && !pyyamlImplicit(node.source)) node.value = node.source;
+    },
+  });
+  return doc.toJS({ maxAliasCount: -1 });
 }
 

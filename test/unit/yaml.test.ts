@@ -29,6 +29,10 @@ describe('stringifyModel', () => {
     expect(parse(text, { version: '1.2', schema: 'core' })).toEqual(model);
   });
 
+  it('quotes what only PyYAML would misread (the = value tag)', () => {
+    expect(stringifyModel({ a: '=' })).toBe('a: "="\n');
+  });
+
   it('quotes restart: "no" and dates', () => {
     expect(text).toMatch(/restart: "no"/);
     expect(text).toMatch(/V\d+: "2015-01-01"/);
@@ -48,6 +52,10 @@ describe('stringifyModel', () => {
 describe('parseModelText', () => {
   it('reads Compose v1 output (PyYAML) as YAML 1.1: unquoted yes/on are booleans, quoted ones strings', () => {
     expect(parseModelText("a: yes\nb: 'yes'\nc: '2015-01-01'\nd: 0755\n")).toEqual({ a: true, b: 'yes', c: '2015-01-01', d: 493 });
+  });
+
+  it('resolves plain scalars as PyYAML does: y, n and 1e3 stay strings', () => {
+    expect(parseModelText('a: y\nb: n\nc: 1e3\nd: 1.0e+3\ne: 1:20\nf: ~\ng: 0x1F\n')).toEqual({ a: 'y', b: 'n', c: '1e3', d: 1000, e: 80, f: null, g: 31 });
   });
 
   it('reads JSON (Compose v2 --format json) exactly', () => {
