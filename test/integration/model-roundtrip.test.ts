@@ -32,6 +32,8 @@ const TRICKY: Record<string, string> = {
   UNDERSCORE: '1_000',
   HALF: '.5',
   TRUE_WORD: 'True',
+  // secret-like name with a boolean value: never redacted (it would hit every "true" in the model)
+  BASIC_AUTH: 'true',
   // keys YAML 1.1 would misread
   on: 'key-on',
   '1:20': 'key-sexagesimal',
@@ -148,6 +150,20 @@ for (const variant of ['v2', 'v1'] as const) {
       });
     }, 180_000);
 
+    it('another state home on the same engine neither adopts the instance nor takes it over', async () => {
+      const otherHome = path.join(p.base, '.other-home');
+      const ls = await p.run(['ls'], { ...env, SANDSTACK_HOME: otherHome });
+      expect(ls.stdout + ls.stderr).toMatch(new RegExp(`skipped \\d+ instance\\(s\\) of another state home: [^\\n]*${ids[0]}`));
+      const r = await p.run(['up', '--no-gate', '--json', '--instance', ids[0]!], { ...env, SANDSTACK_HOME: otherHome });
+      expect(r.exitCode).not.toBe(0);
+      expect(r.json.error.code).toBe('SANDSTACK_INSTANCE_CLASH');
+      const registry = JSON.parse(await readFile(path.join(otherHome, 'registry.json'), 'utf8').catch(() => '{"instances":{}}'));
+      expect(Object.keys(registry.instances)).not.toContain(ids[0]);
+      // Still running, untouched, under its own home.
+      const [c] = await docker.listContainers({ filters: { label: [`dev.sandstack.instance=${ids[0]}`, `dev.sandstack.home`], status: ['running'] } });
+      expect(c).toBeDefined();
+    }, 120_000);
+
     it('the printed model (render) reads back the same too', async () => {
       const r = await p.run(['render', '--instance', ids[0]!], env);
       expect(r.exitCode, r.stderr).toBe(0);
@@ -157,6 +173,8 @@ for (const variant of ['v2', 'v1'] as const) {
       expect(app.restart).toBe('no');
       for (const [k, v] of Object.entries(TRICKY)) expect(app.environment[k]).toBe(v);
       expect(app.labels['dev.sandstack.instance']).toBe(ids[0]);
+      expect(app.labels['dev.sandstack.managed']).toBe('true');
+      expect(r.stdout).not.toContain('REDACTED');
     }, 120_000);
 
     it('a fixed subnet and address are neutralised and reported, so a second instance runs beside the first', async () => {
