@@ -98,10 +98,11 @@ const NOT_VALUES = new Set([
 ]);
 
 /**
- * Structured redaction of a Compose model: secret values are replaced only where they are values of
- * variables (service environment values and build args, also inside a longer value such as a URL),
- * or where a whole scalar elsewhere equals a secret. Keys, labels, names and paths are never touched,
- * so the model stays valid. Returns a new model and the number of replacements.
+ * Structured redaction of a Compose model: secret values are replaced in the values of services'
+ * variables (environment values, build args) and in their other values (a command holding a
+ * password), also inside a longer value such as a URL. Keys, labels, image and resource names and
+ * paths (NOT_VALUES) are never touched, so the model stays valid; neither are top-level volumes and
+ * networks. Returns a new model and the number of replacements.
  */
 export function redactModel<T>(model: T, secrets: Secret[]): { model: T; count: number } {
   const usable = secrets.filter((s) => isRedactable(s.value)).sort((a, b) => b.value.length - a.value.length);
@@ -110,12 +111,6 @@ export function redactModel<T>(model: T, secrets: Secret[]): { model: T; count: 
     const r = redactText(v, usable);
     count += r.count;
     return r.text;
-  };
-  const whole = (v: string): string => {
-    const hit = usable.find((s) => s.value === v);
-    if (!hit) return v;
-    count += 1;
-    return `${MARKER_PREFIX}${hit.name}]`;
   };
   /** Variables as a map or a `NAME=value` list: values redacted, names kept. */
   const variables = (vars: unknown): unknown => {
@@ -134,7 +129,7 @@ export function redactModel<T>(model: T, secrets: Secret[]): { model: T; count: 
   const walk = (node: unknown, key: string | undefined, parentKey: string | undefined): unknown => {
     if (key !== undefined && NOT_VALUES.has(key)) return node;
     if (key === 'environment' || (key === 'args' && parentKey === 'build')) return variables(node);
-    if (typeof node === 'string') return whole(node);
+    if (typeof node === 'string') return inValue(node);
     if (Array.isArray(node)) return node.map((v) => walk(v, undefined, key));
     if (node && typeof node === 'object') return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, walk(v, k, key)]));
     return node;

@@ -38,7 +38,7 @@ describe('redactModel', () => {
         labels: { 'dev.sandstack.instance': 'feat-secretvalue1', 'dev.sandstack.managed': 'true', other: 'secretvalue1' },
         volumes: ['/home/dev/secretvalue1/data:/data:rw', { type: 'bind', source: '/srv/secretvalue1', target: '/x' }],
         build: { context: '/home/dev/secretvalue1', args: { NPM_TOKEN: 'secretvalue1', OTHER: 'x' }, labels: { a: 'secretvalue1' } },
-        command: ['run', 'secretvalue1'],
+        command: ['run', 'secretvalue1', '--password=secretvalue1'],
       },
     },
     volumes: { data: { name: 'feat_secretvalue1', labels: { x: 'secretvalue1' } } },
@@ -58,8 +58,8 @@ describe('redactModel', () => {
     expect(app.build.args.OTHER).toBe('x');
   });
 
-  it('replaces a whole scalar equal to a secret elsewhere (command)', () => {
-    expect(app.command).toEqual(['run', '[REDACTED:DB_PASSWORD]']);
+  it('replaces secret values in other values too (command), so that none leaks', () => {
+    expect(app.command).toEqual(['run', '[REDACTED:DB_PASSWORD]', '--password=[REDACTED:DB_PASSWORD]']);
   });
 
   it('leaves keys, labels, image names, resource names and paths alone', () => {
@@ -78,7 +78,7 @@ describe('redactModel', () => {
   });
 
   it('counts replacements and does not change the input', () => {
-    expect(count).toBe(5);
+    expect(count).toBe(6);
     expect(model.services['app-secretvalue1'].environment.DB_PASSWORD).toBe('secretvalue1');
   });
 
