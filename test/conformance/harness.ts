@@ -127,7 +127,7 @@ export function mergeConfig(base: Model, patch: Model): Model {
 
 /** Parses YAML the way the Compose version reads it: PyYAML (YAML 1.1) for v1, YAML 1.2 core otherwise. */
 export function parseAs(version: ComposeVersion, text: string): Model {
-  if (version.label === 'v1') return parseDocument(text, { version: '1.1', maxAliasCount: -1 }).toJS({ maxAliasCount: -1 }) as Model;
+  if (version.label === 'v1') return parseDocument(text, { version: '1.1' }).toJS({ maxAliasCount: -1 }) as Model;
   return parseYaml(text, { maxAliasCount: -1 }) as Model;
 }
 

@@ -156,7 +156,7 @@ export const INVARIANTS: { name: string; check: (rendered: Model, ctx: Invariant
   },
   {
     name: 'no fixed subnets or addresses',
-    check: (m) => {
+    check: (m, ctx) => {
       const out: string[] = [];
       for (const [key, def] of Object.entries((m.networks ?? {}) as Record<string, Model | null>)) {
         const cfg = (def?.ipam?.config ?? []) as Model[];
