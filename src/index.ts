@@ -2,7 +2,8 @@
 export { createContext, type Context, type ProgressEvent } from './lifecycle/context.js';
 export { up, down, destroy, status, type UpResult, type DownResult, type DestroyResult, type StatusResult } from './lifecycle/operations.js';
 export { listInstances, type ListedInstance, type ServiceStatus, type ServicePort, type InstanceSummary } from './lifecycle/status.js';
-export { init, newWorktree, render, ports, logs, shell } from './lifecycle/workspace.js';
+export { init, newWorktree, ports, logs, shell } from './lifecycle/workspace.js';
+export { renderInstance as render, type RenderCommandResult } from './lifecycle/operations.js';
 export { resolveInstance, prepareInstance } from './lifecycle/instance.js';
 export { renderIsolated, type RenderReport } from './compose/render.js';
 export { detectCompose, type ComposeCli } from './compose/cli.js';

@@ -6,6 +6,7 @@
  */
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { composeProjectDir, locateComposeFiles } from '../compose/files.js';
 import { parse as parseDotenv } from 'dotenv';
 import { detectCompose } from '../compose/cli.js';
 import { toRecord } from '../compose/model.js';
@@ -68,10 +69,14 @@ async function writeJson(file: string, value: unknown): Promise<void> {
 export async function gatherSecrets(ctx: Context, inst: ResolvedInstance, renderedText: string | undefined, injected: Secret[] = []): Promise<Secret[]> {
   const candidates: { name: string; value: string | null | undefined; always?: boolean }[] = [];
   for (const [name, value] of Object.entries(ctx.env)) candidates.push({ name, value });
-  try {
-    for (const [name, value] of Object.entries(parseDotenv(await readFile(path.join(inst.projectDir, '.env'), 'utf8')))) candidates.push({ name, value });
-  } catch {
-    // no .env
+  // The .env beside sandstack.yaml and the one Compose reads (in the first compose file's folder).
+  const files = await locateComposeFiles(inst.projectDir, inst.loaded.config.compose.files, { env: ctx.env }).catch(() => []);
+  for (const dir of new Set([inst.projectDir, composeProjectDir(inst.projectDir, files)])) {
+    try {
+      for (const [name, value] of Object.entries(parseDotenv(await readFile(path.join(dir, '.env'), 'utf8')))) candidates.push({ name, value });
+    } catch {
+      // no .env
+    }
   }
   if (renderedText) {
     const model = parseModelText(renderedText) as { services?: Record<string, { environment?: Record<string, string | null> | string[] }> };

@@ -9,7 +9,8 @@ import path from 'node:path';
 import { detectCompose, type ComposeProject } from '../compose/cli.js';
 import { activeServices, type ComposeModel } from '../compose/model.js';
 import { interpolationEnv, renderIsolated, type RenderReport } from '../compose/render.js';
-import { locateComposeFiles, parseResolvedModel, resolveModelDetailed } from '../compose/resolve.js';
+import { parseResolvedModel, resolveModelDetailed } from '../compose/resolve.js';
+import { composeFilesOf, composeProjectDir, locateComposeFiles } from '../compose/files.js';
 import { stringifyModel } from '../compose/yaml.js';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { SandstackError } from '../errors.js';
@@ -241,13 +242,25 @@ export function secretEnv(inst: ResolvedInstance, secrets: Secret[]): Record<str
   return { SANDSTACK_SECRETS_DIR: secretsDir(inst.paths.dir), ...Object.fromEntries(secrets.map((s) => [s.name, s.value])) };
 }
 
+/**
+ * The project's compose files as Compose would take them (compose.files, else COMPOSE_FILE, else
+ * discovery; `files` is empty for discovery) and the project directory Compose uses: the first
+ * file's folder (relative paths, env_file and .env resolve there), else the sandstack.yaml folder.
+ */
+export async function sourceComposeFiles(ctx: Context, inst: ResolvedInstance): Promise<{ files: string[]; readFiles: string[]; projectDir: string }> {
+  const files = await locateComposeFiles(inst.projectDir, inst.loaded.config.compose.files, { env: ctx.env });
+  const projectDir = composeProjectDir(inst.projectDir, files);
+  const readFiles = files.length > 0 ? files : await composeFilesOf({ projectDir, files: [] });
+  return { files, readFiles, projectDir };
+}
+
 export async function composeProjectFor(ctx: Context, inst: ResolvedInstance, leases: Lease[]): Promise<ComposeProject> {
   const cli = await detectCompose(ctx.env, { cacheFile: composeCacheFile(ctx.home) });
-  const files = await locateComposeFiles(inst.projectDir, inst.loaded.config.compose.files);
+  const { files, projectDir } = await sourceComposeFiles(ctx, inst);
   return {
     cli,
     projectName: inst.identity.id,
-    projectDir: inst.projectDir,
+    projectDir,
     files,
     profiles: inst.loaded.config.compose.profiles,
     env: interpolationEnv(inst.identity, leases, inst.paths.dataRoot),

@@ -1,6 +1,6 @@
 /** Status of one instance and the list of all instances, from Docker (truth) and the registry (intent). */
 import { instanceContainers, labelledResources, type ContainerView } from '../engine/docker.js';
-import { LABELS } from '../identity/identity.js';
+import { homeLabelValue, LABELS } from '../identity/identity.js';
 import { leaseKey } from '../ports/leases.js';
 import type { Lease } from '../state/registry.js';
 import { readRegistrySnapshot } from '../state/registry.js';
@@ -90,17 +90,30 @@ export interface ListedInstance extends InstanceSummary {
 export async function listInstances(ctx: Context): Promise<{ instances: ListedInstance[]; notices: string[] }> {
   const [{ result: registry, notices }, resources] = await Promise.all([readRegistrySnapshot(registryOptions(ctx)), labelledResources(ctx.docker)]);
   const containersById = new Map<string, { running: number; total: number }>();
+  // Instances of another state home (another SANDSTACK_HOME on the same engine) are not ours to list.
+  const home = homeLabelValue(ctx.home);
+  const foreign = new Set<string>();
+  const ownLabels = (labels: Record<string, string> | undefined): boolean => {
+    const h = labels?.[LABELS.home];
+    if (h && h !== home) {
+      if (labels?.[LABELS.instance]) foreign.add(labels[LABELS.instance]!);
+      return false;
+    }
+    return true;
+  };
   const all = await ctx.docker.listContainers({ all: true, filters: { label: [LABELS.instance] } });
   for (const c of all) {
     const id = c.Labels?.[LABELS.instance];
-    if (!id) continue;
+    if (!id || !ownLabels(c.Labels)) continue;
     const agg = containersById.get(id) ?? { running: 0, total: 0 };
     agg.total++;
     if (c.State === 'running') agg.running++;
     containersById.set(id, agg);
   }
   const ids = new Set<string>([...Object.keys(registry.instances), ...containersById.keys()]);
-  for (const v of resources.volumes) if (v.labels[LABELS.instance]) ids.add(v.labels[LABELS.instance]!);
+  for (const v of resources.volumes) if (v.labels[LABELS.instance] && ownLabels(v.labels)) ids.add(v.labels[LABELS.instance]!);
+  for (const id of ids) foreign.delete(id);
+  if (foreign.size > 0) notices.push(`Not listed: ${foreign.size} instance(s) of another state home on this engine (${[...foreign].sort().join(', ')}); run sandstack with that SANDSTACK_HOME to see them.`);
   const instances: ListedInstance[] = [...ids].sort().map((id) => {
     const rec = registry.instances[id];
     const counts = containersById.get(id) ?? { running: 0, total: 0 };

@@ -1,10 +1,9 @@
 /** Creating worktrees (`new`), starting configs (`init`), and the read-only/attached commands. */
 import { access, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Document, parse as parseYaml, stringify as toYaml } from 'yaml';
+import { Document, parse as parseYaml } from 'yaml';
 import { detectCompose, spawnCompose, type ComposeProject } from '../compose/cli.js';
 import { parsePortEntry } from '../compose/model.js';
-import type { RenderReport } from '../compose/render.js';
 import { composeFilesOf, composeProjectDir, locateComposeFiles } from '../compose/files.js';
 import { resolveModel } from '../compose/resolve.js';
 import type { ComposeModel } from '../compose/model.js';
@@ -18,14 +17,12 @@ import { branchSlug, deriveInstanceId, sanitizeInstanceId } from '../identity/id
 import { composeCacheFile } from '../state/paths.js';
 import { readRegistrySnapshot, type Lease } from '../state/registry.js';
 import type { Context } from './context.js';
-import { allowedHostEnv, secretEnv, ensureLeases, findRecord, prepareInstance, registryOptions, renderedProject, resolveInstance } from './instance.js';
+import { allowedHostEnv, secretEnv, ensureLeases, findRecord, registryOptions, renderedProject, resolveInstance } from './instance.js';
 import { urlFor } from './status.js';
-import { gatherSecrets } from '../evidence/bundle.js';
 import { ensureSecrets, generateSecret, loadSecrets, rotateSecrets, secretsDir } from '../secrets/secrets.js';
 import { SECRET_NAME } from '../evidence/redact.js';
 import { findMissingVariables } from '../gate/required-env.js';
 import { interpolationEnv } from '../compose/render.js';
-import { redactValue } from '../evidence/redact.js';
 
 async function exists(p: string): Promise<boolean> {
   return access(p).then(
@@ -248,31 +245,6 @@ export async function init(ctx: Context, opts: { force?: boolean; files?: string
   parseConfig(text, file); // never write a config sandstack itself would reject
   await writeFile(file, text, { mode: 0o644 });
   return { file, publish, secrets: secretNames, required: requiredNames, composeFindings: findings, composeFiles, composeFilesFrom: from };
-}
-
-export interface RenderCommandResult {
-  instance: { id: string };
-  model: unknown;
-  yaml: string;
-  report: RenderReport;
-  file?: string;
-}
-
-/** The isolated model `up` would run (written to the state dir only if the instance is registered). */
-export async function render(ctx: Context): Promise<RenderCommandResult> {
-  const inst = await resolveInstance(ctx);
-  const { record } = await findRecord(ctx, inst.identity.id);
-  const prepared = await prepareInstance(ctx, { persist: record !== undefined, inst });
-  // Never print a secret: the instance's generated secrets and secret-like values become markers.
-  const secrets = await gatherSecrets(ctx, inst, toYaml(prepared.model), prepared.secrets);
-  const model = redactValue(prepared.model, secrets);
-  return {
-    instance: { id: prepared.identity.id },
-    model,
-    yaml: toYaml(model, { lineWidth: 0 }),
-    report: prepared.report,
-    file: record ? prepared.paths.rendered : undefined,
-  };
 }
 
 export interface PortsResult {

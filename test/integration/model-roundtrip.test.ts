@@ -154,6 +154,9 @@ for (const variant of ['v2', 'v1'] as const) {
       const otherHome = path.join(p.base, '.other-home');
       const ls = await p.run(['ls'], { ...env, SANDSTACK_HOME: otherHome });
       expect(ls.stdout + ls.stderr).toMatch(new RegExp(`skipped \\d+ instance\\(s\\) of another state home: [^\\n]*${ids[0]}`));
+      // ls of the other home does not list it either (it says it left it out).
+      const lsJson = await p.run(['ls', '--json'], { ...env, SANDSTACK_HOME: otherHome });
+      expect(lsJson.json.instances.map((i: { id: string }) => i.id)).not.toContain(ids[0]);
       const r = await p.run(['up', '--no-gate', '--json', '--instance', ids[0]!], { ...env, SANDSTACK_HOME: otherHome });
       expect(r.exitCode).not.toBe(0);
       expect(r.json.error.code).toBe('SANDSTACK_INSTANCE_CLASH');
