@@ -248,3 +248,38 @@ describe.each(VERSIONS)('compose $label', (v) => {
     }, GATE_TIMEOUT);
   });
 });
+
+describe('invariants have teeth (a model with every known defect)', () => {
+  const id = 'shop';
+  const ctx: InvariantContext = {
+    id,
+    kind: 'local',
+    range: { from: 20000, to: 29999 },
+    publish: [{ service: 'web', port: 80, protocol: 'http' }],
+    allowExternal: { volumes: [], networks: [] },
+    source: { services: { web: { environment: { OTEL_RESOURCE_ATTRIBUTES: 'team=a' } }, db: {} }, networks: { net: { ipam: { config: [{ subnet: '10.1.0.0/24' }] } } } },
+  };
+  const bad = {
+    services: {
+      web: {
+        container_name: 'web',
+        ports: ['0.0.0.0:8080:80/tcp', '127.0.0.1:30000:443/tcp', 1342],
+        environment: { SANDSTACK_INSTANCE_ID: 'other', OTEL_RESOURCE_ATTRIBUTES: 'sandstack.instance.id=other' },
+        labels: { 'dev.sandstack.instance': 'other' },
+        networks: { net: { ipv4_address: '10.1.0.5' } },
+      },
+    },
+    volumes: { data: { name: 'data' } },
+    networks: { net: { ipam: { config: [{ subnet: '10.1.0.0/24', gateway: '10.1.0.1' }] } }, ext: { external: true, name: 'shared' } },
+  };
+  it.each(INVARIANTS.map((i) => [i.name, i] as const))('%s reports the defect', (_n, inv) => {
+    expect(inv.check(bad, ctx).length).toBeGreaterThan(0);
+  });
+  it('strings that became booleans, dates, numbers or other text are reported', () => {
+    const diffs = compareStrings(
+      { services: { a: { environment: { F: 'no', D: '2015-01-01', E: '1e3', T: '1:20', S: 'x$$y' } } } },
+      { services: { a: { environment: { F: false, D: new Date('2015-01-01'), E: '1000', T: 80, S: 'xy' } } } },
+    );
+    expect(diffs).toHaveLength(5);
+  });
+});
