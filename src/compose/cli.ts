@@ -17,14 +17,29 @@ export interface ComposeCli {
   version: string;
 }
 
-async function probe(argv: string[], env: NodeJS.ProcessEnv): Promise<string | undefined> {
-  try {
-    const r = await execa(argv[0]!, [...argv.slice(1), 'version', '--short'], { env, reject: false, stdin: 'ignore', timeout: 15_000 });
-    if (r.exitCode === 0) return String(r.stdout).trim().replace(/^v/, '');
-  } catch {
-    // not installed
+type ProbeResult = { version: string } | { problem: string };
+
+/**
+ * Asks one candidate for its version. A candidate that is slow to answer (Compose v1 is a Python
+ * program; under load it can take seconds) is asked once more with a longer limit, and what went
+ * wrong is kept, so "not installed" is never said of a Compose that was only slow or broken.
+ */
+async function probe(argv: string[], env: NodeJS.ProcessEnv): Promise<ProbeResult> {
+  let problem = 'not found';
+  for (const timeout of [15_000, 45_000]) {
+    const r = await execa(argv[0]!, [...argv.slice(1), 'version', '--short'], { env, reject: false, stdin: 'ignore', timeout });
+    if (r.exitCode === 0) return { version: String(r.stdout).trim().replace(/^v/, '') };
+    if (r.timedOut) {
+      problem = `did not answer \`version\` within ${timeout / 1000} s`;
+      continue;
+    }
+    const cause = r.cause as NodeJS.ErrnoException | undefined;
+    if (cause?.code === 'ENOENT') return { problem: 'not found' };
+    if (cause?.code === 'EACCES') return { problem: 'not executable' };
+    const said = String(r.stderr || r.stdout).trim().split(/\r?\n/).slice(-1)[0];
+    return { problem: `\`version\` exited ${r.exitCode ?? 'abnormally'}${said ? `: ${said}` : ''}` };
   }
-  return undefined;
+  return { problem };
 }
 
 /** Per process: one detection per (environment that decides it, cache file). */
@@ -150,14 +165,17 @@ async function probeCandidates(env: NodeJS.ProcessEnv): Promise<ComposeCli> {
     const candidates: string[][] = env.SANDSTACK_COMPOSE
       ? [env.SANDSTACK_COMPOSE.trim().split(/\s+/)]
       : [['docker', 'compose'], ['docker-compose']];
+    const tried: string[] = [];
     for (const argv of candidates) {
-      const version = await probe(argv, env);
-      if (version) {
-        const variant = /^1\./.test(version) ? 'v1' : 'v2';
-        return { variant, argv: argv as [string, ...string[]], version };
+      const r = await probe(argv, env);
+      if ('version' in r) {
+        const variant = /^1\./.test(r.version) ? 'v1' : 'v2';
+        return { variant, argv: argv as [string, ...string[]], version: r.version };
       }
+      tried.push(`${argv.join(' ')}: ${r.problem}`);
     }
-    throw new SandstackError('SANDSTACK_COMPOSE_UNAVAILABLE', `Docker Compose was not found (tried ${candidates.map((c) => c.join(' ')).join(', ')}).`, {
+    throw new SandstackError('SANDSTACK_COMPOSE_UNAVAILABLE', `No usable Docker Compose (${tried.join('; ')}).`, {
+      details: { tried },
       hint: 'Run scripts/setup-system.sh (installs the Docker engine and Compose v2), or install the docker compose plugin; SANDSTACK_COMPOSE names another Compose command.',
     });
   }

@@ -133,3 +133,21 @@ describe('detectCompose', () => {
     await expect(detect({ ...env, SANDSTACK_COMPOSE: path.join(dir, 'missing') })).rejects.toMatchObject({ code: 'SANDSTACK_COMPOSE_UNAVAILABLE' });
   });
 });
+
+describe('detectCompose when nothing usable answers', () => {
+  it('says what each candidate did instead of calling a broken Compose "not found"', async () => {
+    await script(path.join(bin, 'docker-compose'), 'echo "ModuleNotFoundError: No module named compose" >&2\nexit 1');
+    const err = await (await freshDetect())(env).then(
+      () => undefined,
+      (e: unknown) => e as { code: string; message: string },
+    );
+    expect(err?.code).toBe('SANDSTACK_COMPOSE_UNAVAILABLE');
+    expect(err?.message).toContain('docker-compose: `version` exited 1: ModuleNotFoundError: No module named compose');
+    expect(err?.message).toMatch(/docker compose: `version` exited 1/);
+  });
+
+  it('names a missing SANDSTACK_COMPOSE command as not found', async () => {
+    const err = await (await freshDetect())({ ...env, SANDSTACK_COMPOSE: path.join(dir, 'nope') }).catch((e: { message: string }) => e);
+    expect((err as { message: string }).message).toContain(`${path.join(dir, 'nope')}: not found`);
+  });
+});
