@@ -9,7 +9,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { parse as parseYaml, parseDocument, stringify } from 'yaml';
 import { CLI, docker, git } from '../integration/helpers.js';
-import { META_FILE, type Meta, type Project } from './meta.js';
+import { META_FILE, SUPPORT_DIR, type Meta, type Project } from './meta.js';
 import type { Model } from './invariants.js';
 
 export const V1_PATH = '/opt/sandstack/bin/docker-compose-v1';
@@ -165,6 +165,9 @@ export async function runStatic(ws: Workspace, version: ComposeVersion, project:
     await mkdir(path.dirname(repo), { recursive: true });
     ws.dirs.push(path.dirname(repo));
     await cp(project.dir, repo, { recursive: true, filter: (src) => path.basename(src) !== META_FILE });
+    for (const [file, targets] of Object.entries(meta.support ?? {})) {
+      for (const target of targets) await cp(path.join(SUPPORT_DIR, file), path.join(repo, target));
+    }
     await git(repo, ['init', '-q', '-b', 'main']);
     await git(repo, ['add', '-A']);
     await execa('git', ['commit', '-qm', `${project.name} as found`], { cwd: repo, env: GIT_ENV });

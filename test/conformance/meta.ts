@@ -9,6 +9,7 @@ import { z } from 'zod';
 
 export const CONFORMANCE_DIR = path.dirname(fileURLToPath(import.meta.url));
 export const PROJECTS_DIR = path.join(CONFORMANCE_DIR, 'projects');
+export const SUPPORT_DIR = path.join(CONFORMANCE_DIR, 'support');
 export const META_FILE = 'conformance.json';
 
 const PublishEntry = z.strictObject({
@@ -55,6 +56,11 @@ export const MetaSchema = z
       .optional(),
     /** In the subset that runs `sandstack gate --fresh` on the real engine, per Compose version. */
     gate: z.strictObject({ v1: z.boolean().optional(), v2: z.boolean().optional() }).optional(),
+    /**
+     * Files of test/conformance/support/ the copy gets before anything runs, as `<support file>:
+     * <destination relative to the project>` (the small servers several projects build into images).
+     */
+    support: z.record(z.string().regex(/^[\w.-]+$/), z.array(z.string().min(1))).optional(),
   })
   .superRefine((m, ctx) => {
     if (!m.compose.v1 && !m.v1Reason) ctx.addIssue({ code: 'custom', path: ['v1Reason'], message: 'required when compose.v1 is false' });
