@@ -52,7 +52,10 @@ describe('verify', () => {
     expect(manifest.instance.id).toBe('demo');
     expect(manifest.instance.runInstance).toMatch(/^demo-gate-/);
     expect(manifest.git.commit).toMatch(/^[0-9a-f]{40}$/);
-    expect(manifest.versions.compose).toContain('1.29');
+    // The Compose that ran, as sandstack itself reports it (v2 in leg 1, v1 in leg 2).
+    const versions = (await sb.run(sb.repo, ['--version', '--verbose', '--json'])).json;
+    expect(manifest.versions.compose).toBe(`${versions.compose.command.join(' ')} ${versions.compose.version}`);
+    expect(manifest.versions.docker).toBe(versions.engine.version);
     expect(manifest.redaction.secretsRedacted).toBeGreaterThan(0);
     const files = manifest.files.map((f: any) => f.path);
     for (const f of ['gate-report.json', 'tests.json', 'teardown.json', 'services.json', 'images.json', 'ports.json', 'compose.rendered.yaml', 'logs/backend.log', 'logs/db.log', 'e2e/e2e/junit-e2e.xml']) {
