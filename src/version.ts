@@ -1,7 +1,7 @@
 /** sandstack's own version (from its package.json), and the versions of what it runs on. */
 import { readFileSync } from 'node:fs';
 import { detectCompose } from './compose/cli.js';
-import type { DockerClient } from './engine/docker.js';
+import { engineVersion, type DockerClient } from './engine/docker.js';
 import { composeCacheFile } from './state/paths.js';
 
 let cached: string | undefined;
@@ -33,19 +33,6 @@ export interface VersionReport {
   /** null when the engine did not answer (see problems). */
   engine: EngineVersion | null;
   problems: string[];
-}
-
-/** Server.Version and API version of the engine, or why it did not answer (10 s at most). */
-export async function engineVersion(docker: DockerClient): Promise<EngineVersion | { error: string }> {
-  try {
-    const v = await Promise.race([
-      docker.version(),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 10 s')), 10_000).unref()),
-    ]);
-    return { version: v.Version, apiVersion: v.ApiVersion };
-  } catch (e) {
-    return { error: (e as Error).message };
-  }
 }
 
 /**

@@ -13,8 +13,8 @@ export function createDocker(): Docker {
   return new Docker();
 }
 
-/** Fails with SANDSTACK_DOCKER_UNAVAILABLE (exit 3) when the engine does not answer. */
-export async function assertDockerAvailable(docker: Docker): Promise<{ version: string; apiVersion: string }> {
+/** Server.Version and API version of the engine, or why it did not answer (10 s at most). */
+export async function engineVersion(docker: Docker): Promise<{ version: string; apiVersion: string } | { error: string; cause: unknown }> {
   try {
     const v = await Promise.race([
       docker.version(),
@@ -22,11 +22,20 @@ export async function assertDockerAvailable(docker: Docker): Promise<{ version: 
     ]);
     return { version: v.Version, apiVersion: v.ApiVersion };
   } catch (cause) {
-    throw new SandstackError('SANDSTACK_DOCKER_UNAVAILABLE', `The Docker engine is not reachable (${(cause as Error).message}).`, {
+    return { error: (cause as Error).message, cause };
+  }
+}
+
+/** Fails with SANDSTACK_DOCKER_UNAVAILABLE (exit 3) when the engine does not answer. */
+export async function assertDockerAvailable(docker: Docker): Promise<{ version: string; apiVersion: string }> {
+  const v = await engineVersion(docker);
+  if ('error' in v) {
+    throw new SandstackError('SANDSTACK_DOCKER_UNAVAILABLE', `The Docker engine is not reachable (${v.error}).`, {
       hint: 'Start the Docker daemon (or run scripts/setup-system.sh); check DOCKER_HOST and access to /var/run/docker.sock.',
-      cause,
+      cause: v.cause,
     });
   }
+  return v;
 }
 
 let logDriver: Promise<string | undefined> | undefined;

@@ -36,6 +36,19 @@ export async function git(cwd: string, args: string[]): Promise<void> {
   await execa('git', args, { cwd, env: { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
 }
 
+/** Runs the built CLI with the given state home; `json` is stdout parsed, when it is JSON. */
+export async function runCli(home: string, cwd: string, args: string[], opts: Options = {}): Promise<CliResult> {
+  const { env, ...rest } = opts;
+  const r = await execa('node', [CLI, ...args], { ...rest, cwd, reject: false, env: { SANDSTACK_HOME: home, ...(env ?? {}) }, stdin: 'ignore' });
+  let json: unknown;
+  try {
+    json = JSON.parse(String(r.stdout));
+  } catch {
+    json = undefined;
+  }
+  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), json };
+}
+
 /** A git repository `demo` holding a copy of the demo stack, optionally modified by `mutate`. */
 export async function makeSandbox(mutate?: (repo: string) => Promise<void>): Promise<Sandbox> {
   const base = await mkdtemp(path.join(os.tmpdir(), 'sandstack-it-'));
@@ -46,17 +59,7 @@ export async function makeSandbox(mutate?: (repo: string) => Promise<void>): Pro
   await git(repo, ['init', '-q', '-b', 'main']);
   await git(repo, ['add', '-A']);
   await git(repo, ['commit', '-qm', 'demo stack']);
-  const run = async (cwd: string, args: string[], opts: Options = {}): Promise<CliResult> => {
-    const { env, ...rest } = opts;
-    const r = await execa('node', [CLI, ...args], { ...rest, cwd, reject: false, env: { SANDSTACK_HOME: home, ...(env ?? {}) }, stdin: 'ignore' });
-    let json: unknown;
-    try {
-      json = JSON.parse(String(r.stdout));
-    } catch {
-      json = undefined;
-    }
-    return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), json };
-  };
+  const run = (cwd: string, args: string[], opts: Options = {}): Promise<CliResult> => runCli(home, cwd, args, opts);
   const cleanup = async () => {
     // Remove whatever carries the instance label of an instance whose worktree lies under base.
     const containers = await docker.listContainers({ all: true, filters: { label: ['dev.sandstack.instance'] } });

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, docker, git, type CliResult } from './helpers.js';
+import { docker, git, runCli, type CliResult } from './helpers.js';
 
 const V1 = '/opt/sandstack/bin/docker-compose-v1';
 /** Where Compose v1's PyYAML lives (see the v1 wrapper script). */
@@ -83,16 +83,7 @@ async function makeProject(name: string, compose: string, sandstackYaml = 'versi
   await git(repo, ['init', '-q', '-b', 'main']);
   await git(repo, ['add', '-A']);
   await git(repo, ['commit', '-qm', 'project']);
-  const run = async (args: string[], env: Record<string, string> = {}): Promise<CliResult> => {
-    const r = await execa('node', [CLI, ...args], { cwd: repo, reject: false, env: { SANDSTACK_HOME: home, ...env }, stdin: 'ignore' });
-    let json: unknown;
-    try {
-      json = JSON.parse(String(r.stdout));
-    } catch {
-      json = undefined;
-    }
-    return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), json };
-  };
+  const run = (args: string[], env: Record<string, string> = {}): Promise<CliResult> => runCli(home, repo, args, { env });
   return { base, repo, home, run };
 }
 
