@@ -117,34 +117,28 @@ export interface InitResult {
   composeFilesFrom: 'flag' | 'config' | 'COMPOSE_FILE' | 'default';
 }
 
-/** The compose.files of an existing sandstack.yaml (even one that no longer validates), if any. */
-async function existingComposeFiles(file: string): Promise<string[] | undefined> {
+/**
+ * The compose section of the sandstack.yaml being replaced: its files (read even from a file that no
+ * longer validates) and, when it validates, its profiles.
+ */
+async function existingComposeSection(file: string): Promise<{ files?: string[]; profiles: string[] }> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch {
-    return undefined;
+    return { profiles: [] };
   }
   try {
-    return parseConfig(text, file).compose.files;
+    const { files, profiles } = parseConfig(text, file).compose;
+    return { files, profiles };
   } catch {
-    const raw = (() => {
-      try {
-        return parseYaml(text) as { compose?: { files?: unknown } } | null;
-      } catch {
-        return null;
-      }
-    })();
-    const files = raw?.compose?.files;
-    return Array.isArray(files) && files.length > 0 && files.every((f) => typeof f === 'string' && f) ? (files as string[]) : undefined;
-  }
-}
-
-async function existingComposeProfiles(file: string): Promise<string[]> {
-  try {
-    return parseConfig(await readFile(file, 'utf8'), file).compose.profiles;
-  } catch {
-    return [];
+    let files: unknown;
+    try {
+      files = (parseYaml(text) as { compose?: { files?: unknown } } | null)?.compose?.files;
+    } catch {
+      // not YAML at all: nothing to keep
+    }
+    return { files: Array.isArray(files) && files.length > 0 && files.every((f) => typeof f === 'string' && f) ? (files as string[]) : undefined, profiles: [] };
   }
 }
 
@@ -160,8 +154,7 @@ export async function init(ctx: Context, opts: { force?: boolean; files?: string
   if (existing && !opts.force) {
     throw new SandstackError('SANDSTACK_CONFIG_EXISTS', `${file} already exists.`, { hint: 'Edit it, or pass --force to overwrite it (its compose.files are kept).' });
   }
-  const kept = existing ? await existingComposeFiles(file) : undefined;
-  const keptProfiles = existing ? await existingComposeProfiles(file) : [];
+  const { files: kept, profiles: keptProfiles } = existing ? await existingComposeSection(file) : { files: undefined, profiles: [] as string[] };
   let files: string[];
   let from: InitResult['composeFilesFrom'];
   if (opts.files && opts.files.length > 0) {
@@ -201,8 +194,7 @@ export async function init(ctx: Context, opts: { force?: boolean; files?: string
         if (m.published !== undefined) findings.fixedPorts.push(`${name}: ${m.published}->${m.target}${m.protocol === 'udp' ? '/udp' : ''}`);
         // One entry per container port and transport: 53/tcp and 53/udp are two entries.
         const protocol = guessPublishProtocol(m.target, m.protocol);
-        const transport = (p: { protocol: string }) => (p.protocol === 'udp' ? 'udp' : 'tcp');
-        if (!publish.some((p) => p.service === name && p.port === m.target && transport(p) === m.protocol)) {
+        if (!publish.some((p) => p.service === name && p.port === m.target && (p.protocol === 'udp') === (m.protocol === 'udp'))) {
           publish.push({ service: name, port: m.target, protocol });
         }
       }
