@@ -111,9 +111,7 @@ export function otherHomes(found: LabelledResources, home: string): string[] {
  * Refuses to run an instance whose containers, volumes or networks belong to another state home on
  * this engine: the id is the Compose project name, so Compose would take them over.
  */
-export async function assertOwnHome(ctx: Context, id: string): Promise<void> {
-  const found = await labelledResources(ctx.docker, id).catch(() => undefined);
-  if (!found) return;
+export function assertOwnHome(ctx: Context, id: string, found: LabelledResources): void {
   const others = otherHomes(found, homeLabelValue(ctx.home));
   if (others.length === 0) return;
   throw new SandstackError('SANDSTACK_INSTANCE_CLASH', `Instance id "${id}" is in use on this engine by another sandstack state home (dev.sandstack.home=${others.join(', ')}); this one is ${ctx.home}.`, {

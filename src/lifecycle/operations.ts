@@ -74,7 +74,10 @@ export interface StartOptions {
 export async function startInstance(ctx: Context, rec: StageRecorder, opts: StartOptions & { inst?: ResolvedInstance } = {}): Promise<{ prepared: PreparedInstance }> {
   await assertDockerAvailable(ctx.docker);
   const inst = opts.inst ?? (await resolveInstance(ctx));
-  await assertOwnHome(ctx, inst.identity.id);
+  // What the engine holds of this id before anything starts: another state home's resources refuse
+  // the start; existing volumes mean a rollback must keep them.
+  const existing = await labelledResources(ctx.docker, inst.identity.id);
+  assertOwnHome(ctx, inst.identity.id, existing);
   const deadline = deadlineFrom(inst.loaded.config.gate.timeoutSeconds);
   const prepared = await rec.run('config', (s) => configStage(ctx, s, { persist: true, inst }));
   const id = prepared.identity.id;
@@ -90,7 +93,7 @@ export async function startInstance(ctx: Context, rec: StageRecorder, opts: Star
     if (prepared.createdRecord) await releaseInstance(ctx, id).catch(() => undefined);
     throw e;
   }
-  const hadVolumes = (await labelledResources(ctx.docker, id)).volumes.length > 0;
+  const hadVolumes = existing.volumes.length > 0;
   try {
     if (opts.build === false) rec.skip('build', '--no-build');
     else await rec.run('build', (s) => buildStage(ctx, s, prepared, deadline));
