@@ -40,6 +40,7 @@ const codeExit = {
   SANDSTACK_SERVICE_FAILED: ExitCode.failed,
   SANDSTACK_OBS_FAILED: ExitCode.failed,
   SANDSTACK_PROBE_FAILED: ExitCode.failed,
+  SANDSTACK_PORT_NOT_ANSWERING: ExitCode.failed,
   SANDSTACK_ISOLATION_FAILED: ExitCode.failed,
   SANDSTACK_BUILD_FAILED: ExitCode.failed,
   SANDSTACK_MISSING_ENV: ExitCode.badInput,

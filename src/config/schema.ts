@@ -17,6 +17,10 @@ export const PublishSchema = z
       .default('http')
       .describe('http/https give a URL in status output; udp publishes a UDP port'),
     name: z.string().min(1).optional().describe('A label for this port, shown in `ports`'),
+    check: z
+      .boolean()
+      .optional()
+      .describe('Whether the gate checks that this port answers on its host port (a TCP connection; an HTTP response for http/https); default true'),
   })
   .describe('A container port that gets a leased host port bound to 127.0.0.1');
 
@@ -273,7 +277,26 @@ export const ConfigSchema = z
           .max(3600)
           .default(180)
           .describe('Deadline for the whole gate (and for `up` to become healthy)'),
-        probes: z.array(ProbeSchema).default([]).describe('Checks run once every service is healthy'),
+        stableSeconds: z
+          .number()
+          .min(0)
+          .max(600)
+          .default(3)
+          .describe('A long-running service counts as ready only after it has stayed running this long since its start, without a restart (0: as soon as it runs, or is healthy)'),
+        services: z
+          .record(
+            serviceName,
+            z.strictObject({
+              stableSeconds: z.number().min(0).max(600).optional().describe('Overrides gate.stableSeconds for this service'),
+              job: z
+                .boolean()
+                .optional()
+                .describe('true: a one-shot job, accepted when it exits 0; false: a long-running service, whose exit (even 0) fails the gate'),
+            }),
+          )
+          .default({})
+          .describe('Per-service gate settings'),
+        probes: z.array(ProbeSchema).default([]).describe('Checks run as soon as their service is ready (command probes once all are)'),
       })
       .prefault({}),
   })

@@ -238,11 +238,23 @@ export async function containerLogTail(docker: Docker, containerId: string, line
 /** Container events that can change readiness. */
 export const STATE_EVENTS = ['create', 'start', 'restart', 'die', 'kill', 'oom', 'stop', 'destroy', 'health_status', 'pause', 'unpause'] as const;
 
+/** A container event of an instance, as `watchInstanceEvents` passes it on. */
+export interface InstanceEvent {
+  /** `start`, `die`, `oom`, `health_status: unhealthy`, ... */
+  action: string;
+  /** The container's id. */
+  id: string;
+  /** The actor's attributes: the container's labels, `name`, `exitCode` (die), `signal` (kill). */
+  attributes: Record<string, string>;
+  /** When the engine says it happened (ms since the epoch). */
+  at: number;
+}
+
 /**
  * Subscribes to Docker events for an instance's containers; `onEvent` is called for each. Returns a
  * function that stops the subscription.
  */
-export async function watchInstanceEvents(docker: Docker, id: string, onEvent: (e: { status?: string; Action?: string; id?: string }) => void): Promise<() => void> {
+export async function watchInstanceEvents(docker: Docker, id: string, onEvent: (e: InstanceEvent) => void): Promise<() => void> {
   // Only state changes matter; healthchecks alone emit exec_create/exec_start/exec_die every interval.
   const filters = { type: ['container'], event: [...STATE_EVENTS], ...instanceFilter(id) };
   const stream = (await docker.getEvents({ filters: JSON.stringify(filters) })) as unknown as NodeJS.ReadableStream & { destroy?: () => void };
@@ -254,13 +266,16 @@ export async function watchInstanceEvents(docker: Docker, id: string, onEvent: (
       const line = buffer.slice(0, nl).trim();
       buffer = buffer.slice(nl + 1);
       if (!line) continue;
+      let raw: { status?: string; Action?: string; id?: string; Actor?: { ID?: string; Attributes?: Record<string, string> }; time?: number; timeNano?: number };
       try {
-        const e = JSON.parse(line) as { status?: string; Action?: string; id?: string };
-        if ((e.Action ?? e.status ?? '').startsWith('exec_')) continue;
-        onEvent(e);
+        raw = JSON.parse(line);
       } catch {
-        // partial or unexpected line
+        continue; // partial or unexpected line
       }
+      const action = raw.Action ?? raw.status ?? '';
+      if (action.startsWith('exec_')) continue;
+      const at = raw.timeNano ? Math.floor(raw.timeNano / 1e6) : raw.time ? raw.time * 1000 : Date.now();
+      onEvent({ action, id: raw.Actor?.ID ?? raw.id ?? '', attributes: raw.Actor?.Attributes ?? {}, at });
     }
   });
   stream.on('error', () => undefined);

@@ -1,5 +1,5 @@
 /**
- * Probes declared in sandstack.yaml, run once every service is healthy: HTTP (a published port on
+ * Probes declared in sandstack.yaml, run as soon as their service is ready (see checks.ts): HTTP (a published port on
  * 127.0.0.1, expected status, JSON assertions), exec (a command in a container), tcp (a connect from
  * inside the stack network) and command (a shell command on the host). Each is retried until it
  * passes, its own timeout, or the gate deadline; a failure reports the last thing it saw.
@@ -156,15 +156,20 @@ export async function runProbe(p: ProbeSpec, env: ProbeEnv): Promise<ProbeResult
   return { name: p.name, kind, target, passed: last.passed, attempts, durationMs: Date.now() - t0, observed: last.observed };
 }
 
+/** The error of failed probes (SANDSTACK_PROBE_FAILED naming every failed one), or undefined. */
+export function probeFailure(results: ProbeResult[]): SandstackError | undefined {
+  const failed = results.filter((r) => !r.passed);
+  if (failed.length === 0) return undefined;
+  return new SandstackError('SANDSTACK_PROBE_FAILED', `${failed.length} of ${results.length} probe(s) failed: ${failed.map((f) => `${f.name} (${f.target}): ${f.observed}`).join('; ')}`, {
+    hint: 'The stack started but does not answer as declared; check the service logs (sandstack logs) and the probe definitions in sandstack.yaml.',
+    details: { probes: results },
+  });
+}
+
 /** Runs all probes (in parallel); throws SANDSTACK_PROBE_FAILED naming every failed one. */
 export async function runProbes(probes: ProbeSpec[], env: ProbeEnv): Promise<ProbeResult[]> {
   const results = await Promise.all(probes.map((p) => runProbe(p, env)));
-  const failed = results.filter((r) => !r.passed);
-  if (failed.length > 0) {
-    throw new SandstackError('SANDSTACK_PROBE_FAILED', `${failed.length} of ${results.length} probe(s) failed: ${failed.map((f) => `${f.name} (${f.target}): ${f.observed}`).join('; ')}`, {
-      hint: 'The stack started but does not answer as declared; check the service logs (sandstack logs) and the probe definitions in sandstack.yaml.',
-      details: { probes: results },
-    });
-  }
+  const failure = probeFailure(results);
+  if (failure) throw failure;
   return results;
 }

@@ -23,7 +23,14 @@ export interface GateFailure {
   message: string;
   hint?: string;
   service?: string;
+  /** What happened to the service: exited, oom-killed, unhealthy, restarted, not-listening, loopback-only, not-http, ... */
+  reason?: string;
   exitCode?: number;
+  /**
+   * For a failure caused by a container event (an exit, an OOM kill, a healthcheck turning
+   * unhealthy): the time from that event, as the engine stamped it, to the gate's verdict.
+   */
+  detectedAfterMs?: number;
   logTail?: string[];
   healthLog?: { exitCode: number; output: string }[];
 }
@@ -99,8 +106,9 @@ export class StageRecorder {
 
 function failureOf(stage: StageName, e: unknown): GateFailure {
   if (!isSandstackError(e)) return { stage, code: 'SANDSTACK_INTERNAL', message: (e as Error)?.message ?? String(e) };
-  const f = (e.details?.failure ?? {}) as { service?: string; exitCode?: number; logTail?: string[]; healthLog?: { exitCode: number; output: string }[] };
-  return { stage, code: e.code, message: e.message, hint: e.hint, service: f.service, exitCode: f.exitCode, logTail: f.logTail, healthLog: f.healthLog };
+  const f = (e.details?.failure ?? {}) as { service?: string; reason?: string; exitCode?: number; eventAt?: number; logTail?: string[]; healthLog?: { exitCode: number; output: string }[] };
+  const detectedAfterMs = typeof f.eventAt === 'number' ? Math.max(0, Date.now() - f.eventAt) : undefined;
+  return { stage, code: e.code, message: e.message, hint: e.hint, service: f.service, reason: f.reason, exitCode: f.exitCode, detectedAfterMs, logTail: f.logTail, healthLog: f.healthLog };
 }
 
 /** Saves the report as `<home>/reports/<id>/gate-<time>.json` and `gate-latest.json` (0600). */

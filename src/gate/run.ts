@@ -12,7 +12,7 @@ import { findRecord, resolveInstance, type ResolvedInstance } from '../lifecycle
 import { destroy, runObservabilityStage, startInstance } from '../lifecycle/operations.js';
 import { saveGateReport, StageRecorder, type GateReport } from './report.js';
 import type { TeardownProof } from '../evidence/model.js';
-import { configStage, deadlineFrom, healthyCheckStage, isolationStage, probesStage } from './stages.js';
+import { configStage, deadlineFrom, healthyCheckStage, isolationStage, openGateRun, probesStage, type GateRun } from './stages.js';
 
 export interface GateOutcome {
   report: GateReport;
@@ -28,6 +28,7 @@ export async function gateCheck(ctx: Context): Promise<GateOutcome> {
   const identity = { id: inst.identity.id, worktree: inst.identity.worktree, kind: inst.identity.kind };
   const deadline = deadlineFrom(inst.loaded.config.gate.timeoutSeconds);
   let error: unknown;
+  let run: (GateRun & { stop: () => void }) | undefined;
   try {
     await assertDockerAvailable(ctx.docker);
     const { record } = await findRecord(ctx, inst.identity.id);
@@ -40,13 +41,18 @@ export async function gateCheck(ctx: Context): Promise<GateOutcome> {
     const prepared = await rec.run('config', (s) => configStage(ctx, s, { persist: false, inst }));
     rec.skip('build', 'checking a running instance');
     rec.skip('start', 'checking a running instance');
-    await rec.run('healthy', (s) => healthyCheckStage(ctx, s, prepared, deadline));
-    await rec.run('probes', (s) => probesStage(ctx, s, prepared, deadline));
-    await rec.run('isolation', (s) => isolationStage(ctx, s, prepared));
-    await runObservabilityStage(ctx, rec, prepared);
+    // Watched from the healthy stage to the verdict: any container failing meanwhile fails the gate.
+    run = await openGateRun(ctx, prepared, deadline);
+    const gateRun = run;
+    await rec.run('healthy', (s) => healthyCheckStage(ctx, s, prepared, gateRun));
+    await rec.run('probes', (s) => probesStage(ctx, s, prepared, gateRun));
+    await rec.run('isolation', (s) => isolationStage(ctx, s, prepared, gateRun));
+    await runObservabilityStage(ctx, rec, prepared, gateRun);
   } catch (e) {
     error = e;
     recordOutsideStage(rec, e);
+  } finally {
+    run?.stop();
   }
   const report = rec.report('check', identity, deadline.seconds);
   report.reportFile = await saveGateReport(ctx.home, identity.id, report);

@@ -7,14 +7,18 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { COMPOSE_RUNTIME_ENV, composeErrorText, runCompose } from '../compose/cli.js';
 import { instanceContainers } from '../engine/docker.js';
-import { diagnose, evaluateReadiness, hintFor, waitForReadiness } from '../engine/readiness.js';
+import { evaluateReadiness, waitForReadiness, type ReadinessVerdict, type ServicePolicies } from '../engine/readiness.js';
+import { StackWatch } from '../engine/watch.js';
+import type { PortCheckResult } from './answers.js';
+import { ReadyChecks } from './checks.js';
+import { servicePolicies } from './policies.js';
 import { SandstackError } from '../errors.js';
 import type { Context } from '../lifecycle/context.js';
 import { allowedHostEnv, prepareInstance, sourceComposeFiles, releaseInstance, type PreparedInstance, type ResolvedInstance } from '../lifecycle/instance.js';
 import { findPortHolder, isPortFree } from '../ports/probe.js';
 import { interpolationEnv } from '../compose/render.js';
 import { checkIsolation } from './isolation.js';
-import { runProbes, validateProbes } from './probes.js';
+import { probeFailure, validateProbes } from './probes.js';
 import type { StageContext } from './report.js';
 import { findMissingVariables } from './required-env.js';
 import { assertNoBlocking, enforce, findingLine, lintProject } from '../policy/check.js';
@@ -249,67 +253,137 @@ async function portInUse(port: number, leasedTo?: string): Promise<SandstackErro
   });
 }
 
+/**
+ * What the stages after config share in one gate run: the event watch (open from the start stage
+ * to the verdict), each service's policy, the checks started as services become ready, and the
+ * whole-gate deadline.
+ */
+export interface GateRun {
+  watch: StackWatch;
+  policies: ServicePolicies;
+  checks: ReadyChecks;
+  deadline: Deadline;
+}
+
+/** Opens the watch and prepares the checks; call before the start stage. `stop()` when done. */
+export async function openGateRun(ctx: Context, prepared: PreparedInstance, deadline: Deadline): Promise<GateRun & { stop: () => void }> {
+  const config = prepared.loaded.config;
+  const policies = servicePolicies(prepared.model, prepared.services, config);
+  const watch = await StackWatch.start(ctx.docker, prepared.identity.id, prepared.services, policies);
+  const checks = new ReadyChecks({
+    docker: ctx.docker,
+    instanceId: prepared.identity.id,
+    leases: prepared.record.leases,
+    publish: config.ports.publish,
+    probes: config.gate.probes,
+    projectDir: prepared.projectDir,
+    env: { ...ctx.env, ...interpolationEnv(prepared.identity, prepared.record.leases, prepared.paths.dataRoot) },
+    deadline: deadline.at,
+    signal: ctx.signal,
+  });
+  return {
+    watch,
+    policies,
+    checks,
+    deadline,
+    stop: () => {
+      checks.abort();
+      watch.stop();
+    },
+  };
+}
+
 export interface StartHandle {
   /** Resolves when every service is ready; rejects on the first failure. */
   readiness: Promise<unknown>;
-  /** Stops compose up and the watcher. */
+  /** Stops compose up and the readiness wait. */
   abort: () => void;
   /** Settles when compose up has exited. */
   composeDone: Promise<unknown>;
 }
 
+/** Readiness progress: reports it, and starts each service's checks as soon as it is ready. */
+function onReadinessChange(ctx: Context, run: GateRun) {
+  return (v: ReadinessVerdict) => {
+    ctx.onProgress({ type: 'services', ready: v.ready, waiting: v.waiting });
+    for (const service of v.ready) run.checks.serviceReady(service);
+  };
+}
+
 /**
- * start: `compose up -d` while Docker events are watched, so that a container that exits or turns
+ * start: `compose up -d` while the gate's watch is open, so that a container that exits or turns
  * unhealthy fails the stage at once. Returns a handle whose `readiness` the healthy stage awaits.
  */
-export async function startStage(ctx: Context, s: StageContext, prepared: PreparedInstance, deadline: Deadline): Promise<StartHandle> {
+export async function startStage(ctx: Context, s: StageContext, prepared: PreparedInstance, run: GateRun): Promise<StartHandle> {
   const id = prepared.identity.id;
+  const { watch, deadline } = run;
   await checkLeasedPorts(ctx, prepared);
   const since = Date.now() - 1000;
   const upAbort = new AbortController();
   const onOuterAbort = () => upAbort.abort();
   ctx.signal?.addEventListener('abort', onOuterAbort, { once: true });
   let upFinished = false;
+  watch.composeRunning = true;
   const composeRun = runCompose(prepared.project, ['up', '-d', '--no-build', '--remove-orphans'], {
     signal: upAbort.signal,
     timeoutMs: remaining(deadline, 'the services started'),
     onLine: (line) => ctx.onProgress({ type: 'log', source: 'compose', line }),
   }).finally(() => {
     upFinished = true;
+    watch.composeRunning = false;
   });
-  const composeChecked = composeRun.then(async (r) => {
-    if (r.exitCode === 0) return;
-    const verdict = evaluateReadiness(prepared.services, await instanceContainers(ctx.docker, id), { since, upFinished: false });
-    if (verdict.failure) {
-      const d = await diagnose(ctx.docker, id, verdict.failure);
-      throw new SandstackError('SANDSTACK_SERVICE_FAILED', d.message, { hint: hintFor(d), details: { failure: d, compose: composeErrorText(r.stderr) } });
-    }
-    const text = composeErrorText(r.stderr) || r.tail.slice(-25).join('\n');
-    const port = /(?:Bind for [\d.:[\]]+:(\d+) failed: port is already allocated)|(?:listen tcp[46]? [\d.:[\]]+:(\d+): bind: address already in use)/.exec(text);
-    if (port) throw await portInUse(Number(port[1] ?? port[2]));
-    throw new SandstackError('SANDSTACK_COMPOSE_FAILED', `compose up failed for ${id}:\n${text}`, {
-      hint: /pull access denied|manifest unknown|not found: manifest|failed to resolve reference/i.test(text)
-        ? 'An image is neither built by the project nor present locally, and it cannot be pulled.'
-        : 'Read the Compose output above; `sandstack logs` shows service output.',
-      details: { compose: text },
-    });
-  });
+  const composeChecked = composeRun.then(
+    async (r) => {
+      if (r.exitCode === 0) return;
+      // A container that failed while Compose waited for it is the cause; Compose's error the symptom.
+      const verdict = evaluateReadiness(prepared.services, await instanceContainers(ctx.docker, id), { since, upFinished: false, policies: run.policies });
+      if (verdict.failure) watch.fail(verdict.failure);
+      if (watch.failure || verdict.failure) {
+        const e = await watch.failed.catch((x: unknown) => x as SandstackError);
+        throw new SandstackError(e.code, e.message, { hint: e.hint, details: { ...e.details, compose: composeErrorText(r.stderr) } });
+      }
+      const text = composeErrorText(r.stderr) || r.tail.slice(-25).join('\n');
+      const port = /(?:Bind for [\d.:[\]]+:(\d+) failed: port is already allocated)|(?:listen tcp[46]? [\d.:[\]]+:(\d+): bind: address already in use)/.exec(text);
+      if (port) throw await portInUse(Number(port[1] ?? port[2]));
+      throw new SandstackError('SANDSTACK_COMPOSE_FAILED', `compose up failed for ${id}:\n${text}`, {
+        hint: /pull access denied|manifest unknown|not found: manifest|failed to resolve reference|connection refused|no such host/i.test(text)
+          ? 'An image is neither built by the project nor present locally, and it cannot be pulled: build it (a build: section), load it, or fix its name.'
+          : 'Read the Compose output above; `sandstack logs` shows service output.',
+        details: { compose: text },
+      });
+    },
+    async (e: unknown) => {
+      if (watch.failure) throw watch.failure;
+      if (!(e instanceof SandstackError && e.code === 'SANDSTACK_TIMEOUT')) throw e;
+      // Compose waited past the deadline (a dependency that never became healthy, a job that never exits): say for what.
+      const verdict = evaluateReadiness(prepared.services, await instanceContainers(ctx.docker, id), { since, upFinished: false, policies: run.policies });
+      const waiting = verdict.waiting.map((w) => `${w.service} (${w.state})`).join(', ');
+      throw new SandstackError('SANDSTACK_TIMEOUT', `compose up did not finish within the gate deadline of ${deadline.seconds} s${waiting ? `; still waiting for: ${waiting}` : ''}.`, {
+        hint: verdict.waiting.some((w) => run.policies[w.service]?.job)
+          ? 'A one-shot job never exited: make it finish (exit 0), or raise gate.timeoutSeconds in sandstack.yaml if it is just slow.'
+          : 'Check `sandstack logs <service>`; raise gate.timeoutSeconds in sandstack.yaml if the stack is just slow.',
+        details: { ...e.details, waiting: verdict.waiting, ready: verdict.ready },
+      });
+    },
+  );
+  composeChecked.catch(() => undefined);
   const readiness = waitForReadiness({
     docker: ctx.docker,
-    instanceId: id,
+    watch,
     expected: prepared.services,
+    policies: run.policies,
     since,
     deadlineMs: remaining(deadline, 'the services started'),
     signal: upAbort.signal,
     upFinished: () => upFinished,
     upDone: composeRun,
-    onChange: (v) => ctx.onProgress({ type: 'services', ready: v.ready, waiting: v.waiting }),
+    onChange: onReadinessChange(ctx, run),
   }).finally(() => ctx.signal?.removeEventListener('abort', onOuterAbort));
   readiness.catch(() => undefined);
   const handle: StartHandle = { readiness, abort: () => upAbort.abort(), composeDone: composeRun.catch(() => undefined) };
   try {
     // The stage ends when compose up returns; a service failing meanwhile ends it at once.
-    await Promise.race([composeChecked, readiness.then(() => composeChecked)]);
+    await Promise.race([composeChecked, readiness.then(() => composeChecked), watch.failed]);
   } catch (e) {
     handle.abort();
     await handle.composeDone;
@@ -329,21 +403,37 @@ export async function startStage(ctx: Context, s: StageContext, prepared: Prepar
   return handle;
 }
 
-/** healthy: every service healthy, or running without a healthcheck, or a one-shot that exited 0. */
-export async function healthyStage(ctx: Context, s: StageContext, prepared: PreparedInstance, handle: StartHandle): Promise<void> {
+/** What the healthy stage reports: each container, and each service's stability window. */
+async function describeReady(ctx: Context, s: StageContext, prepared: PreparedInstance, run: GateRun): Promise<void> {
+  const containers = await instanceContainers(ctx.docker, prepared.identity.id);
+  s.details.services = containers.map((c) => ({
+    service: c.service,
+    state: c.state,
+    health: c.health ?? null,
+    restartCount: c.restartCount,
+    stableSeconds: (run.policies[c.service]?.stableMs ?? 0) / 1000,
+    ...(run.policies[c.service]?.job ? { job: true } : {}),
+  }));
+  s.details.summary = `${prepared.services.length}/${prepared.services.length} ready`;
+}
+
+/**
+ * healthy: every service healthy, or running for its stability window without a restart, or a
+ * one-shot that exited 0.
+ */
+export async function healthyStage(ctx: Context, s: StageContext, prepared: PreparedInstance, handle: StartHandle, run: GateRun): Promise<void> {
   try {
     await handle.readiness;
   } catch (e) {
     handle.abort();
     throw e;
   }
-  const containers = await instanceContainers(ctx.docker, prepared.identity.id);
-  s.details.services = containers.map((c) => ({ service: c.service, state: c.state, health: c.health ?? null }));
-  s.details.summary = `${prepared.services.length}/${prepared.services.length} ready`;
+  run.checks.allReady();
+  await describeReady(ctx, s, prepared, run);
 }
 
 /** healthy, for a running instance (`gate` without --fresh): waits out services still starting. */
-export async function healthyCheckStage(ctx: Context, s: StageContext, prepared: PreparedInstance, deadline: Deadline): Promise<void> {
+export async function healthyCheckStage(ctx: Context, s: StageContext, prepared: PreparedInstance, run: GateRun): Promise<void> {
   const containers = await instanceContainers(ctx.docker, prepared.identity.id);
   if (!containers.some((c) => c.state === 'running')) {
     throw new SandstackError('SANDSTACK_NOT_RUNNING', `Instance ${prepared.identity.id} is not running.`, {
@@ -352,46 +442,66 @@ export async function healthyCheckStage(ctx: Context, s: StageContext, prepared:
   }
   await waitForReadiness({
     docker: ctx.docker,
-    instanceId: prepared.identity.id,
+    watch: run.watch,
     expected: prepared.services,
+    policies: run.policies,
     since: 0,
-    deadlineMs: remaining(deadline, 'the services were ready'),
+    deadlineMs: remaining(run.deadline, 'the services were ready'),
     signal: ctx.signal,
     upFinished: () => true,
+    onChange: onReadinessChange(ctx, run),
   });
-  s.details.services = (await instanceContainers(ctx.docker, prepared.identity.id)).map((c) => ({ service: c.service, state: c.state, health: c.health ?? null }));
-  s.details.summary = `${prepared.services.length}/${prepared.services.length} ready`;
+  run.checks.allReady();
+  await describeReady(ctx, s, prepared, run);
 }
 
-/** probes: the checks declared in sandstack.yaml. */
-export async function probesStage(ctx: Context, s: StageContext, prepared: PreparedInstance, deadline: Deadline): Promise<void> {
-  const probes = prepared.loaded.config.gate.probes;
-  if (probes.length === 0) {
-    s.warn('no probes declared in sandstack.yaml (gate.probes): only health was checked');
-    s.details.probes = [];
+/** The error of published ports that did not answer, or undefined. */
+export function portFailure(ports: PortCheckResult[]): SandstackError | undefined {
+  const failed = ports.filter((p) => !p.passed);
+  const first = failed[0];
+  if (!first) return undefined;
+  const where = (p: PortCheckResult) => `${p.service}:${p.containerPort} (${p.scheme} on 127.0.0.1:${p.hostPort})`;
+  const hint =
+    first.reason === 'loopback-only'
+      ? `${first.service} listens on port ${first.containerPort} only on the loopback interface inside its own container, which nothing outside that container can reach: make it listen on 0.0.0.0 (all interfaces), e.g. with its --host/--bind option.`
+      : first.reason === 'not-http'
+        ? `Port ${first.containerPort} of ${first.service} is published as ${first.scheme} but does not speak it: publish it with protocol: tcp in sandstack.yaml, or fix the service.`
+        : `Nothing answers on port ${first.containerPort} of ${first.service}: make the service listen on that port (on 0.0.0.0), or fix the port under ports.publish.`;
+  return new SandstackError(
+    'SANDSTACK_PORT_NOT_ANSWERING',
+    `${failed.length} published port(s) did not answer: ${failed.map((p) => `${where(p)}: ${p.observed}`).join('; ')}.`,
+    {
+      hint: `${hint} A port that is not meant to answer can be left out of this check with check: false on its ports.publish entry.`,
+      details: { ports, failure: { service: first.service, reason: first.reason, port: first.containerPort, hostPort: first.hostPort, logTail: [], healthLog: [] } },
+    },
+  );
+}
+
+/**
+ * probes: every published port answers, and the checks declared in sandstack.yaml pass. Each was
+ * started as soon as its service was ready; this stage collects them.
+ */
+export async function probesStage(_ctx: Context, s: StageContext, prepared: PreparedInstance, run: GateRun): Promise<void> {
+  const { ports, probes } = await run.watch.guard(run.checks.settle());
+  s.details.ports = ports;
+  s.details.probes = probes;
+  const error = portFailure(ports) ?? probeFailure(probes);
+  if (error) throw error;
+  const answered = `${ports.length} published port(s) answer`;
+  if (prepared.loaded.config.gate.probes.length === 0) {
+    s.details.summary = `no probes declared; ${answered}`;
+    s.warn(
+      'no probes declared: only health, stability and published ports were checked. Declare one under gate.probes in sandstack.yaml (e.g. an http probe of an API health endpoint, or an exec probe that queries the database).',
+    );
     return;
   }
-  try {
-    const results = await runProbes(probes, {
-      docker: ctx.docker,
-      instanceId: prepared.identity.id,
-      leases: prepared.record.leases,
-      projectDir: prepared.projectDir,
-      env: { ...ctx.env, ...interpolationEnv(prepared.identity, prepared.record.leases, prepared.paths.dataRoot) },
-      deadline: deadline.at,
-      signal: ctx.signal,
-    });
-    s.details.probes = results;
-    s.details.summary = `${results.length}/${results.length} probes passed`;
-  } catch (e) {
-    if (e instanceof SandstackError && e.details?.probes) s.details.probes = e.details.probes;
-    throw e;
-  }
+  s.details.summary = `${probes.length}/${probes.length} probes passed; ${answered}`;
 }
 
 /** isolation: ports on 127.0.0.1 as Docker reports them, no fixed container names, labels present. */
-export async function isolationStage(ctx: Context, s: StageContext, prepared: PreparedInstance): Promise<void> {
-  const result = checkIsolation(prepared.identity.id, await instanceContainers(ctx.docker, prepared.identity.id));
+export async function isolationStage(ctx: Context, s: StageContext, prepared: PreparedInstance, run?: GateRun): Promise<void> {
+  const containers = await (run ? run.watch.guard(instanceContainers(ctx.docker, prepared.identity.id)) : instanceContainers(ctx.docker, prepared.identity.id));
+  const result = checkIsolation(prepared.identity.id, containers);
   s.details.published = result.published;
   s.details.containers = result.containers;
   if (!result.passed) {
@@ -400,5 +510,7 @@ export async function isolationStage(ctx: Context, s: StageContext, prepared: Pr
       details: { problems: result.problems },
     });
   }
+  // The verdict's check: no restarts since readiness, no failure event so far.
+  if (run) await run.watch.assertSteady();
   s.details.summary = `${result.published.length} published port(s), all on 127.0.0.1; ${result.containers.length} containers, none with a fixed name`;
 }

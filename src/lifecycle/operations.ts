@@ -2,7 +2,7 @@
 import { rm } from 'node:fs/promises';
 import { composeErrorText, runCompose, type ComposeProject } from '../compose/cli.js';
 import { saveGateReport, StageRecorder, withReport, type GateReport } from '../gate/report.js';
-import { buildStage, configStage, deadlineFrom, healthyStage, isolationStage, probesStage, startStage } from '../gate/stages.js';
+import { buildStage, configStage, deadlineFrom, healthyStage, isolationStage, openGateRun, probesStage, startStage, type GateRun } from '../gate/stages.js';
 import { assertDockerAvailable, countResources, instanceContainers, labelledResources, removeInstanceImages, sweepInstance, type LabelledResources } from '../engine/docker.js';
 import { instanceObservability, leaveSharedStack, observabilityStage, removeTargets, type InstanceObservability } from '../observability/wiring.js';
 import { isSandstackError, SandstackError } from '../errors.js';
@@ -94,20 +94,27 @@ export async function startInstance(ctx: Context, rec: StageRecorder, opts: Star
     throw e;
   }
   const hadVolumes = existing.volumes.length > 0;
+  let run: (GateRun & { stop: () => void }) | undefined;
   try {
     if (opts.build === false) rec.skip('build', '--no-build');
     else await rec.run('build', (s) => buildStage(ctx, s, prepared, deadline));
-    const handle = await rec.run('start', (s) => startStage(ctx, s, prepared, deadline));
-    await rec.run('healthy', (s) => healthyStage(ctx, s, prepared, handle));
+    // From here to the verdict, one event watch fails the stage running when a container fails.
+    run = await openGateRun(ctx, prepared, deadline);
+    const gateRun = run;
+    const handle = await rec.run('start', (s) => startStage(ctx, s, prepared, gateRun));
+    await rec.run('healthy', (s) => healthyStage(ctx, s, prepared, handle, gateRun));
     if (opts.gate === false) {
       rec.skip('probes', '--no-gate');
       rec.skip('isolation', '--no-gate');
     } else {
-      await rec.run('probes', (s) => probesStage(ctx, s, prepared, deadline));
-      await rec.run('isolation', (s) => isolationStage(ctx, s, prepared));
+      await rec.run('probes', (s) => probesStage(ctx, s, prepared, gateRun));
+      await rec.run('isolation', (s) => isolationStage(ctx, s, prepared, gateRun));
     }
-    await runObservabilityStage(ctx, rec, prepared);
+    await runObservabilityStage(ctx, rec, prepared, gateRun);
+    run.stop();
   } catch (e) {
+    // Stop watching first: the rollback's own stops are not failures.
+    run?.stop();
     if (opts.rollbackOnFailure !== false) await rollback(ctx, prepared, !hadVolumes);
     if (ctx.signal?.aborted && !(isSandstackError(e) && e.code === 'SANDSTACK_SERVICE_FAILED')) {
       throw new SandstackError('SANDSTACK_INTERRUPTED', `Interrupted during up of ${id}; ${opts.rollbackOnFailure !== false ? 'everything it started was removed' : 'tearing down'}.`);
@@ -118,10 +125,17 @@ export async function startInstance(ctx: Context, rec: StageRecorder, opts: Star
 }
 
 /** observability: wires a started instance to the shared stack (skipped when not enabled). */
-export async function runObservabilityStage(ctx: Context, rec: StageRecorder, inst: ResolvedInstance): Promise<void> {
+export async function runObservabilityStage(ctx: Context, rec: StageRecorder, inst: ResolvedInstance, run?: GateRun): Promise<void> {
   const config = inst.loaded.config.observability;
   if (!config.enabled) rec.skip('observability', 'not enabled (observability.enabled in sandstack.yaml)');
-  else await rec.run('observability', (s) => observabilityStage(ctx, s, inst.identity, config));
+  else {
+    await rec.run('observability', async (s) => {
+      if (!run) return observabilityStage(ctx, s, inst.identity, config);
+      // Still watched: the verdict comes after this stage.
+      await run.watch.guard(observabilityStage(ctx, s, inst.identity, config));
+      await run.watch.assertSteady();
+    });
+  }
 }
 
 /** Renders, builds, starts, waits until every service is healthy, then runs the gate's checks. */

@@ -37,7 +37,7 @@ const DEFAULTS = {
   policy: { allow: [] },
   data: { shared: [] },
   observability: { enabled: false, metrics: [] },
-  gate: { timeoutSeconds: 180, probes: [] },
+  gate: { timeoutSeconds: 180, stableSeconds: 3, services: {}, probes: [] },
 };
 
 describe('parseConfig', () => {
@@ -83,7 +83,7 @@ external:
       policy: { allow: [] },
       data: { shared: [] },
       observability: { enabled: false, metrics: [] },
-      gate: { timeoutSeconds: 180, probes: [] },
+      gate: { timeoutSeconds: 180, stableSeconds: 3, services: {}, probes: [] },
     });
   });
 
