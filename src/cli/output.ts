@@ -111,6 +111,10 @@ export function table(headers: string[], rows: string[][]): string {
 export function gateText(g: GateReport): string {
   const rows = g.stages.map((s) => [s.name, s.status, s.status === 'skipped' ? '-' : `${(s.durationMs / 1000).toFixed(1)}s`, String((s.details.summary ?? s.details.reason ?? (s.details.error as { message?: string } | undefined)?.message ?? '')).split('\n')[0]!]);
   const head = `gate ${g.passed ? 'PASSED' : 'FAILED'} (${g.mode}, ${g.instance.id}) in ${(g.durationMs / 1000).toFixed(1)} s`;
-  return [head, table(['STAGE', 'STATUS', 'TIME', 'DETAILS'], rows), g.reportFile ? `report: ${g.reportFile}` : ''].filter(Boolean).join('\n');
+  const f = g.failure;
+  const failure = f
+    ? `failed at ${f.stage}${f.service ? `: ${f.service}` : ''}${f.reason ? ` ${f.reason}` : ''}${f.exitCode !== undefined ? ` (exit code ${f.exitCode})` : ''}${f.detectedAfterMs !== undefined ? `, detected ${f.detectedAfterMs} ms after the container event` : ''}`
+    : '';
+  return [head, table(['STAGE', 'STATUS', 'TIME', 'DETAILS'], rows), failure, g.reportFile ? `report: ${g.reportFile}` : ''].filter(Boolean).join('\n');
 }
 

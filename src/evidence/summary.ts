@@ -213,7 +213,7 @@ function gateSection(gate: GateReport | null): string {
   }
   const f = gate.failure;
   if (f) {
-    out.push('', `**Failure** at stage ${mdCode(f.stage)} (${mdCode(f.code)}${f.service ? `, service ${mdCode(f.service)}` : ''}${f.exitCode !== undefined ? `, exit code ${f.exitCode}` : ''}):`, '');
+    out.push('', `**Failure** at stage ${mdCode(f.stage)} (${mdCode(f.code)}${f.service ? `, service ${mdCode(f.service)}` : ''}${f.reason ? `, ${mdText(f.reason)}` : ''}${f.exitCode !== undefined ? `, exit code ${f.exitCode}` : ''}${f.detectedAfterMs !== undefined ? `, detected ${f.detectedAfterMs} ms after the container event` : ''}):`, '');
     out.push(mdFence(f.message));
     if (f.hint) out.push('', `**Hint:** ${mdText(f.hint).replace(/\n/g, ' ')}`);
     if (f.logTail && f.logTail.length > 0) {
