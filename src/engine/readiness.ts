@@ -79,7 +79,7 @@ export function evaluateReadiness(expected: string[], containers: ContainerView[
       const stableFor = Number.isFinite(started) ? now - started : Infinity;
       if (c.health === 'unhealthy') {
         verdict.failure ??= { service, container: c.name, reason: 'unhealthy', message: `service ${service} is unhealthy (its healthcheck keeps failing)` };
-      } else if (opts.since > 0 && c.restartCount > 0) {
+      } else if (opts.since > 0 && c.restartCount > 0 && Number.isFinite(started) && started >= opts.since) {
         // Started by this run and already restarted: a crash loop that looks "running" between restarts.
         verdict.failure ??= {
           service,

@@ -60,10 +60,15 @@ export function knock(port: number, scheme: Lease['scheme'], timeoutMs: number):
     };
     let hold: NodeJS.Timeout | undefined;
     const timer = setTimeout(
-      () => finish(connected ? { answered: false, failure: 'silent', observed: `accepted the connection but sent no HTTP response within ${Math.round(timeoutMs / 1000)} s` } : { answered: false, failure: 'refused', observed: `no connection within ${Math.round(timeoutMs / 1000)} s` }),
+      () => finish(connected || tcpConnected ? { answered: false, failure: 'silent', observed: `accepted the connection but sent no HTTP response within ${(timeoutMs / 1000).toFixed(1)} s` } : { answered: false, failure: 'refused', observed: `no connection within ${(timeoutMs / 1000).toFixed(1)} s` }),
       timeoutMs,
     );
     let connected = false;
+    // TLS sockets emit `connect` at the TCP level too: an accepted connection that never handshakes is silent, not refused.
+    let tcpConnected = false;
+    socket.once('connect', () => {
+      tcpConnected = true;
+    });
     socket.once(scheme === 'https' ? 'secureConnect' : 'connect', () => {
       connected = true;
       if (http) socket.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: sandstack-gate\r\nAccept: */*\r\nConnection: close\r\n\r\n');

@@ -154,7 +154,7 @@ describe('knock', () => {
   // `tcpConnected` flag on the socket's plain 'connect' event too (tls.connect emits it) and use it
   // in the timer to answer 'silent' (e.g. "accepted the connection but did not complete a TLS
   // handshake within N s").
-  it.fails("fails 'silent', not 'refused', when an https port accepts the connection but never handshakes", async () => {
+  it("fails 'silent', not 'refused', when an https port accepts the connection but never handshakes", async () => {
     const port = await holdingServer();
     const k = await knock(port, 'https', 300);
     expect(k.answered).toBe(false);
