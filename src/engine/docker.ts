@@ -96,6 +96,11 @@ function toView(info: Docker.ContainerInspectInfo): ContainerView {
   };
 }
 
+/** Inspects one container. */
+export async function inspectContainer(docker: Docker, containerId: string): Promise<ContainerView> {
+  return toView(await docker.getContainer(containerId).inspect());
+}
+
 /** Inspects every container (running or not) of an instance. */
 export async function instanceContainers(docker: Docker, id: string): Promise<ContainerView[]> {
   const list = await docker.listContainers({ all: true, filters: instanceFilter(id) });

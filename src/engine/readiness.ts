@@ -7,7 +7,7 @@
  */
 import type Docker from 'dockerode';
 import { SandstackError } from '../errors.js';
-import { containerLogTail, instanceContainers, type ContainerView } from './docker.js';
+import { containerLogTail, inspectContainer, instanceContainers, type ContainerView } from './docker.js';
 import type { StackWatch } from './watch.js';
 
 export interface ServiceFailure {
@@ -99,7 +99,7 @@ export function evaluateReadiness(expected: string[], containers: ContainerView[
         verdict.ready.push(service);
       }
     } else if (c.state === 'restarting') {
-      verdict.failure ??= { service, container: c.name, reason: 'restarting', exitCode: c.exitCode, message: `service ${service} is crash-looping (restarting, last exit code ${c.exitCode})` };
+      verdict.failure ??= { service, container: c.name, reason: 'exited', exitCode: c.exitCode, message: `service ${service} exited with code ${c.exitCode} and is crash-looping (its restart policy keeps restarting it)` };
     } else if ((c.state === 'exited' || c.state === 'dead') && stoppedThisRun) {
       const mustStayUp = policy?.job !== true ? policy?.mustStayUp : undefined;
       if (c.oomKilled) {
@@ -140,9 +140,17 @@ export interface FailureDiagnosis extends ServiceFailure {
   oomKilled?: boolean;
 }
 
-export async function diagnose(docker: Docker, instanceId: string, failure: ServiceFailure): Promise<FailureDiagnosis> {
-  const containers = await instanceContainers(docker, instanceId).catch(() => []);
-  const c = containers.find((x) => x.name === failure.container) ?? containers.find((x) => x.service === failure.service);
+/**
+ * The failed container's last log lines and healthcheck results (and the engine's OOMKilled flag).
+ * With `containerId` only that container is looked at (not the whole instance).
+ */
+export async function diagnose(docker: Docker, instanceId: string, failure: ServiceFailure, containerId?: string): Promise<FailureDiagnosis> {
+  let c: ContainerView | undefined;
+  if (containerId) c = await inspectContainer(docker, containerId).catch(() => undefined);
+  if (!c) {
+    const containers = await instanceContainers(docker, instanceId).catch(() => []);
+    c = containers.find((x) => x.name === failure.container) ?? containers.find((x) => x.service === failure.service);
+  }
   return {
     ...failure,
     exitCode: failure.exitCode ?? (c && c.state !== 'running' ? c.exitCode : undefined),
@@ -184,8 +192,9 @@ export async function waitForReadiness(opts: WaitOptions): Promise<ReadinessVerd
         for (const x of c) watch.markReady(x);
       }
       if (verdict.failure) {
-        const finished = Date.parse(containers.find((c) => c.name === verdict.failure!.container)?.finishedAt ?? '');
-        watch.fail(verdict.failure, Number.isFinite(finished) && finished > 0 ? finished : undefined);
+        const failed = containers.find((c) => c.name === verdict.failure!.container);
+        const finished = Date.parse(failed?.finishedAt ?? '');
+        watch.fail(verdict.failure, Number.isFinite(finished) && finished > 0 ? finished : undefined, failed?.id);
         return await watch.failed;
       }
       const key = JSON.stringify([verdict.ready, verdict.waiting.map((w) => w.service)]);

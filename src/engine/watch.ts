@@ -11,7 +11,12 @@ import type Docker from 'dockerode';
 import { SandstackError } from '../errors.js';
 import { COMPOSE_SERVICE_LABEL } from '../identity/identity.js';
 import { instanceContainers, watchInstanceEvents, type ContainerView, type InstanceEvent } from './docker.js';
-import { diagnose, hintFor, type ServiceFailure, type ServicePolicies } from './readiness.js';
+import { diagnose, hintFor, type FailureDiagnosis, type ServiceFailure, type ServicePolicies } from './readiness.js';
+
+/** How long an `oom` event waits for the container's `die` (for its exit code) before failing alone. */
+const OOM_DIE_GRACE_MS = 300;
+/** How long the verdict waits for a failure's log tail before going ahead without it. */
+const DIAGNOSIS_WAIT_MS = 250;
 
 export class StackWatch {
   /** Rejects with the first failure (a SANDSTACK_SERVICE_FAILED error); never resolves. */
@@ -27,8 +32,10 @@ export class StackWatch {
   private failing = false;
   private readonly listeners = new Set<() => void>();
   private readonly killed = new Set<string>();
+  private readonly oomKilled = new Map<string, ServiceFailure & { at: number }>();
   private readonly readyCounts = new Map<string, { service: string; name: string; restartCount: number }>();
   private stopStream: () => void = () => undefined;
+  private diagnosis?: Promise<void>;
 
   private constructor(
     private readonly docker: Docker,
@@ -67,10 +74,20 @@ export class StackWatch {
     if (action === 'kill') this.killed.add(e.id);
     else if (action === 'start') this.killed.delete(e.id);
     else if (relevant && action === 'oom') {
-      this.fail({ service, container: name, reason: 'oom-killed', message: `service ${service} was killed for running out of memory` }, e.at);
+      // The container's `die` (with its exit code) normally follows at once; when only a child
+      // process was killed, nothing follows, and the OOM kill still fails the gate.
+      const oom = { service, container: name, reason: 'oom-killed' as const, message: `a process of service ${service} was killed for running out of memory`, at: e.at };
+      this.oomKilled.set(e.id, oom);
+      setTimeout(() => this.fail(oom, oom.at, e.id), OOM_DIE_GRACE_MS).unref();
     } else if (relevant && action === 'die') {
       const exitCode = Number(e.attributes.exitCode ?? NaN);
       const code = Number.isFinite(exitCode) ? exitCode : undefined;
+      const oom = this.oomKilled.get(e.id);
+      if (oom) {
+        this.fail({ ...oom, exitCode: code, message: `service ${service} was killed for running out of memory (exit code ${code ?? 'unknown'})` }, oom.at, e.id);
+        this.wake();
+        return;
+      }
       const stoppedBySignal = this.killed.has(e.id);
       if (!(stoppedBySignal && this.composeRunning)) {
         const policy = this.policies[service];
@@ -85,31 +102,66 @@ export class StackWatch {
               : policy?.restart && policy.restart !== 'no'
                 ? ` (under restart: ${policy.restart} it would be restarted: a crash loop)`
                 : '';
-          this.fail({ service, container: name, reason: 'exited', exitCode: code, message: `service ${service} exited with code ${code ?? 'unknown'}${why}` }, e.at);
+          this.fail({ service, container: name, reason: 'exited', exitCode: code, message: `service ${service} exited with code ${code ?? 'unknown'}${why}` }, e.at, e.id);
         }
       }
     } else if (relevant && action.startsWith('health_status') && /unhealthy/.test(action)) {
-      this.fail({ service, container: name, reason: 'unhealthy', message: `service ${service} turned unhealthy (its healthcheck failed)` }, e.at);
+      this.fail({ service, container: name, reason: 'unhealthy', message: `service ${service} turned unhealthy (its healthcheck failed)` }, e.at, e.id);
     }
     this.wake();
   }
 
   /**
-   * Records a failure (the first one wins) and rejects `failed` once it is diagnosed.
+   * Records a failure (the first one wins) and rejects `failed` once it is diagnosed, or after
+   * DIAGNOSIS_WAIT_MS without its diagnosis: the engine can hold a container's inspect and logs
+   * while its restart policy restarts it, and the verdict must not wait for that. The log tail and
+   * health log then arrive in the error's `details.failure` arrays later; `settle()` waits for them.
    * @param eventAt when the container event that caused it happened (ms since the epoch)
    */
-  fail(failure: ServiceFailure, eventAt?: number): void {
+  fail(failure: ServiceFailure, eventAt?: number, containerId?: string): void {
     if (this.failing) return;
     this.failing = true;
-    void diagnose(this.docker, this.instanceId, failure).then((d) => {
+    const logTail: string[] = [];
+    const healthLog: { exitCode: number; output: string }[] = [];
+    const build = (d?: FailureDiagnosis): SandstackError => {
       // An exit whose container the engine reports as OOM-killed is an OOM kill (no `oom` event on some engines).
-      const reason = d.oomKilled ? 'oom-killed' : d.reason;
-      const message = d.oomKilled && d.reason !== 'oom-killed' ? `service ${d.service} was killed for running out of memory (exit code ${d.exitCode})` : d.message;
-      const full = { ...d, reason, message, ...(eventAt !== undefined ? { eventAt } : {}) };
-      this.failure = new SandstackError('SANDSTACK_SERVICE_FAILED', message, { hint: hintFor(full), details: { failure: full } });
+      const oom = d?.oomKilled && failure.reason !== 'oom-killed';
+      const full = {
+        ...failure,
+        ...(d ? { exitCode: d.exitCode } : {}),
+        ...(oom ? { reason: 'oom-killed' as const, message: `service ${failure.service} was killed for running out of memory (exit code ${d!.exitCode})` } : {}),
+        logTail,
+        healthLog,
+        ...(eventAt !== undefined ? { eventAt } : {}),
+      };
+      return new SandstackError('SANDSTACK_SERVICE_FAILED', full.message, { hint: hintFor(full), details: { failure: full } });
+    };
+    const reject = (d?: FailureDiagnosis) => {
+      if (this.failure) return;
+      this.failure = build(d);
       this.rejectFailed(this.failure);
       this.wake();
-    });
+    };
+    const timer = setTimeout(() => reject(), DIAGNOSIS_WAIT_MS);
+    this.diagnosis = diagnose(this.docker, this.instanceId, failure, containerId).then(
+      (d) => {
+        clearTimeout(timer);
+        // Same arrays as in the error (and the gate report's failure, which holds them).
+        logTail.push(...d.logTail);
+        healthLog.push(...d.healthLog);
+        reject(d);
+      },
+      () => {
+        clearTimeout(timer);
+        reject();
+      },
+    );
+  }
+
+  /** Waits (at most 5 s) for the diagnosis of the failure, if any: call before tearing down. */
+  async settle(): Promise<void> {
+    if (!this.diagnosis) return;
+    await Promise.race([this.diagnosis, new Promise((r) => setTimeout(r, 5000).unref())]);
   }
 
   /** Remembers the RestartCount of a container when its service became ready. */

@@ -51,6 +51,7 @@ export async function gateCheck(ctx: Context): Promise<GateOutcome> {
   } catch (e) {
     error = e;
     recordOutsideStage(rec, e);
+    await run?.watch.settle();
   } finally {
     run?.stop();
   }

@@ -113,7 +113,9 @@ export async function startInstance(ctx: Context, rec: StageRecorder, opts: Star
     await runObservabilityStage(ctx, rec, prepared, gateRun);
     run.stop();
   } catch (e) {
-    // Stop watching first: the rollback's own stops are not failures.
+    // The failure's log tail may still be on its way: get it before anything is removed. Then stop
+    // watching: the rollback's own stops are not failures.
+    await run?.watch.settle();
     run?.stop();
     if (opts.rollbackOnFailure !== false) await rollback(ctx, prepared, !hadVolumes);
     if (ctx.signal?.aborted && !(isSandstackError(e) && e.code === 'SANDSTACK_SERVICE_FAILED')) {

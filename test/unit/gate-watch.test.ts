@@ -190,13 +190,46 @@ describe('StackWatch: failures from events', () => {
     expect(e.message).not.toContain('from outside');
   });
 
-  it("fails an oom event as 'oom-killed'", async () => {
+  it("fails an oom event followed by the container's die as 'oom-killed' with the die's exit code", async () => {
     const { w, events } = await start(['api']);
     events.write(event('oom', 'api'));
+    events.write(event('die', 'api', { exitCode: '137' }));
     const e = (await failureWithin(w)) as SandstackError;
     expect(e).not.toBe('none');
-    expect(failureOf(e)).toMatchObject({ service: 'api', reason: 'oom-killed' });
+    expect(failureOf(e)).toMatchObject({ service: 'api', reason: 'oom-killed', exitCode: 137 });
     expect(e.hint).toContain('more memory');
+  });
+
+  it("fails an oom event with no die (a child process was killed) as 'oom-killed' after a short grace", async () => {
+    const { w, events } = await start(['api']);
+    events.write(event('oom', 'api'));
+    expect(await failureWithin(w, 100)).toBe('none');
+    const e = (await failureWithin(w, 1500)) as SandstackError;
+    expect(e).not.toBe('none');
+    expect(failureOf(e)).toMatchObject({ service: 'api', reason: 'oom-killed' });
+    expect(e.message).toContain('a process of service api');
+  });
+
+  it('does not wait for a diagnosis the engine holds back: the failure comes first, its log tail later', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const { w, events, docker } = await start(['api'], {}, [{ id: 'id-api', service: 'api', status: 'exited', exitCode: 1, logs: ['boom'] }]);
+    const fake = docker as unknown as { getContainer: (id: string) => { inspect: () => Promise<unknown>; logs: (o?: unknown) => Promise<unknown> } };
+    const original = fake.getContainer;
+    // The engine answers nothing about the container until it is released (as during a policy restart).
+    fake.getContainer = (id: string) => {
+      const c = original(id);
+      return { inspect: async () => (await held, c.inspect()), logs: async (o?: unknown) => (await held, c.logs(o)) };
+    };
+    events.write(event('die', 'api', { exitCode: '1' }));
+    const e = (await failureWithin(w, 1000)) as SandstackError;
+    expect(e).not.toBe('none');
+    expect(failureOf(e)).toMatchObject({ reason: 'exited', exitCode: 1 });
+    const tail = failureOf(e).logTail as string[];
+    expect(tail).toEqual([]);
+    release();
+    await w.settle();
+    expect(tail).toEqual(['boom']);
   });
 
   it("turns an exit of a container the engine reports as OOM-killed into 'oom-killed'", async () => {

@@ -63,9 +63,10 @@ describe('evaluateReadiness', () => {
     expect(v.waiting).toHaveLength(1);
   });
 
-  it('fails a restarting container', () => {
+  it('fails a restarting container as an exit, naming the crash loop', () => {
     const v = evaluate(container('api', { state: 'restarting', exitCode: 3, restartCount: 4 }));
-    expect(v.failure).toMatchObject({ reason: 'restarting', exitCode: 3 });
+    expect(v.failure).toMatchObject({ reason: 'exited', exitCode: 3 });
+    expect(v.failure!.message).toContain('crash-looping');
   });
 
   it('reports an OOM kill', () => {
