@@ -2,8 +2,8 @@
 # The whole test suite: set up what is missing (Docker engine, Compose v2 and v1, base image,
 # Chromium, npm deps), build, then run the tests (vitest) against the real engine in two legs:
 #   leg 1, Compose v2: every test, with sandstack's own Compose detection (v2 preferred);
-#   leg 2, Compose v1: lifecycle, gate, render and the conformance corpus (test/conformance, when it
-#          has tests) again with SANDSTACK_COMPOSE=/opt/sandstack/bin/docker-compose-v1 (Compose
+#   leg 2, Compose v1: lifecycle, gate, render, the conformance corpus (test/conformance) and the
+#          gate corpus (test/gate-corpus) again with SANDSTACK_COMPOSE=/opt/sandstack/bin/docker-compose-v1 (Compose
 #          1.29.2 beside v2, see scripts/setup-system.sh --with-compose-v1).
 # Usage:
 #   bash scripts/test.sh                  both legs (what CI runs, through .ci/run)
@@ -13,7 +13,7 @@
 #                                         leg 2 with them)
 # Each leg prints its duration and its `N passed, N failed, N skipped`; the last line is the sum of
 # both legs. Exits non-zero when either leg failed. Both legs together stay within
-# SANDSTACK_TEST_BUDGET_MIN minutes (default 60, well inside CI's 90; leg 1 leaves 15 of them to leg 2): a leg that
+# SANDSTACK_TEST_BUDGET_MIN minutes (default 60, well inside CI's 90; leg 1 leaves 20 of them to leg 2): a leg that
 # overruns is stopped and counted as failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,9 +78,9 @@ run_leg() {
 
 if [ "$RUN_V2" -eq 1 ]; then
   reserve=0
-  [ "$RUN_V1" -eq 0 ] || reserve=900
-  # The conformance corpus runs each Compose version in its own leg.
-  run_leg "leg 1, Compose v2, ${args[*]:-whole suite}" test-results/vitest.log $((budget_end - SECONDS - reserve)) CONFORMANCE_VERSIONS=v2 -- "${args[@]}"
+  [ "$RUN_V1" -eq 0 ] || reserve=1200
+  # The conformance and gate corpora run each Compose version in its own leg.
+  run_leg "leg 1, Compose v2, ${args[*]:-whole suite}" test-results/vitest.log $((budget_end - SECONDS - reserve)) CONFORMANCE_VERSIONS=v2 GATE_CORPUS_VERSIONS=v2 -- "${args[@]}"
 fi
 
 if [ "$RUN_V1" -eq 1 ]; then
@@ -90,7 +90,9 @@ if [ "$RUN_V1" -eq 1 ]; then
     for p in test/integration/lifecycle.test.ts test/integration/gate.test.ts test/unit/render.test.ts; do
       [ -e "$p" ] && v1_args+=("$p")
     done
-    if [ -d test/conformance ] && find test/conformance -name '*.test.ts' | grep -q .; then v1_args+=(test/conformance); fi
+    for d in test/conformance test/gate-corpus; do
+      if [ -d "$d" ] && find "$d" -name '*.test.ts' | grep -q .; then v1_args+=("$d"); fi
+    done
   fi
   if [ "${#v1_args[@]}" -eq 0 ]; then
     RESULTS+=("leg 2, Compose v1: no test files to run")
@@ -100,7 +102,7 @@ if [ "$RUN_V1" -eq 1 ]; then
     RESULTS+=("leg 2, Compose v1: $V1_COMPOSE is missing (scripts/setup-system.sh --with-compose-v1 provides it)")
     printf '%s\n' "${RESULTS[-1]}"
   else
-    run_leg "leg 2, Compose v1, ${v1_args[*]}" test-results/vitest-v1.log $((budget_end - SECONDS)) SANDSTACK_COMPOSE="$V1_COMPOSE" CONFORMANCE_VERSIONS=v1 -- "${v1_args[@]}"
+    run_leg "leg 2, Compose v1, ${v1_args[*]}" test-results/vitest-v1.log $((budget_end - SECONDS)) SANDSTACK_COMPOSE="$V1_COMPOSE" CONFORMANCE_VERSIONS=v1 GATE_CORPUS_VERSIONS=v1 -- "${v1_args[@]}"
   fi
 fi
 
