@@ -35,6 +35,11 @@ export interface Knock {
   observed: string;
 }
 
+/** Consecutive non-HTTP answers after which an http/https port fails without waiting out its window. */
+const NOT_HTTP_ANSWERS = 3;
+/** While a port does not answer, how often the container's own sockets are looked at. */
+const LOOK_INSIDE_EVERY_MS = 2000;
+
 /** How long an accepted connection must stay open (or answer) to count as a real listener. */
 const HOLD_MS = 300;
 
@@ -152,10 +157,25 @@ export async function checkPortAnswers(lease: Lease, env: PortCheckEnv): Promise
   const t0 = Date.now();
   let attempts = 0;
   let last: Knock = { answered: false, failure: 'refused', observed: 'not tried' };
+  let notHttpInARow = 0;
+  let loopbackOnly: Listener[] | undefined;
+  let lastLook = t0;
   for (;;) {
     attempts++;
     last = await knock(lease.hostPort, lease.scheme, Math.max(500, Math.min(3000, env.until - Date.now())));
     if (last.answered || env.signal?.aborted || Date.now() + 250 >= env.until) break;
+    // Answers that are definite do not wait out the window: a port that keeps answering something
+    // other than HTTP, or a service that listens, but only on its container's loopback.
+    notHttpInARow = last.failure === 'not-http' ? notHttpInARow + 1 : 0;
+    if (notHttpInARow >= NOT_HTTP_ANSWERS) break;
+    if ((last.failure === 'closed' || last.failure === 'refused') && Date.now() - lastLook >= LOOK_INSIDE_EVERY_MS) {
+      lastLook = Date.now();
+      const listeners = await listenersInContainer(env, lease.service, lease.containerPort);
+      if (listeners && listeners.length > 0 && listeners.every((l) => l.loopback)) {
+        loopbackOnly = listeners;
+        break;
+      }
+    }
     await sleep(250, env.signal);
   }
   const result: PortCheckResult = {
@@ -174,7 +194,7 @@ export async function checkPortAnswers(lease: Lease, env: PortCheckEnv): Promise
     return result;
   }
   result.reason = 'not-listening';
-  const listeners = await listenersInContainer(env, lease.service, lease.containerPort);
+  const listeners = loopbackOnly ?? (await listenersInContainer(env, lease.service, lease.containerPort));
   if (listeners && listeners.length > 0 && listeners.every((l) => l.loopback)) {
     result.reason = 'loopback-only';
     result.observed = `${last.observed}; inside its container, ${lease.service} listens on port ${lease.containerPort} only on ${[...new Set(listeners.map((l) => l.address))].join(' and ')}`;

@@ -282,6 +282,26 @@ describe('checkPortAnswers', () => {
     expect(r.observed).toBe('connection refused; inside its container, api listens on port 8080 only on 127.0.0.1 and ::1');
   });
 
+  it('gives up on an http port early once it has answered something else three times in a row', async () => {
+    const port = await bannerServer();
+    const t0 = Date.now();
+    const r = await checkPortAnswers(lease(port, 'http'), { docker: noDocker, instanceId: 'feat-a', until: Date.now() + 20_000 });
+    expect(r).toMatchObject({ passed: false, reason: 'not-http', attempts: 3 });
+    expect(Date.now() - t0).toBeLessThan(15_000);
+  });
+
+  it('does not wait out the window once the container is seen listening only on its loopback', async () => {
+    const port = await closedPort();
+    const proc = '  sl  local_address rem_address   st\n   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n';
+    const { docker, execs } = fakeDocker('api', proc);
+    const t0 = Date.now();
+    const r = await checkPortAnswers(lease(port, 'tcp'), { docker, instanceId: 'feat-a', until: Date.now() + 30_000 });
+    expect(r).toMatchObject({ passed: false, reason: 'loopback-only' });
+    // One look inside during the retries found it; the result reuses it.
+    expect(execs).toHaveLength(1);
+    expect(Date.now() - t0).toBeLessThan(20_000);
+  });
+
   it("fails 'not-listening', saying nothing listens inside the container on that port", async () => {
     const port = await closedPort();
     const { docker } = fakeDocker('api', PROC_TCP.replace(/:1F90 /g, ':1F91 '));
