@@ -13,8 +13,9 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import pLimit from 'p-limit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupWorkspace, leftovers, leftoversUnder, limiter, repoFor, runStatic, sandstack, VERSIONS, type ComposeVersion, type StaticResult, type Workspace } from './harness.js';
+import { cleanupWorkspace, leftovers, leftoversUnder, repoFor, runStatic, sandstack, VERSIONS, type ComposeVersion, type StaticResult, type Workspace } from './harness.js';
 import { compareStrings, INVARIANTS, type InvariantContext } from './invariants.js';
 import { loadProjects, mainComposeFile, type Project } from './meta.js';
 
@@ -102,7 +103,7 @@ describe.each(VERSIONS)('compose $label', (v) => {
 
   beforeAll(async () => {
     const w = await workspace();
-    const limit = limiter(CONCURRENCY);
+    const limit = pLimit(CONCURRENCY);
     for (const p of applicable) {
       const promise = limit(() => runStatic(w, v, p));
       promise.catch(() => undefined);

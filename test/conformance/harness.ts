@@ -233,32 +233,6 @@ export async function runStatic(ws: Workspace, version: ComposeVersion, project:
   return res;
 }
 
-/** Runs tasks with at most `n` at a time, in order of submission. */
-export function limiter(n: number): <T>(task: () => Promise<T>) => Promise<T> {
-  let active = 0;
-  const queue: (() => void)[] = [];
-  const next = () => {
-    if (active >= n) return;
-    const start = queue.shift();
-    if (start) {
-      active++;
-      start();
-    }
-  };
-  return <T>(task: () => Promise<T>) =>
-    new Promise<T>((resolve, reject) => {
-      queue.push(() => {
-        task()
-          .then(resolve, reject)
-          .finally(() => {
-            active--;
-            next();
-          });
-      });
-      next();
-    });
-}
-
 /** What is still labelled for an instance (containers, volumes, networks, images). */
 export async function leftovers(id: string): Promise<string[]> {
   const filters = { label: [`dev.sandstack.instance=${id}`] };

@@ -13,8 +13,9 @@
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import pLimit from 'p-limit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkCase, cleanupWorkspace, pool, resultsTable, runCase, VERSIONS, writeResults, type CaseRun, type ComposeVersion, type Workspace } from './harness.js';
+import { checkCase, cleanupWorkspace, resultsTable, runCase, VERSIONS, writeResults, type CaseRun, type ComposeVersion, type Workspace } from './harness.js';
 import { loadCases, type Case } from './meta.js';
 
 const ALL = loadCases();
@@ -67,7 +68,7 @@ describe.each(VERSIONS)('gate --fresh, compose $label', (v) => {
 
   beforeAll(async () => {
     const w = await workspace();
-    const limit = pool(CONCURRENCY);
+    const limit = pLimit(CONCURRENCY);
     for (const c of applicable) {
       const run = limit(() => runCase(w, v, c));
       run.catch(() => undefined);

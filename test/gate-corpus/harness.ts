@@ -12,8 +12,11 @@ import { execa } from 'execa';
 import { parseDocument } from 'yaml';
 import { CLI as BUILT_CLI, docker, git, ROOT } from '../integration/helpers.js';
 import { META_FILE, SUPPORT_DIR, type Case, type CaseMeta } from './meta.js';
+import { VERSIONS, type ComposeVersion } from '../conformance/harness.js';
 
-export const V1_PATH = '/opt/sandstack/bin/docker-compose-v1';
+// The Compose versions (v2, and v1 beside it when installed) are the conformance corpus's.
+export { VERSIONS, type ComposeVersion };
+
 /** The CLI under test: dist/cli/main.js, or GATE_CORPUS_CLI (e.g. a build of another checkout). */
 export const CLI = process.env.GATE_CORPUS_CLI ? path.resolve(process.env.GATE_CORPUS_CLI) : BUILT_CLI;
 export const RESULTS_DIR = path.join(ROOT, 'test-results');
@@ -21,24 +24,6 @@ export const RESULTS_DIR = path.join(ROOT, 'test-results');
 export const RUN_TIMEOUT_MS = 300_000;
 /** A container event must fail the gate within this long (failure.detectedAfterMs). */
 export const EVENT_LATENCY_MS = 2000;
-
-export interface ComposeVersion {
-  label: 'v1' | 'v2';
-  /** Extra environment for sandstack (forces v1). */
-  env: Record<string, string>;
-  available: boolean;
-  unavailableReason?: string;
-}
-
-export const VERSIONS: ComposeVersion[] = [
-  { label: 'v2', env: {}, available: true },
-  {
-    label: 'v1',
-    env: { SANDSTACK_COMPOSE: V1_PATH },
-    available: existsSync(V1_PATH),
-    unavailableReason: `Compose v1 is not installed at ${V1_PATH}`,
-  },
-];
 
 /** The parent of every folder of this test run. */
 export interface Workspace {
@@ -268,32 +253,6 @@ export async function writeResults(version: string, table: string, rows: { c: Ca
   const file = path.join(RESULTS_DIR, `gate-corpus-${version}.md`);
   await writeFile(file, table);
   return file;
-}
-
-/** Runs tasks with at most `n` at a time, in order of submission. */
-export function pool(n: number): <T>(task: () => Promise<T>) => Promise<T> {
-  let active = 0;
-  const queue: (() => void)[] = [];
-  const next = () => {
-    if (active >= n) return;
-    const start = queue.shift();
-    if (start) {
-      active++;
-      start();
-    }
-  };
-  return <T>(task: () => Promise<T>) =>
-    new Promise<T>((resolve, reject) => {
-      queue.push(() => {
-        task()
-          .then(resolve, reject)
-          .finally(() => {
-            active--;
-            next();
-          });
-      });
-      next();
-    });
 }
 
 /**
