@@ -198,7 +198,14 @@ export function registerCommands(program: Command, run: Runner): void {
     .description('the Startability Gate: check the running instance, or with --fresh build, start, probe and tear down a throwaway one')
     .option('--fresh', 'run every stage on a brand-new throwaway instance and tear it down, whatever the outcome')
     .option('--no-build', 'with --fresh: do not build images first')
-    .addHelpText('after', '\nStages: config, build, start, healthy, probes, isolation, teardown (--fresh).\nThe report is saved under <state home>/reports/<instance>/.\n\nExamples:\n  sandstack gate\n  sandstack gate --fresh --json > gate-report.json')
+    .addHelpText(
+      'after',
+      '\nStages: config, build, start, healthy, probes, isolation, observability, teardown (--fresh).\n' +
+        'Docker events are watched from start to the verdict: a container that exits (0 too, if it must stay up),\n' +
+        'is OOM-killed, restarts or turns unhealthy fails the stage running at that moment (failure.detectedAfterMs).\n' +
+        'healthy: healthchecks pass and every long-running service ran gate.stableSeconds (default 3) without a restart;\n' +
+        'one-shot jobs exit 0. probes: every published port answers on 127.0.0.1 (HTTP for http/https), gate.probes pass.\n' +
+        'The report is saved under <state home>/reports/<instance>/.\n\nExamples:\n  sandstack gate\n  sandstack gate --fresh --json > gate-report.json')
     .action(
       run(async (ctx, out, cmd) => {
         const opts = cmd.opts<{ fresh?: boolean; build: boolean }>();
