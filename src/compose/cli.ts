@@ -2,7 +2,7 @@
  * The Compose CLI adapter: detects v2 (`docker compose`, preferred) or v1 (`docker-compose`) once
  * per process (and across processes through a cache) and runs it with the instance's project name, files and environment.
  */
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, existsSync } from 'node:fs';
 import { access, mkdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -243,9 +243,30 @@ export interface RunResult {
   tail: string[];
 }
 
+/**
+ * On Linux, `setpriv --pdeathsig KILL` (util-linux) makes the kernel kill Compose when the sandstack
+ * process that started it dies, also by SIGKILL: no `compose up` outlives its owner.
+ */
+const PDEATHSIG = process.platform === 'linux' && existsSync('/usr/bin/setpriv') ? ['/usr/bin/setpriv', '--pdeathsig', 'KILL', '--'] : [];
+
+/**
+ * The argv that runs Compose so that it dies with sandstack: under `setpriv --pdeathsig KILL`, and
+ * for `docker compose` the Compose plugin itself (standalone, as `docker-compose` runs it), since the
+ * docker CLI starts the plugin as its own child, which the parent-death signal would not reach.
+ */
+export function ownedComposeArgv(project: ComposeProject, file: string, composeArgv: string[]): string[] {
+  if (PDEATHSIG.length === 0) return [file, ...composeArgv];
+  if (project.cli.variant === 'v2' && file === 'docker' && composeArgv[0] === 'compose') {
+    const plugin = composePluginPaths(composeEnv(project)).find((p) => existsSync(p));
+    if (plugin) return [...PDEATHSIG, plugin, ...composeArgv.slice(1)];
+  }
+  return [...PDEATHSIG, file, ...composeArgv];
+}
+
 export function spawnCompose(project: ComposeProject, args: string[], opts: RunOptions = {}): ResultPromise {
-  const { file, args: full } = composeArgs(project, args);
-  return execa(file, full, {
+  const { file, args: composeArgv } = composeArgs(project, args);
+  const [bin, ...full] = ownedComposeArgv(project, file, composeArgv);
+  return execa(bin!, full, {
     cwd: project.projectDir,
     env: composeEnv(project),
     extendEnv: false,
@@ -283,9 +304,10 @@ export async function runCompose(project: ComposeProject, args: string[], opts: 
   if (r.isCanceled) {
     throw new SandstackError('SANDSTACK_INTERRUPTED', `Interrupted: ${project.cli.argv.join(' ')} ${args[0] ?? ''} was stopped.`);
   }
-  if (r.failed && r.exitCode === undefined) {
+  const setprivFailed = PDEATHSIG.length > 0 && r.exitCode === 127 && /^setpriv: failed to execute/m.test(String(r.stderr ?? ''));
+  if (setprivFailed || (r.failed && r.exitCode === undefined)) {
     const cause = r.cause as NodeJS.ErrnoException | undefined;
-    if (cause?.code === 'ENOENT') {
+    if (setprivFailed || cause?.code === 'ENOENT') {
       throw new SandstackError('SANDSTACK_COMPOSE_UNAVAILABLE', `${project.cli.argv[0]} is not installed.`, {
         hint: 'Install Docker and Compose, or run scripts/setup-system.sh.',
       });

@@ -44,6 +44,8 @@ export interface GateReport {
   deadlineSeconds: number;
   stages: StageResult[];
   failure?: GateFailure;
+  /** Orphaned throwaway instances (their owner process gone) removed before this run started. */
+  reaped?: { id: string; why: string; removed: Record<string, number> }[];
   reportFile?: string;
 }
 
@@ -58,6 +60,8 @@ export interface StageContext {
 export class StageRecorder {
   readonly stages: StageResult[] = [];
   failure?: GateFailure;
+  /** Orphans reaped before the run (see lifecycle/reap.ts). */
+  reaped: NonNullable<GateReport['reaped']> = [];
   private readonly t0 = Date.now();
   readonly startedAt = new Date().toISOString();
 
@@ -100,7 +104,17 @@ export class StageRecorder {
 
   report(mode: GateReport['mode'], instance: GateReport['instance'], deadlineSeconds: number): GateReport {
     const passed = this.failure === undefined && this.stages.every((s) => s.status !== 'failed');
-    return { passed, mode, instance, startedAt: this.startedAt, durationMs: Date.now() - this.t0, deadlineSeconds, stages: [...this.stages], failure: this.failure };
+    return {
+      passed,
+      mode,
+      instance,
+      startedAt: this.startedAt,
+      durationMs: Date.now() - this.t0,
+      deadlineSeconds,
+      stages: [...this.stages],
+      failure: this.failure,
+      ...(this.reaped.length ? { reaped: this.reaped } : {}),
+    };
   }
 }
 

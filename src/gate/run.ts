@@ -12,6 +12,7 @@ import { findRecord, resolveInstance, type ResolvedInstance } from '../lifecycle
 import { destroy, runObservabilityStage, startInstance } from '../lifecycle/operations.js';
 import { saveGateReport, StageRecorder, type GateReport } from './report.js';
 import type { TeardownProof } from '../evidence/model.js';
+import { currentOwner, formatOwner } from '../state/owner.js';
 import { configStage, deadlineFrom, healthyCheckStage, isolationStage, openGateRun, probesStage, type GateRun } from './stages.js';
 
 export interface GateOutcome {
@@ -82,9 +83,15 @@ export function freshInstanceId(baseId: string): string {
   return sanitizeInstanceId(`${baseId.slice(0, MAX_ID_LENGTH - suffix.length).replace(/[-_]+$/, '')}${suffix}`);
 }
 
-/** A context for a new throwaway instance of the worktree: its own id, environment kind `sandbox`. */
+/** A context for a new throwaway instance of the worktree: its own id, environment kind `sandbox`, this process as owner. */
 export function throwawayContext(ctx: Context, baseId: string): Context {
-  return { ...ctx, instanceFlag: freshInstanceId(baseId), env: { ...ctx.env, SANDSTACK_INSTANCE: undefined, SANDSTACK_ENVIRONMENT: 'sandbox' } };
+  return {
+    ...ctx,
+    instanceFlag: freshInstanceId(baseId),
+    env: { ...ctx.env, SANDSTACK_INSTANCE: undefined, SANDSTACK_ENVIRONMENT: 'sandbox' },
+    // Owned by this process: if it dies without tearing down, the next sandstack reaps the instance.
+    owner: formatOwner(currentOwner()),
+  };
 }
 
 /**

@@ -19,6 +19,8 @@ export interface InstanceIdentity {
    * may share one engine, and each adopts only its own instances from Docker labels.
    */
   home?: string;
+  /** The owning process of a throwaway instance (`<pid>@<start>@<boot id>`, state/owner.ts). */
+  owner?: string;
 }
 
 /** Longest id we produce; Compose allows more, but container and volume names get long. */
@@ -38,6 +40,8 @@ export const LABELS = {
   obs: 'dev.sandstack.obs',
   /** The state home an instance belongs to (homeLabelValue); on its containers, volumes and networks. */
   home: 'dev.sandstack.home',
+  /** On a throwaway instance's resources: the sandstack process that owns it (state/owner.ts). */
+  owner: 'dev.sandstack.owner',
 } as const;
 
 export const COMPOSE_PROJECT_LABEL = 'com.docker.compose.project';
@@ -129,6 +133,7 @@ export function instanceLabels(identity: InstanceIdentity, leases = ''): Record<
     [LABELS.managed]: 'true',
   };
   if (identity.home) labels[LABELS.home] = identity.home;
+  if (identity.owner) labels[LABELS.owner] = identity.owner;
   if (leases) labels[LABELS.leases] = leases;
   return labels;
 }

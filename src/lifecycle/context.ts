@@ -19,6 +19,11 @@ export interface Context {
   /** `--config` override. */
   configFile?: string;
   signal?: AbortSignal;
+  /**
+   * Set for a throwaway instance (gate --fresh, verify): this process as its owner. Its resources are
+   * labelled with it, and an instance whose owner is gone is reaped (lifecycle/reap.ts).
+   */
+  owner?: string;
   onProgress: (e: ProgressEvent) => void;
   docker: DockerClient;
 }

@@ -52,7 +52,7 @@ export async function resolveInstance(ctx: Context): Promise<ResolvedInstance> {
     });
   }
   return {
-    identity: { id, worktree, kind: envKind ?? loaded.config.instance.kind, home: homeLabelValue(ctx.home) },
+    identity: { id, worktree, kind: envKind ?? loaded.config.instance.kind, home: homeLabelValue(ctx.home), ...(ctx.owner ? { owner: ctx.owner } : {}) },
     loaded,
     git,
     paths: instancePaths(ctx.home, id),
@@ -92,6 +92,7 @@ export function recordsFromLabels(found: LabelledResources, home: string): Recon
       leases: [] as Lease[],
     };
     if (rec.leases.length === 0) rec.leases = decodeLeases(r.labels[LABELS.leases]);
+    if (r.labels[LABELS.owner]) rec.owner = r.labels[LABELS.owner];
     byId.set(id, rec);
   }
   return { records: [...byId.values()], skipped: [...skipped.values()] };
@@ -190,6 +191,7 @@ export async function ensureLeases(ctx: Context, inst: ResolvedInstance, opts: {
       createdBy: existing && existing.createdBy !== 'reconciled' ? existing.createdBy : (opts.createdBy ?? 'up'),
       branch: opts.branch ?? existing?.branch ?? inst.git?.branch,
       leases: allocation.leases,
+      ...(inst.identity.owner ? { owner: inst.identity.owner } : {}),
     };
     if (opts.persist) registry.instances[record.id] = record;
     return { record, created: !existing };

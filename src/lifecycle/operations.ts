@@ -15,6 +15,7 @@ import { stringifyModel } from '../compose/yaml.js';
 import { gatherSecrets } from '../evidence/bundle.js';
 import { redactModel } from '../evidence/redact.js';
 import type { Context } from './context.js';
+import { reapedLine, reapFirst } from './reap.js';
 import { assertOwnHome, findRecord, otherHomes, prepareInstance, releaseInstance, renderedProject, resolveInstance, type PreparedInstance, type ResolvedInstance } from './instance.js';
 import { serviceStatuses, type InstanceSummary, type ServiceStatus, summarizeState } from './status.js';
 
@@ -73,6 +74,7 @@ export interface StartOptions {
  */
 export async function startInstance(ctx: Context, rec: StageRecorder, opts: StartOptions & { inst?: ResolvedInstance } = {}): Promise<{ prepared: PreparedInstance }> {
   await assertDockerAvailable(ctx.docker);
+  rec.reaped.push(...(await reapFirst(ctx)));
   const inst = opts.inst ?? (await resolveInstance(ctx));
   // What the engine holds of this id before anything starts: another state home's resources refuse
   // the start; existing volumes mean a rollback must keep them.
@@ -157,13 +159,14 @@ export async function up(ctx: Context, opts: { build?: boolean; gate?: boolean }
   const report = rec.report('up', identity, inst.loaded.config.gate.timeoutSeconds);
   report.reportFile = await saveGateReport(ctx.home, identity.id, report);
   const services = await serviceStatuses(ctx, prepared.identity.id, prepared.services, prepared.record.leases);
+  const reaped = rec.reaped.map(reapedLine);
   return {
     instance: summary(prepared, true, services, prepared.record.branch),
     services,
     render: prepared.report,
     gate: report,
     timings: { totalMs: Date.now() - t0 },
-    notices: prepared.notices,
+    notices: [...reaped, ...prepared.notices],
   };
 }
 

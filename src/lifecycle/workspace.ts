@@ -2,6 +2,7 @@
 import { access, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Document, parse as parseYaml } from 'yaml';
+import { reapedLine, reapFirst } from './reap.js';
 import { detectCompose, spawnCompose, type ComposeProject } from '../compose/cli.js';
 import { parsePortEntry } from '../compose/model.js';
 import { composeFilesOf, composeProjectDir, locateComposeFiles } from '../compose/files.js';
@@ -70,6 +71,8 @@ export async function newWorktree(ctx: Context, branch: string, opts: { base?: s
       hint: 'Pass a different id with --instance <id>, or destroy the other instance first.',
     });
   }
+  // Orphans of killed runs go first (quietly skipped when Docker is not reachable: `new` does not need it).
+  const reaped = (await reapFirst(ctx, { quiet: true })).map(reapedLine);
   ctx.onProgress({ type: 'step', message: `creating worktree ${worktree} on new branch ${branch}` });
   await addWorktree(git.mainWorktree, worktree, branch, opts.base ?? 'HEAD');
   try {
@@ -78,7 +81,7 @@ export async function newWorktree(ctx: Context, branch: string, opts: { base?: s
     return {
       instance: { id: inst.identity.id, worktree, projectDir, branch },
       ports: leased.record.leases.map((l) => ({ service: l.service, container: l.containerPort, host: l.hostPort, url: urlFor(l, '127.0.0.1', l.hostPort) })),
-      notices: leased.notices,
+      notices: [...reaped, ...leased.notices],
     };
   } catch (e) {
     await removeWorktree(git.mainWorktree, worktree, { force: true });

@@ -34,6 +34,8 @@ export const InstanceRecordSchema = z.strictObject({
   createdBy: z.enum(['new', 'up', 'reconciled']),
   branch: z.string().optional(),
   leases: z.array(LeaseSchema).default([]),
+  /** The owning process of a throwaway instance (`<pid>@<start>@<boot id>`); see state/owner.ts. */
+  owner: z.string().optional(),
 });
 export type InstanceRecord = z.output<typeof InstanceRecordSchema>;
 

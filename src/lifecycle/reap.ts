@@ -1,0 +1,127 @@
+/**
+ * Reaping orphans: throwaway instances (gate --fresh, verify) whose owning sandstack process is gone
+ * (killed, its machine rebooted) are removed by the next sandstack that starts something, so that
+ * nothing they created outlives them. Only resources carrying sandstack's owner label and this
+ * state home's label are looked at; an instance whose owner still runs is never touched.
+ */
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { removeInstanceImages, sweepInstance } from '../engine/docker.js';
+import { homeLabelValue, LABELS } from '../identity/identity.js';
+import { removeTargets } from '../observability/wiring.js';
+import { instancePaths } from '../state/paths.js';
+import { ownerAlive, parseOwner } from '../state/owner.js';
+import { readRegistrySnapshot } from '../state/registry.js';
+import type { Context } from './context.js';
+import { registryOptions, releaseInstance } from './instance.js';
+
+export interface ReapedInstance {
+  id: string;
+  /** The owner label value (`<pid>@<start>@<boot id>`). */
+  owner: string;
+  why: string;
+  removed: { containers: number; volumes: number; networks: number; images: number; processes: number; leases: number };
+}
+
+export interface ReapResult {
+  reaped: ReapedInstance[];
+  /** Throwaway instances looked at (alive owners included). */
+  checked: number;
+  durationMs: number;
+}
+
+/** Compose processes (`... -p <id> ...`) still running for a project: their pids. */
+export async function composeProcessesOf(projectName: string): Promise<number[]> {
+  const pids: number[] = [];
+  const entries = await readdir('/proc').catch(() => [] as string[]);
+  await Promise.all(
+    entries
+      .filter((e) => /^\d+$/.test(e) && Number(e) !== process.pid)
+      .map(async (e) => {
+        const argv = (await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '')).split('\0');
+        const p = argv.indexOf('-p');
+        const named = (p >= 0 && argv[p + 1] === projectName) || argv.includes(`--project-name=${projectName}`);
+        if (named && argv.some((a) => /(^|\/)docker-compose(-v1)?$|^compose$/.test(a))) pids.push(Number(e));
+      }),
+  );
+  return pids;
+}
+
+/**
+ * Finds throwaway instances of this state home whose owner is gone and removes them: their compose
+ * processes, containers, volumes, networks, images, scrape targets, state folder and leases.
+ */
+export async function reapOrphans(ctx: Context): Promise<ReapResult> {
+  const t0 = Date.now();
+  const filters = { label: [LABELS.owner, `${LABELS.home}=${homeLabelValue(ctx.home)}`] };
+  const [containers, volumes, networks, registry] = await Promise.all([
+    ctx.docker.listContainers({ all: true, filters }),
+    ctx.docker.listVolumes({ filters }),
+    ctx.docker.listNetworks({ filters }),
+    readRegistrySnapshot(registryOptions(ctx)),
+  ]);
+  const owners = new Map<string, string>();
+  const labelled = [...containers.map((c) => c.Labels), ...(volumes.Volumes ?? []).map((v) => v.Labels as Record<string, string>), ...networks.map((n) => n.Labels)];
+  for (const labels of labelled) {
+    const id = labels?.[LABELS.instance];
+    const owner = labels?.[LABELS.owner];
+    if (id && owner) owners.set(id, owner);
+  }
+  // Killed before Docker had anything: only the registry record (and its leases) remains.
+  for (const rec of Object.values(registry.result.instances)) if (rec.owner && !owners.has(rec.id)) owners.set(rec.id, rec.owner);
+  const reaped: ReapedInstance[] = [];
+  for (const [id, value] of owners) {
+    const owner = parseOwner(value);
+    if (!owner || (await ownerAlive(owner))) continue;
+    const processes = await composeProcessesOf(id);
+    for (const pid of processes) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    const count = (list: { Labels?: Record<string, string> | null }[]) => list.filter((r) => r.Labels?.[LABELS.instance] === id).length;
+    await removeTargets(ctx.home, id).catch(() => undefined);
+    await sweepInstance(ctx.docker, id);
+    const images = await removeInstanceImages(ctx.docker, id, []);
+    await rm(instancePaths(ctx.home, id).dir, { recursive: true, force: true });
+    const leases = registry.result.instances[id]?.leases.length ?? 0;
+    await releaseInstance(ctx, id);
+    reaped.push({
+      id,
+      owner: value,
+      why: `its owner, sandstack process ${owner.pid}, is gone`,
+      removed: {
+        containers: count(containers),
+        volumes: count((volumes.Volumes ?? []) as { Labels?: Record<string, string> | null }[]),
+        networks: count(networks),
+        images: images.length,
+        processes: processes.length,
+        leases,
+      },
+    });
+  }
+  return { reaped, checked: owners.size, durationMs: Date.now() - t0 };
+}
+
+/** One line per reaped instance, for progress and notices. */
+export function reapedLine(r: Pick<ReapedInstance, 'id' | 'why'> & { removed: Partial<ReapedInstance['removed']> }): string {
+  const m = r.removed;
+  return `reaped orphan ${r.id} (${r.why}): ${m.containers} containers, ${m.volumes} volumes, ${m.networks} networks, ${m.images} images, ${m.processes} compose processes, ${m.leases} leases`;
+}
+
+/**
+ * The fast orphan sweep before anything starts: throwaway instances whose owner process is gone
+ * are removed (and said so). A sweep that fails is a notice, never the operation's failure.
+ */
+export async function reapFirst(ctx: Context, opts: { quiet?: boolean } = {}): Promise<ReapedInstance[]> {
+  try {
+    const r = await reapOrphans(ctx);
+    for (const x of r.reaped) ctx.onProgress({ type: 'notice', message: reapedLine(x) });
+    return r.reaped;
+  } catch (e) {
+    if (!opts.quiet) ctx.onProgress({ type: 'notice', message: `orphan sweep skipped: ${(e as Error).message}` });
+    return [];
+  }
+}
+

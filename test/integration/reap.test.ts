@@ -1,0 +1,92 @@
+/**
+ * Owner tracking on the real engine: a `gate --fresh` killed with SIGKILL in the middle of its start
+ * takes its Compose process with it, and the next `gate --fresh` reaps what it left (containers,
+ * networks, images, leases) without anyone running a clean-up by hand.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { execa } from 'execa';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CLI, docker, expectSandboxClean, labelled, makeSandbox, type Sandbox } from './helpers.js';
+
+let sb: Sandbox | undefined;
+afterEach(async () => {
+  await sb?.cleanup();
+  sb = undefined;
+});
+
+/** Processes whose argv names this Compose project (`-p <id>`). */
+async function composeProcesses(id: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const argv = (await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    const p = argv.indexOf('-p');
+    if (p >= 0 && argv[p + 1] === id) out.push(`${e}: ${argv.join(' ')}`);
+  }
+  return out;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms: number): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('orphans of killed runs', () => {
+  it('a gate --fresh killed mid-start leaves no compose process, and the next gate --fresh reaps its instance', async () => {
+    sb = await makeSandbox();
+    const s = sb;
+    const killed = execa('node', [CLI, 'gate', '--fresh', '--json'], { cwd: s.repo, env: { SANDSTACK_HOME: s.home }, reject: false, stdin: 'ignore' });
+    // Wait until its throwaway instance has a container (the start stage is running), then SIGKILL it.
+    const id = await until(
+      'a container of the throwaway instance',
+      async () => {
+        const list = await docker.listContainers({ all: true, filters: { label: ['dev.sandstack.owner', `dev.sandstack.worktree=${s.repo}`] } });
+        return list[0]?.Labels['dev.sandstack.instance'];
+      },
+      240_000,
+    );
+    const owner = (await docker.listContainers({ all: true, filters: { label: [`dev.sandstack.instance=${id}`] } }))[0]!.Labels['dev.sandstack.owner']!;
+    expect(owner).toMatch(new RegExp(`^${killed.pid}@\\d+@[0-9a-f-]+$`));
+    killed.kill('SIGKILL');
+    const r = await killed;
+    expect(r.signal).toBe('SIGKILL');
+    // Compose dies with its owner (the parent-death signal), not at the next run.
+    await until('compose to die with its owner', async () => ((await composeProcesses(id)).length === 0 ? true : undefined), 5_000);
+    const left = await labelled(id);
+    expect(left.containers + left.networks).toBeGreaterThan(0);
+
+    const next = await s.run(s.repo, ['gate', '--fresh', '--json']);
+    expect(next.exitCode, next.stderr).toBe(0);
+    expect(next.json.reaped.map((x: { id: string }) => x.id)).toEqual([id]);
+    expect(next.json.reaped[0].why).toContain(`sandstack process ${killed.pid}`);
+    expect(next.stderr).toContain(`reaped orphan ${id}`);
+    expect(await labelled(id)).toEqual({ containers: 0, volumes: 0, networks: 0 });
+    expect(await docker.listImages({ filters: { label: [`dev.sandstack.instance=${id}`] } })).toEqual([]);
+    const ls = await s.run(s.repo, ['ls', '--json']);
+    expect(ls.json.instances.map((i: { id: string }) => i.id)).not.toContain(id);
+    await expectSandboxClean(s);
+  }, 600_000);
+
+  it('an instance whose owner still runs is never reaped', async () => {
+    sb = await makeSandbox();
+    const s = sb;
+    const first = execa('node', [CLI, 'gate', '--fresh', '--json'], { cwd: s.repo, env: { SANDSTACK_HOME: s.home }, reject: false, stdin: 'ignore' });
+    const id = await until(
+      'a container of the first throwaway instance',
+      async () => (await docker.listContainers({ all: true, filters: { label: ['dev.sandstack.owner', `dev.sandstack.worktree=${s.repo}`] } }))[0]?.Labels['dev.sandstack.instance'],
+      240_000,
+    );
+    // A second run starts meanwhile: it must leave the first one alone.
+    const [a, b] = await Promise.all([first, s.run(s.repo, ['gate', '--fresh', '--json'])]);
+    expect(b.json.reaped ?? []).toEqual([]);
+    expect(a.exitCode, String(a.stderr)).toBe(0);
+    expect(JSON.parse(String(a.stdout)).instance.id).toBe(id);
+    expect(b.exitCode, b.stderr).toBe(0);
+    await expectSandboxClean(s);
+  }, 600_000);
+});

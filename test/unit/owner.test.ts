@@ -1,0 +1,39 @@
+import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { currentOwner, formatOwner, ownerAlive, parseOwner, startTicksFromStat } from '../../src/state/owner.js';
+
+describe('owner', () => {
+  it('reads the start time (field 22) even when the command name holds spaces and parentheses', () => {
+    const fields = Array.from({ length: 50 }, (_, i) => String(i + 3)); // field 3 onwards
+    const stat = `4242 (node (worker) x) ${fields.join(' ')}`;
+    expect(startTicksFromStat(stat)).toBe('22');
+  });
+
+  it('formats and parses an owner label value', () => {
+    const o = { pid: 31337, start: '987654', bootId: '0d5e6a8c-1b2c-4d3e-8f90-123456789abc' };
+    expect(formatOwner(o)).toBe('31337@987654@0d5e6a8c-1b2c-4d3e-8f90-123456789abc');
+    expect(parseOwner(formatOwner(o))).toEqual(o);
+    expect(parseOwner('not an owner')).toBeUndefined();
+    expect(parseOwner(undefined)).toBeUndefined();
+  });
+
+  it('this process is its own live owner; a different start time or boot is not', async () => {
+    const me = currentOwner();
+    expect(me.pid).toBe(process.pid);
+    expect(await ownerAlive(me)).toBe(true);
+    expect(await ownerAlive({ ...me, start: String(Number(me.start) + 1) })).toBe(false);
+    expect(await ownerAlive({ ...me, bootId: 'another-boot' })).toBe(false);
+  });
+
+  it('a process that has exited is not alive, and a reused pid with another start time is not the owner', async () => {
+    const child = spawn('sleep', ['30']);
+    await new Promise((r) => child.once('spawn', r));
+    const { readFile } = await import('node:fs/promises');
+    const start = startTicksFromStat(await readFile(`/proc/${child.pid}/stat`, 'utf8'))!;
+    const owner = { pid: child.pid!, start, bootId: currentOwner().bootId };
+    expect(await ownerAlive(owner)).toBe(true);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    expect(await ownerAlive(owner)).toBe(false);
+  });
+});
