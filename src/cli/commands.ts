@@ -15,6 +15,9 @@ import { lintTextLines } from '../policy/check.js';
 import { SandstackError } from '../errors.js';
 import { sandstackVersion } from '../version.js';
 import { gateCheck, gateFresh } from '../gate/run.js';
+import { gc, type GcResult } from '../lifecycle/gc.js';
+import { assertDockerAvailable } from '../engine/docker.js';
+import ms from 'ms';
 import { runTests } from '../testing/runner.js';
 import { writeEvidence } from '../evidence/bundle.js';
 import { escalate, readEscalationFile } from '../evidence/escalate.js';
@@ -461,6 +464,38 @@ export function registerCommands(program: Command, run: Runner): void {
         const r = await down(ctx);
         out.notices(r.notices);
         out.result(r, () => (r.stopped.length ? `stopped ${r.instance.id}: ${r.stopped.join(', ')} (volumes and ports kept)` : `instance ${r.instance.id} was not running`));
+      }),
+    );
+
+  program
+    .command('gc')
+    .description('remove what sandstack left behind in this state home: orphaned throwaway instances, stale records and leases, targets, images of gone instances')
+    .option('--dry-run', 'list what would be removed and why; remove nothing')
+    .option('--worktree-gone', 'also remove instances whose worktree folder no longer exists (sandbox ones; a local one only when named with --instance)')
+    .option('--evidence-older-than <duration>', 'remove evidence folders of instances that no longer exist when older than this (e.g. 7d, 12h)')
+    .addHelpText(
+      'after',
+      '\nOnly resources carrying sandstack\'s labels for this state home are looked at. An orphan is a throwaway\n' +
+        'instance (gate --fresh, verify) whose owner process is gone (pid, start time and boot id no longer match).\n' +
+        'Interactive (local) instances are never removed unless named with --instance.\n\nExamples:\n  sandstack gc --dry-run\n  sandstack gc --worktree-gone --evidence-older-than 14d --json',
+    )
+    .action(
+      run(async (ctx, out, cmd) => {
+        const o = cmd.opts<{ dryRun?: boolean; worktreeGone?: boolean; evidenceOlderThan?: string }>();
+        let evidenceOlderThanMs: number | undefined;
+        if (o.evidenceOlderThan !== undefined) {
+          evidenceOlderThanMs = ms(o.evidenceOlderThan as ms.StringValue) as number | undefined;
+          if (typeof evidenceOlderThanMs !== 'number' || !Number.isFinite(evidenceOlderThanMs) || evidenceOlderThanMs < 0) {
+            throw new SandstackError('SANDSTACK_USAGE', `--evidence-older-than "${o.evidenceOlderThan}" is not a duration.`, { hint: 'Give a duration such as 7d, 12h or 90m.' });
+          }
+        }
+        await assertDockerAvailable(ctx.docker);
+        const r: GcResult = await gc(ctx, { dryRun: o.dryRun, worktreeGone: o.worktreeGone, evidenceOlderThanMs, named: ctx.instanceFlag ? [ctx.instanceFlag] : [] });
+        out.result(r, () => {
+          if (r.items.length === 0) return 'nothing to collect';
+          const rows = r.items.map((i) => [i.kind, i.id, i.removed ? 'removed' : r.dryRun ? 'would remove' : 'kept', i.why + (i.hint ? ` (${i.hint})` : '')]);
+          return `${table(['KIND', 'INSTANCE', 'ACTION', 'WHY'], rows)}\n${r.items.filter((i) => i.removed).length} removed${r.dryRun ? ' (dry run: nothing removed)' : ''}`;
+        });
       }),
     );
 

@@ -177,9 +177,10 @@ export function renderIsolated(input: RenderInput): RenderResult {
   // Volumes, networks and images get the labels that never change for an instance; containers also
   // carry the current leases (so the registry can be rebuilt from them).
   const buildLabels = instanceLabels(identity);
-  // Built images carry only the instance label: the classic builder adds one image layer per build
-  // label, and each is one more image for destroy to remove.
-  const imageLabels = { [LABELS.instance]: identity.id };
+  // Built images carry only the instance and state-home labels (gc removes only its own home's
+  // images): the classic builder adds one image layer per build label, and each is one more image
+  // for destroy to remove.
+  const imageLabels: Record<string, string> = { [LABELS.instance]: identity.id, ...(identity.home ? { [LABELS.home]: identity.home } : {}) };
   const model = structuredClone(input.model);
   const report: RenderReport = {
     removedContainerNames: [],

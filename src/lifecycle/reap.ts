@@ -10,7 +10,7 @@ import { homeLabelValue, LABELS } from '../identity/identity.js';
 import { removeTargets } from '../observability/wiring.js';
 import { instancePaths } from '../state/paths.js';
 import { ownerAlive, parseOwner } from '../state/owner.js';
-import { readRegistrySnapshot } from '../state/registry.js';
+import { readRegistrySnapshot, type Registry } from '../state/registry.js';
 import type { Context } from './context.js';
 import { registryOptions, releaseInstance } from './instance.js';
 
@@ -46,62 +46,81 @@ export async function composeProcessesOf(projectName: string): Promise<number[]>
   return pids;
 }
 
-/**
- * Finds throwaway instances of this state home whose owner is gone and removes them: their compose
- * processes, containers, volumes, networks, images, scrape targets, state folder and leases.
- */
-export async function reapOrphans(ctx: Context): Promise<ReapResult> {
-  const t0 = Date.now();
-  const filters = { label: [LABELS.owner, `${LABELS.home}=${homeLabelValue(ctx.home)}`] };
+/** What carries this state home's labels, and the registry, as the sweeps see them. */
+export interface HomeSnapshot {
+  containers: { Labels?: Record<string, string> | null }[];
+  volumes: { Labels?: Record<string, string> | null }[];
+  networks: { Labels?: Record<string, string> | null }[];
+  registry: Registry;
+}
+
+/** Lists this home's labelled resources (optionally only those with `extraLabel`) and reads the registry. */
+export async function homeSnapshot(ctx: Context, extraLabel?: string): Promise<HomeSnapshot> {
+  const filters = { label: [`${LABELS.home}=${homeLabelValue(ctx.home)}`, ...(extraLabel ? [extraLabel] : [])] };
   const [containers, volumes, networks, registry] = await Promise.all([
     ctx.docker.listContainers({ all: true, filters }),
     ctx.docker.listVolumes({ filters }),
     ctx.docker.listNetworks({ filters }),
     readRegistrySnapshot(registryOptions(ctx)),
   ]);
+  return { containers, volumes: (volumes.Volumes ?? []) as HomeSnapshot['volumes'], networks, registry: registry.result };
+}
+
+/** Throwaway instances whose owner is gone: from the owner label, or the registry record alone. */
+export async function findOrphans(snap: HomeSnapshot): Promise<{ id: string; owner: string; pid: number }[]> {
   const owners = new Map<string, string>();
-  const labelled = [...containers.map((c) => c.Labels), ...(volumes.Volumes ?? []).map((v) => v.Labels as Record<string, string>), ...networks.map((n) => n.Labels)];
-  for (const labels of labelled) {
-    const id = labels?.[LABELS.instance];
-    const owner = labels?.[LABELS.owner];
+  for (const r of [...snap.containers, ...snap.volumes, ...snap.networks]) {
+    const id = r.Labels?.[LABELS.instance];
+    const owner = r.Labels?.[LABELS.owner];
     if (id && owner) owners.set(id, owner);
   }
   // Killed before Docker had anything: only the registry record (and its leases) remains.
-  for (const rec of Object.values(registry.result.instances)) if (rec.owner && !owners.has(rec.id)) owners.set(rec.id, rec.owner);
-  const reaped: ReapedInstance[] = [];
+  for (const rec of Object.values(snap.registry.instances)) if (rec.owner && !owners.has(rec.id)) owners.set(rec.id, rec.owner);
+  const out: { id: string; owner: string; pid: number }[] = [];
   for (const [id, value] of owners) {
     const owner = parseOwner(value);
-    if (!owner || (await ownerAlive(owner))) continue;
-    const processes = await composeProcessesOf(id);
-    for (const pid of processes) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone meanwhile
-      }
-    }
-    const count = (list: { Labels?: Record<string, string> | null }[]) => list.filter((r) => r.Labels?.[LABELS.instance] === id).length;
-    await removeTargets(ctx.home, id).catch(() => undefined);
-    await sweepInstance(ctx.docker, id);
-    const images = await removeInstanceImages(ctx.docker, id, []);
-    await rm(instancePaths(ctx.home, id).dir, { recursive: true, force: true });
-    const leases = registry.result.instances[id]?.leases.length ?? 0;
-    await releaseInstance(ctx, id);
-    reaped.push({
-      id,
-      owner: value,
-      why: `its owner, sandstack process ${owner.pid}, is gone`,
-      removed: {
-        containers: count(containers),
-        volumes: count((volumes.Volumes ?? []) as { Labels?: Record<string, string> | null }[]),
-        networks: count(networks),
-        images: images.length,
-        processes: processes.length,
-        leases,
-      },
-    });
+    if (owner && !(await ownerAlive(owner))) out.push({ id, owner: value, pid: owner.pid });
   }
-  return { reaped, checked: owners.size, durationMs: Date.now() - t0 };
+  return out;
+}
+
+/**
+ * Removes everything of an instance by label: its compose processes, containers, volumes,
+ * networks, images, scrape targets, state folder and registry record (leases).
+ */
+export async function removeInstanceByLabel(ctx: Context, id: string, snap: HomeSnapshot): Promise<ReapedInstance['removed']> {
+  const processes = await composeProcessesOf(id);
+  for (const pid of processes) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const count = (list: { Labels?: Record<string, string> | null }[]) => list.filter((r) => r.Labels?.[LABELS.instance] === id).length;
+  await removeTargets(ctx.home, id).catch(() => undefined);
+  await sweepInstance(ctx.docker, id);
+  const images = await removeInstanceImages(ctx.docker, id, []);
+  await rm(instancePaths(ctx.home, id).dir, { recursive: true, force: true });
+  const leases = snap.registry.instances[id]?.leases.length ?? 0;
+  await releaseInstance(ctx, id);
+  return { containers: count(snap.containers), volumes: count(snap.volumes), networks: count(snap.networks), images: images.length, processes: processes.length, leases };
+}
+
+/**
+ * Finds throwaway instances of this state home whose owner is gone and removes them: their compose
+ * processes, containers, volumes, networks, images, scrape targets, state folder and leases.
+ */
+export async function reapOrphans(ctx: Context): Promise<ReapResult> {
+  const t0 = Date.now();
+  const snap = await homeSnapshot(ctx, LABELS.owner);
+  const orphans = await findOrphans(snap);
+  const reaped: ReapedInstance[] = [];
+  for (const o of orphans) {
+    reaped.push({ id: o.id, owner: o.owner, why: `its owner, sandstack process ${o.pid}, is gone`, removed: await removeInstanceByLabel(ctx, o.id, snap) });
+  }
+  const checked = new Set([...snap.containers, ...snap.volumes, ...snap.networks].map((r) => r.Labels?.[LABELS.instance])).size;
+  return { reaped, checked, durationMs: Date.now() - t0 };
 }
 
 /** One line per reaped instance, for progress and notices. */

@@ -3,7 +3,7 @@
  * takes its Compose process with it, and the next `gate --fresh` reaps what it left (containers,
  * networks, images, leases) without anyone running a clean-up by hand.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI, docker, expectSandboxClean, labelled, makeSandbox, type Sandbox } from './helpers.js';
@@ -87,6 +87,49 @@ describe('orphans of killed runs', () => {
     expect(a.exitCode, String(a.stderr)).toBe(0);
     expect(JSON.parse(String(a.stdout)).instance.id).toBe(id);
     expect(b.exitCode, b.stderr).toBe(0);
+    await expectSandboxClean(s);
+  }, 600_000);
+
+  it('gc: lists an orphan with --dry-run and removes it without; stale records, gone worktrees and foreign resources', async () => {
+    sb = await makeSandbox();
+    const s = sb;
+    // A worktree made by `new` and deleted by hand (first: `new` itself reaps orphans) (nothing of it in Docker): a stale record.
+    const created = await s.run(s.repo, ['new', 'feat/gone', '--json']);
+    expect(created.exitCode, created.stderr).toBe(0);
+    await rm(created.json.instance.worktree, { recursive: true, force: true });
+    // An orphan: a gate --fresh killed mid-start.
+    const killed = execa('node', [CLI, 'gate', '--fresh', '--json'], { cwd: s.repo, env: { SANDSTACK_HOME: s.home }, reject: false, stdin: 'ignore' });
+    const orphan = await until(
+      'a container of the throwaway instance',
+      async () => (await docker.listContainers({ all: true, filters: { label: ['dev.sandstack.owner', `dev.sandstack.worktree=${s.repo}`] } }))[0]?.Labels['dev.sandstack.instance'],
+      240_000,
+    );
+    killed.kill('SIGKILL');
+    await killed;
+    // A volume labelled by another sandstack (no home label of ours): never touched.
+    const foreign = `sandstack-gc-foreign-${process.pid}`;
+    await docker.createVolume({ Name: foreign, Labels: { 'dev.sandstack.instance': 'someone-else', 'dev.sandstack.worktree': `${s.base}/elsewhere` } });
+    try {
+      const dry = await s.run(s.repo, ['gc', '--dry-run', '--json']);
+      expect(dry.exitCode, dry.stderr).toBe(0);
+      expect(dry.json.dryRun).toBe(true);
+      const kinds = dry.json.items.map((i: { kind: string; id: string; removed: boolean }) => [i.kind, i.id, i.removed]);
+      expect(kinds).toEqual(expect.arrayContaining([['orphan', orphan, false], ['stale-record', created.json.instance.id, false]]));
+      expect((await labelled(orphan)).containers).toBeGreaterThan(0);
+
+      const real = await s.run(s.repo, ['gc', '--json']);
+      expect(real.exitCode, real.stderr).toBe(0);
+      expect(real.json.items.filter((i: { removed: boolean }) => i.removed).map((i: { kind: string }) => i.kind).sort()).toEqual(expect.arrayContaining(['orphan', 'stale-record']));
+      expect(await labelled(orphan)).toEqual({ containers: 0, volumes: 0, networks: 0 });
+      const ls = await s.run(s.repo, ['ls', '--json']);
+      expect(ls.json.instances.map((i: { id: string }) => i.id)).not.toContain(created.json.instance.id);
+      expect((await docker.getVolume(foreign).inspect()).Name).toBe(foreign);
+
+      const again = await s.run(s.repo, ['gc', '--json']);
+      expect(again.json.items.filter((i: { kind: string }) => i.kind !== 'evidence')).toEqual([]);
+    } finally {
+      await docker.getVolume(foreign).remove().catch(() => undefined);
+    }
     await expectSandboxClean(s);
   }, 600_000);
 });

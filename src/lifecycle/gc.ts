@@ -1,0 +1,125 @@
+/**
+ * `sandstack gc`: removes what sandstack left behind in this state home, and only that: orphaned
+ * throwaway instances (owner process gone), instances whose worktree folder is gone (reported;
+ * removed with `worktreeGone`, an interactive `local` one only when named), registry records and
+ * leases of instances that exist nowhere any more, scrape targets and (with `evidenceOlderThanMs`)
+ * evidence folders of instances that do not exist, and images built for instances that are gone.
+ * Everything is found by sandstack's labels and this home's label; `dryRun` only lists.
+ */
+import { existsSync } from 'node:fs';
+import { readdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { homeLabelValue, LABELS } from '../identity/identity.js';
+import { obsPaths } from '../observability/stack.js';
+import type { Context } from './context.js';
+import { releaseInstance } from './instance.js';
+import { findOrphans, homeSnapshot, removeInstanceByLabel } from './reap.js';
+
+export type GcKind = 'orphan' | 'worktree-gone' | 'stale-record' | 'targets' | 'evidence' | 'image';
+
+export interface GcItem {
+  kind: GcKind;
+  /** The instance it belongs to. */
+  id: string;
+  /** What it is (an instance, a file, an image tag). */
+  subject: string;
+  why: string;
+  /** Removed (false: listed only, with --dry-run or because removing needs a flag). */
+  removed: boolean;
+  /** When it is listed but not removed: what would remove it. */
+  hint?: string;
+}
+
+export interface GcOptions {
+  dryRun?: boolean;
+  /** Remove instances whose worktree folder no longer exists (sandbox ones; local ones only when named). */
+  worktreeGone?: boolean;
+  /** Instances named by the user (`--instance`): local ones among them may be removed too. */
+  named?: string[];
+  /** Remove evidence folders of instances that do not exist when older than this. */
+  evidenceOlderThanMs?: number;
+}
+
+export interface GcResult {
+  items: GcItem[];
+  dryRun: boolean;
+  durationMs: number;
+}
+
+export async function gc(ctx: Context, opts: GcOptions = {}): Promise<GcResult> {
+  const t0 = Date.now();
+  const dry = opts.dryRun === true;
+  const items: GcItem[] = [];
+  const snap = await homeSnapshot(ctx);
+  const records = snap.registry.instances;
+  const labelledIds = new Set([...snap.containers, ...snap.volumes, ...snap.networks].map((r) => r.Labels?.[LABELS.instance]).filter((x): x is string => !!x));
+  const gone = new Set<string>();
+
+  for (const o of await findOrphans(snap)) {
+    if (!dry) await removeInstanceByLabel(ctx, o.id, snap);
+    items.push({ kind: 'orphan', id: o.id, subject: `instance ${o.id}`, why: `throwaway instance whose owner, sandstack process ${o.pid}, is gone`, removed: !dry });
+    gone.add(o.id);
+  }
+
+  for (const rec of Object.values(records)) {
+    if (gone.has(rec.id) || !rec.worktree || existsSync(rec.worktree)) continue;
+    const inDocker = labelledIds.has(rec.id);
+    if (!inDocker) {
+      // Nothing in Docker, no folder: only its record (and leases) remains.
+      if (!dry) await releaseInstance(ctx, rec.id);
+      items.push({ kind: 'stale-record', id: rec.id, subject: `registry record of ${rec.id} (${rec.leases.length} leases)`, why: `its worktree ${rec.worktree} is gone and nothing of it is in Docker`, removed: !dry });
+      gone.add(rec.id);
+      continue;
+    }
+    const allowed = opts.worktreeGone === true && (rec.kind === 'sandbox' || (opts.named ?? []).includes(rec.id));
+    if (allowed && !dry) await removeInstanceByLabel(ctx, rec.id, snap);
+    items.push({
+      kind: 'worktree-gone',
+      id: rec.id,
+      subject: `instance ${rec.id}`,
+      why: `its worktree ${rec.worktree} no longer exists`,
+      removed: allowed && !dry,
+      ...(allowed ? {} : { hint: rec.kind === 'local' ? `an interactive (local) instance: sandstack gc --worktree-gone --instance ${rec.id}, or sandstack destroy --instance ${rec.id}` : 'sandstack gc --worktree-gone' }),
+    });
+    if (allowed) gone.add(rec.id);
+  }
+
+  const exists = (id: string) => !gone.has(id) && (id in records || labelledIds.has(id));
+
+  const targetsDir = obsPaths(ctx.home).targetsDir;
+  for (const f of await readdir(targetsDir).catch(() => [] as string[])) {
+    const id = f.replace(/\.json$/, '');
+    if (!f.endsWith('.json') || exists(id)) continue;
+    if (!dry) await rm(path.join(targetsDir, f), { force: true });
+    items.push({ kind: 'targets', id, subject: path.join(targetsDir, f), why: `scrape targets of ${id}, which does not exist`, removed: !dry });
+  }
+
+  const evidenceDir = path.join(ctx.home, 'evidence');
+  for (const id of await readdir(evidenceDir).catch(() => [] as string[])) {
+    if (exists(id)) continue;
+    const dir = path.join(evidenceDir, id);
+    const age = Date.now() - ((await stat(dir).catch(() => undefined))?.mtimeMs ?? Date.now());
+    const old = opts.evidenceOlderThanMs !== undefined && age >= opts.evidenceOlderThanMs;
+    if (old && !dry) await rm(dir, { recursive: true, force: true });
+    items.push({
+      kind: 'evidence',
+      id,
+      subject: dir,
+      why: `evidence of ${id}, which does not exist (last written ${Math.round(age / 3_600_000)} h ago)`,
+      removed: old && !dry,
+      ...(old ? {} : { hint: 'kept as evidence; --evidence-older-than <duration> removes it' }),
+    });
+  }
+
+  // Images built for instances that are gone (no record, no container, volume or network).
+  const images = await ctx.docker.listImages({ all: false, filters: { label: [`${LABELS.home}=${homeLabelValue(ctx.home)}`] } });
+  for (const img of images) {
+    const id = img.Labels?.[LABELS.instance];
+    if (!id || exists(id)) continue;
+    const tags = (img.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
+    if (!dry) await ctx.docker.getImage(img.Id).remove({ force: true, noprune: false }).catch(() => undefined);
+    items.push({ kind: 'image', id, subject: tags.join(', ') || img.Id.slice(7, 19), why: `built for ${id}, which does not exist`, removed: !dry });
+  }
+
+  return { items, dryRun: dry, durationMs: Date.now() - t0 };
+}
