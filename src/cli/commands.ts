@@ -73,11 +73,26 @@ function observabilityText(o: InstanceObservability): string[] {
   return lines;
 }
 
+/** A duration the user typed (`2h`, `30m`, `7d`), as ms; a usage error otherwise. */
+function parseDuration(option: string, value: string): number {
+  const n = ms(value as ms.StringValue) as number | undefined;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) {
+    throw new SandstackError('SANDSTACK_USAGE', `${option} "${value}" is not a duration.`, { hint: 'Give a duration such as 2h, 30m or 7d.' });
+  }
+  return n;
+}
+
+/** `1h 59m left`, or `expired`, for an instance with a ttl. */
+function expiryText(i: { expiresInMs?: number }): string {
+  if (i.expiresInMs === undefined) return '-';
+  return i.expiresInMs <= 0 ? 'expired' : `${ms(i.expiresInMs, { long: false })} left`;
+}
+
 function statusText(r: StatusResult | UpResult): string {
   const i = r.instance;
   const allowances = 'policy' in r ? r.policy.allowances : [];
   return [
-    `instance ${i.id} (${i.kind}) ${i.state}`,
+    `instance ${i.id} (${i.kind}) ${i.state}${i.expiresInMs !== undefined ? `, expires: ${expiryText(i)} (${i.expiresAt})` : ''}`,
     `worktree ${i.worktree}${i.branch ? ` [${i.branch}]` : ''}`,
     '',
     serviceTable(r.services),
@@ -186,10 +201,12 @@ export function registerCommands(program: Command, run: Runner): void {
     .description('render the isolated model, build, start, wait until every service is healthy, then run the gate (probes, isolation)')
     .option('--no-build', 'do not build images first')
     .option('--no-gate', 'skip the gate checks after health (probes, isolation)')
+    .option('--ttl <duration>', 'remove the instance after this long without use (e.g. 2h; overrides instance.ttl)')
     .addHelpText('after', '\nExample:\n  sandstack up --json | jq .services')
     .action(
       run(async (ctx, out, cmd) => {
-        const opts = cmd.opts<{ build: boolean; gate: boolean }>();
+        const opts = cmd.opts<{ build: boolean; gate: boolean; ttl?: string }>();
+        if (opts.ttl !== undefined) ctx.ttlMs = parseDuration('--ttl', opts.ttl);
         const r = await up(ctx, { build: opts.build, gate: opts.gate });
         out.notices(r.notices);
         out.result(r, () => `${statusText(r)}\n\n${gateText(r.gate)}\nready in ${(r.timings.totalMs / 1000).toFixed(1)} s`);
@@ -353,8 +370,8 @@ export function registerCommands(program: Command, run: Runner): void {
           r.instances.length === 0
             ? 'no instances'
             : table(
-                ['INSTANCE', 'STATE', 'CONTAINERS', 'PORTS', 'WORKTREE'],
-                r.instances.map((i) => [i.id, i.state + (i.registered ? '' : ' (unregistered)'), `${i.containers.running}/${i.containers.total}`, i.ports.map((p) => p.url ?? String(p.host)).join(', ') || '-', i.worktree]),
+                ['INSTANCE', 'STATE', 'CONTAINERS', 'PORTS', 'EXPIRES', 'WORKTREE'],
+                r.instances.map((i) => [i.id, i.state + (i.registered ? '' : ' (unregistered)'), `${i.containers.running}/${i.containers.total}`, i.ports.map((p) => p.url ?? String(p.host)).join(', ') || '-', expiryText(i), i.worktree]),
               ),
         );
       }),
@@ -482,13 +499,7 @@ export function registerCommands(program: Command, run: Runner): void {
     .action(
       run(async (ctx, out, cmd) => {
         const o = cmd.opts<{ dryRun?: boolean; worktreeGone?: boolean; evidenceOlderThan?: string }>();
-        let evidenceOlderThanMs: number | undefined;
-        if (o.evidenceOlderThan !== undefined) {
-          evidenceOlderThanMs = ms(o.evidenceOlderThan as ms.StringValue) as number | undefined;
-          if (typeof evidenceOlderThanMs !== 'number' || !Number.isFinite(evidenceOlderThanMs) || evidenceOlderThanMs < 0) {
-            throw new SandstackError('SANDSTACK_USAGE', `--evidence-older-than "${o.evidenceOlderThan}" is not a duration.`, { hint: 'Give a duration such as 7d, 12h or 90m.' });
-          }
-        }
+        const evidenceOlderThanMs = o.evidenceOlderThan === undefined ? undefined : parseDuration('--evidence-older-than', o.evidenceOlderThan);
         await assertDockerAvailable(ctx.docker);
         const r: GcResult = await gc(ctx, { dryRun: o.dryRun, worktreeGone: o.worktreeGone, evidenceOlderThanMs, named: ctx.instanceFlag ? [ctx.instanceFlag] : [] });
         out.result(r, () => {

@@ -2,6 +2,7 @@
  * The sandstack.yaml schema, defined once. `npm run schema` emits schema/sandstack.schema.json from
  * it, and a unit test fails when the two drift.
  */
+import ms from 'ms';
 import { z } from 'zod';
 import { RULES } from '../policy/rules.js';
 
@@ -122,6 +123,14 @@ export const ConfigSchema = z
           .enum(['local', 'sandbox'])
           .default('local')
           .describe('Environment kind: interactive `local` or agent `sandbox`'),
+        ttl: z
+          .string()
+          .refine((v) => {
+            const n = ms(v as ms.StringValue) as number | undefined;
+            return typeof n === 'number' && Number.isFinite(n) && n > 0;
+          }, 'a duration such as 2h, 30m or 7d')
+          .optional()
+          .describe('Remove the instance after this long without use (up, gate, test); `sandstack gc` and the next up/gate --fresh/verify/new do it. `up --ttl` overrides'),
       })
       .prefault({}),
     ports: z

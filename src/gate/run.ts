@@ -8,7 +8,7 @@ import { assertDockerAvailable } from '../engine/docker.js';
 import { isSandstackError, SandstackError } from '../errors.js';
 import { MAX_ID_LENGTH, sanitizeInstanceId } from '../identity/identity.js';
 import type { Context } from '../lifecycle/context.js';
-import { findRecord, resolveInstance, type ResolvedInstance } from '../lifecycle/instance.js';
+import { findRecord, resolveInstance, touchInstance, type ResolvedInstance } from '../lifecycle/instance.js';
 import { destroy, runObservabilityStage, startInstance } from '../lifecycle/operations.js';
 import { saveGateReport, StageRecorder, type GateReport } from './report.js';
 import type { TeardownProof } from '../evidence/model.js';
@@ -39,6 +39,7 @@ export async function gateCheck(ctx: Context): Promise<GateOutcome> {
       });
     }
     inst.projectDir = record.projectDir;
+    await touchInstance(ctx, inst.identity.id);
     const prepared = await rec.run('config', (s) => configStage(ctx, s, { persist: false, inst }));
     rec.skip('build', 'checking a running instance');
     rec.skip('start', 'checking a running instance');

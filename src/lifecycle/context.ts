@@ -24,6 +24,8 @@ export interface Context {
    * labelled with it, and an instance whose owner is gone is reaped (lifecycle/reap.ts).
    */
   owner?: string;
+  /** `up --ttl`: remove the instance after this long without use (overrides instance.ttl). */
+  ttlMs?: number;
   onProgress: (e: ProgressEvent) => void;
   docker: DockerClient;
 }

@@ -1,6 +1,6 @@
 /**
  * `sandstack gc`: removes what sandstack left behind in this state home, and only that: orphaned
- * throwaway instances (owner process gone), instances whose worktree folder is gone (reported;
+ * throwaway instances (owner process gone), instances past their expiry (ttl), instances whose worktree folder is gone (reported;
  * removed with `worktreeGone`, an interactive `local` one only when named), registry records and
  * leases of instances that exist nowhere any more, scrape targets and (with `evidenceOlderThanMs`)
  * evidence folders of instances that do not exist, and images built for instances that are gone.
@@ -13,9 +13,9 @@ import { homeLabelValue, LABELS } from '../identity/identity.js';
 import { obsPaths } from '../observability/stack.js';
 import type { Context } from './context.js';
 import { releaseInstance } from './instance.js';
-import { findOrphans, homeSnapshot, removeInstanceByLabel } from './reap.js';
+import { findExpired, findOrphans, homeSnapshot, removeInstanceByLabel } from './reap.js';
 
-export type GcKind = 'orphan' | 'worktree-gone' | 'stale-record' | 'targets' | 'evidence' | 'image';
+export type GcKind = 'orphan' | 'expired' | 'worktree-gone' | 'stale-record' | 'targets' | 'evidence' | 'image';
 
 export interface GcItem {
   kind: GcKind;
@@ -59,6 +59,13 @@ export async function gc(ctx: Context, opts: GcOptions = {}): Promise<GcResult> 
     if (!dry) await removeInstanceByLabel(ctx, o.id, snap);
     items.push({ kind: 'orphan', id: o.id, subject: `instance ${o.id}`, why: `throwaway instance whose owner, sandstack process ${o.pid}, is gone`, removed: !dry });
     gone.add(o.id);
+  }
+
+  for (const e of findExpired(snap)) {
+    if (gone.has(e.id)) continue;
+    if (!dry) await removeInstanceByLabel(ctx, e.id, snap);
+    items.push({ kind: 'expired', id: e.id, subject: `instance ${e.id}`, why: e.why, removed: !dry });
+    gone.add(e.id);
   }
 
   for (const rec of Object.values(records)) {

@@ -2,6 +2,7 @@
  * Resolving "which instance is this?" and preparing it: identity, registry record and port leases,
  * the resolved and rendered Compose model.
  */
+import ms from 'ms';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import type { Secret } from '../evidence/redact.js';
 import { ensureSecrets, secretsDir } from '../secrets/secrets.js';
@@ -192,11 +193,28 @@ export async function ensureLeases(ctx: Context, inst: ResolvedInstance, opts: {
       branch: opts.branch ?? existing?.branch ?? inst.git?.branch,
       leases: allocation.leases,
       ...(inst.identity.owner ? { owner: inst.identity.owner } : {}),
+      ...ttlOf(ctx, inst, existing),
+      lastUsedAt: new Date().toISOString(),
     };
     if (opts.persist) registry.instances[record.id] = record;
     return { record, created: !existing };
   });
   return { ...tx.result, notices: tx.notices };
+}
+
+/** The instance's ttl: `up --ttl`, else instance.ttl in sandstack.yaml, else what the record had. */
+function ttlOf(ctx: Context, inst: ResolvedInstance, existing: InstanceRecord | undefined): { ttlMs?: number } {
+  const configured = inst.loaded.config.instance.ttl;
+  const ttlMs = ctx.ttlMs ?? (configured ? (ms(configured as ms.StringValue) as number) : undefined) ?? existing?.ttlMs;
+  return ttlMs ? { ttlMs } : {};
+}
+
+/** Marks the instance as used now (its ttl counts from here). */
+export async function touchInstance(ctx: Context, id: string): Promise<void> {
+  await withRegistry(registryOptions(ctx), (registry) => {
+    const rec = registry.instances[id];
+    if (rec?.ttlMs) rec.lastUsedAt = new Date().toISOString();
+  });
 }
 
 /** Releases the instance's registry record (and so its leases). */

@@ -17,7 +17,7 @@ import { redactModel } from '../evidence/redact.js';
 import type { Context } from './context.js';
 import { reapedLine, reapFirst } from './reap.js';
 import { assertOwnHome, findRecord, otherHomes, prepareInstance, releaseInstance, renderedProject, resolveInstance, type PreparedInstance, type ResolvedInstance } from './instance.js';
-import { serviceStatuses, type InstanceSummary, type ServiceStatus, summarizeState } from './status.js';
+import { expiry, serviceStatuses, type InstanceSummary, type ServiceStatus, summarizeState } from './status.js';
 
 export interface UpResult {
   instance: InstanceSummary;
@@ -161,7 +161,7 @@ export async function up(ctx: Context, opts: { build?: boolean; gate?: boolean }
   const services = await serviceStatuses(ctx, prepared.identity.id, prepared.services, prepared.record.leases);
   const reaped = rec.reaped.map(reapedLine);
   return {
-    instance: summary(prepared, true, services, prepared.record.branch),
+    instance: { ...summary(prepared, true, services, prepared.record.branch), ...expiry(prepared.record) },
     services,
     render: prepared.report,
     gate: report,
@@ -301,7 +301,7 @@ export async function status(ctx: Context): Promise<StatusResult> {
   const expected = rendered ? activeServices(rendered.model, inst.loaded.config.compose.profiles) : [];
   const services = await serviceStatuses(ctx, inst.identity.id, expected, record?.leases ?? []);
   const observability = await instanceObservability(ctx, inst.identity, inst.loaded.config);
-  return { instance: summary(inst, record !== undefined, services, record?.branch), services, policy: { allowances: allowancesOf(inst.loaded.config) }, observability, notices };
+  return { instance: { ...summary(inst, record !== undefined, services, record?.branch), ...expiry(record) }, services, policy: { allowances: allowancesOf(inst.loaded.config) }, observability, notices };
 }
 
 export interface RenderCommandResult {

@@ -1,7 +1,7 @@
 /**
  * Reaping orphans: throwaway instances (gate --fresh, verify) whose owning sandstack process is gone
- * (killed, its machine rebooted) are removed by the next sandstack that starts something, so that
- * nothing they created outlives them. Only resources carrying sandstack's owner label and this
+ * (killed, its machine rebooted), and instances past their expiry (`--ttl`), are removed by the
+ * next sandstack that starts something, so that nothing they created outlives them. Only resources carrying sandstack's owner label and this
  * state home's label are looked at; an instance whose owner still runs is never touched.
  */
 import { readdir, readFile, rm } from 'node:fs/promises';
@@ -10,7 +10,7 @@ import { homeLabelValue, LABELS } from '../identity/identity.js';
 import { removeTargets } from '../observability/wiring.js';
 import { instancePaths } from '../state/paths.js';
 import { ownerAlive, parseOwner } from '../state/owner.js';
-import { readRegistrySnapshot, type Registry } from '../state/registry.js';
+import { expiresAt, readRegistrySnapshot, type Registry } from '../state/registry.js';
 import type { Context } from './context.js';
 import { registryOptions, releaseInstance } from './instance.js';
 
@@ -84,6 +84,16 @@ export async function findOrphans(snap: HomeSnapshot): Promise<{ id: string; own
   return out;
 }
 
+/** Instances past their expiry (a ttl, and no use for that long). */
+export function findExpired(snap: HomeSnapshot, now = Date.now()): { id: string; why: string; expiredAt: number }[] {
+  const out: { id: string; why: string; expiredAt: number }[] = [];
+  for (const rec of Object.values(snap.registry.instances)) {
+    const at = expiresAt(rec);
+    if (at !== undefined && at <= now) out.push({ id: rec.id, expiredAt: at, why: `expired ${new Date(at).toISOString()} (ttl ${Math.round(rec.ttlMs! / 60_000)} min without use)` });
+  }
+  return out;
+}
+
 /**
  * Removes everything of an instance by label: its compose processes, containers, volumes,
  * networks, images, scrape targets, state folder and registry record (leases).
@@ -118,6 +128,10 @@ export async function reapOrphans(ctx: Context): Promise<ReapResult> {
   const reaped: ReapedInstance[] = [];
   for (const o of orphans) {
     reaped.push({ id: o.id, owner: o.owner, why: `its owner, sandstack process ${o.pid}, is gone`, removed: await removeInstanceByLabel(ctx, o.id, snap) });
+  }
+  for (const e of findExpired(snap)) {
+    if (reaped.some((r) => r.id === e.id)) continue;
+    reaped.push({ id: e.id, owner: '', why: e.why, removed: await removeInstanceByLabel(ctx, e.id, snap) });
   }
   const checked = new Set([...snap.containers, ...snap.volumes, ...snap.networks].map((r) => r.Labels?.[LABELS.instance])).size;
   return { reaped, checked, durationMs: Date.now() - t0 };

@@ -2,8 +2,8 @@
 import { instanceContainers, labelledResources, type ContainerView } from '../engine/docker.js';
 import { homeLabelValue, LABELS } from '../identity/identity.js';
 import { leaseKey } from '../ports/leases.js';
-import type { Lease } from '../state/registry.js';
-import { readRegistrySnapshot } from '../state/registry.js';
+import type { InstanceRecord, Lease } from '../state/registry.js';
+import { expiresAt, readRegistrySnapshot } from '../state/registry.js';
 import type { Context } from './context.js';
 import { registryOptions } from './instance.js';
 import { versionReport } from '../version.js';
@@ -36,6 +36,9 @@ export interface InstanceSummary {
   stateDir?: string;
   registered: boolean;
   state: InstanceState;
+  /** With a ttl: when it expires (ISO time) and how long is left (ms, 0 when past). */
+  expiresAt?: string;
+  expiresInMs?: number;
 }
 
 export function urlFor(lease: Pick<Lease, 'scheme' | 'hostPort'> | undefined, hostIp: string, hostPort: number): string | null {
@@ -86,6 +89,11 @@ export interface ListedInstance extends InstanceSummary {
   ports: { service: string; container: number; protocol: string; host: number; url: string | null; name?: string }[];
 }
 
+export function expiry(rec: InstanceRecord | undefined): { expiresAt?: string; expiresInMs?: number } {
+  const at = rec ? expiresAt(rec) : undefined;
+  return at === undefined ? {} : { expiresAt: new Date(at).toISOString(), expiresInMs: Math.max(0, at - Date.now()) };
+}
+
 /** Every instance known to the registry or found in Docker by label. */
 export async function listInstances(ctx: Context): Promise<{ instances: ListedInstance[]; notices: string[] }> {
   const [{ result: registry, notices }, resources] = await Promise.all([readRegistrySnapshot(registryOptions(ctx)), labelledResources(ctx.docker)]);
@@ -128,6 +136,7 @@ export async function listInstances(ctx: Context): Promise<{ instances: ListedIn
       registered: rec !== undefined,
       state,
       containers: counts,
+      ...expiry(rec),
       ports: (rec?.leases ?? []).map((l) => ({ service: l.service, container: l.containerPort, protocol: l.protocol, host: l.hostPort, url: urlFor(l, '127.0.0.1', l.hostPort), name: l.name })),
     };
   });

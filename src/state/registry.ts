@@ -36,7 +36,18 @@ export const InstanceRecordSchema = z.strictObject({
   leases: z.array(LeaseSchema).default([]),
   /** The owning process of a throwaway instance (`<pid>@<start>@<boot id>`); see state/owner.ts. */
   owner: z.string().optional(),
+  /** Removed after this long without use (ms); see lifecycle/reap.ts. */
+  ttlMs: z.number().int().positive().optional(),
+  /** When a command last used the instance (up, gate, test). */
+  lastUsedAt: z.string().optional(),
 });
+
+/** When an instance with a ttl expires (ms since the epoch), if it has one. */
+export function expiresAt(rec: Pick<InstanceRecord, 'ttlMs' | 'lastUsedAt' | 'createdAt'>): number | undefined {
+  if (!rec.ttlMs) return undefined;
+  const since = Date.parse(rec.lastUsedAt ?? rec.createdAt);
+  return Number.isFinite(since) ? since + rec.ttlMs : undefined;
+}
 export type InstanceRecord = z.output<typeof InstanceRecordSchema>;
 
 export const RegistrySchema = z.strictObject({

@@ -132,4 +132,33 @@ describe('orphans of killed runs', () => {
     }
     await expectSandboxClean(s);
   }, 600_000);
+
+  it('up --ttl: ls shows the expiry; once past it, gc removes the instance (and lists it first with --dry-run)', async () => {
+    sb = await makeSandbox();
+    const s = sb;
+    const up = await s.run(s.repo, ['up', '--ttl', '1s', '--json']);
+    expect(up.exitCode, up.stderr).toBe(0);
+    const id = up.json.instance.id as string;
+    expect(Date.parse(up.json.instance.expiresAt)).toBeGreaterThan(Date.now() - 120_000);
+    const ls = await s.run(s.repo, ['ls', '--json']);
+    const listed = ls.json.instances.find((i: { id: string }) => i.id === id);
+    expect(listed.expiresAt).toBe(up.json.instance.expiresAt);
+    expect(listed.expiresInMs).toBe(0);
+    expect((await s.run(s.repo, ['ls'])).stdout).toContain('expired');
+
+    const dry = await s.run(s.repo, ['gc', '--dry-run', '--json']);
+    expect(dry.json.items.map((i: { kind: string; id: string; removed: boolean }) => [i.kind, i.id, i.removed])).toContainEqual(['expired', id, false]);
+    expect((await labelled(id)).containers).toBeGreaterThan(0);
+    const real = await s.run(s.repo, ['gc', '--json']);
+    expect(real.json.items.map((i: { kind: string; id: string; removed: boolean }) => [i.kind, i.id, i.removed])).toContainEqual(['expired', id, true]);
+    expect(await labelled(id)).toEqual({ containers: 0, volumes: 0, networks: 0 });
+    await expectSandboxClean(s);
+  }, 600_000);
+
+  it('up --ttl refuses what is not a duration (exit 2)', async () => {
+    sb = await makeSandbox();
+    const r = await sb.run(sb.repo, ['up', '--ttl', 'soon', '--json']);
+    expect(r.exitCode).toBe(2);
+    expect(r.json.error.code).toBe('SANDSTACK_USAGE');
+  }, 60_000);
 });

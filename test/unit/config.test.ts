@@ -87,6 +87,19 @@ external:
     });
   });
 
+  it('accepts instance.ttl as a duration and refuses anything else, naming the key', () => {
+    expect(parseConfig('instance:\n  ttl: 2h\n', FILE).instance.ttl).toBe('2h');
+    let err: unknown;
+    try {
+      parseConfig('instance:\n  ttl: soonish\n', FILE);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(SandstackError);
+    expect((err as SandstackError).message).toContain('instance.ttl');
+    expect((err as SandstackError).message).toContain('a duration');
+  });
+
   it('keeps explicit range and timeout', () => {
     const config = parseConfig('ports:\n  range: {from: 40000, to: 40100}\ngate:\n  timeoutSeconds: 30\n', FILE);
     expect(config.ports.range).toEqual({ from: 40000, to: 40100 });
