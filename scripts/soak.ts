@@ -10,13 +10,14 @@
  * Usage: npx tsx scripts/soak.ts [cycles]   (default 30; SOAK_SEED=<n> replays a run)
  * Prints one line per cycle and a summary; exits 1 when anything was left.
  */
-import { mkdtemp, mkdir, readdir, readFile, rm, writeFile, copyFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { execa } from 'execa';
 import { homeLabelValue } from '../src/identity/identity.js';
+import { composeProcesses } from '../src/lifecycle/reap.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'dist/cli/main.js');
@@ -77,18 +78,6 @@ async function sh(cwd: string, file: string, args: string[]): Promise<void> {
   await execa(file, args, { cwd, env: { GIT_AUTHOR_NAME: 's', GIT_AUTHOR_EMAIL: 's@s', GIT_COMMITTER_NAME: 's', GIT_COMMITTER_EMAIL: 's@s' } });
 }
 
-/** Pids of compose processes (`-p <name>`) of projects whose name starts with `prefix`. */
-async function composeProcesses(prefix: string): Promise<{ pid: number; project: string }[]> {
-  const out: { pid: number; project: string }[] = [];
-  for (const e of await readdir('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    const argv = (await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '')).split('\0');
-    const p = argv.indexOf('-p');
-    if (p >= 0 && argv[p + 1]?.startsWith(prefix) && argv.some((a) => /compose/.test(a))) out.push({ pid: Number(e), project: argv[p + 1]! });
-  }
-  return out;
-}
-
 async function leftovers(homeLabel: string): Promise<string[]> {
   const filters = { label: [`dev.sandstack.home=${homeLabel}`] };
   const [c, v, n, i] = await Promise.all([docker.listContainers({ all: true, filters }), docker.listVolumes({ filters }), docker.listNetworks({ filters }), docker.listImages({ all: true, filters })]);
@@ -140,7 +129,7 @@ async function main(): Promise<number> {
       if (timer) clearTimeout(timer);
       let composeKilled = 0;
       if (killed && random() < 0.3) {
-        for (const p of await composeProcesses('soak')) {
+        for (const p of await composeProcesses((p) => p.startsWith('soak'))) {
           try {
             process.kill(p.pid, 'SIGKILL');
             composeKilled++;
@@ -171,7 +160,7 @@ async function main(): Promise<number> {
     if (ls.instances.length) problems.push(`instances still listed (leases held): ${ls.instances.map((i) => `${i.id} (${i.state})`).join(', ')}`);
     const registry = JSON.parse(await readFile(path.join(home, 'registry.json'), 'utf8').catch(() => '{"instances":{}}')) as { instances: Record<string, unknown> };
     if (Object.keys(registry.instances).length) problems.push(`registry entries left: ${Object.keys(registry.instances).join(', ')}`);
-    const procs = await composeProcesses('soak');
+    const procs = await composeProcesses((p) => p.startsWith('soak'));
     if (procs.length) problems.push(`compose processes left: ${procs.map((p) => `${p.pid} (${p.project})`).join(', ')}`);
     const took = Math.round((Date.now() - t0) / 1000);
     console.log(

@@ -29,9 +29,9 @@ export interface ReapResult {
   durationMs: number;
 }
 
-/** Compose processes (`... -p <id> ...`) still running for a project: their pids. */
-export async function composeProcessesOf(projectName: string): Promise<number[]> {
-  const pids: number[] = [];
+/** Compose processes (`... -p <project> ...`, v1 or v2) whose project name matches: pid and project. */
+export async function composeProcesses(match: (project: string) => boolean): Promise<{ pid: number; project: string }[]> {
+  const out: { pid: number; project: string }[] = [];
   const entries = await readdir('/proc').catch(() => [] as string[]);
   await Promise.all(
     entries
@@ -39,11 +39,16 @@ export async function composeProcessesOf(projectName: string): Promise<number[]>
       .map(async (e) => {
         const argv = (await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '')).split('\0');
         const p = argv.indexOf('-p');
-        const named = (p >= 0 && argv[p + 1] === projectName) || argv.includes(`--project-name=${projectName}`);
-        if (named && argv.some((a) => /(^|\/)docker-compose(-v1)?$|^compose$/.test(a))) pids.push(Number(e));
+        const project = p >= 0 ? argv[p + 1] : argv.find((a) => a.startsWith('--project-name='))?.slice('--project-name='.length);
+        if (project && match(project) && argv.some((a) => /(^|\/)docker-compose(-v1)?$|^compose$/.test(a))) out.push({ pid: Number(e), project });
       }),
   );
-  return pids;
+  return out;
+}
+
+/** Compose processes still running for one project: their pids. */
+export async function composeProcessesOf(projectName: string): Promise<number[]> {
+  return (await composeProcesses((p) => p === projectName)).map((x) => x.pid);
 }
 
 /** What carries this state home's labels, and the registry, as the sweeps see them. */

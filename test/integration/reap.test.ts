@@ -3,9 +3,10 @@
  * takes its Compose process with it, and the next `gate --fresh` reaps what it left (containers,
  * networks, images, leases) without anyone running a clean-up by hand.
  */
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
+import { composeProcessesOf } from '../../src/lifecycle/reap.js';
 import { CLI, docker, expectSandboxClean, labelled, makeSandbox, type Sandbox } from './helpers.js';
 
 let sb: Sandbox | undefined;
@@ -13,18 +14,6 @@ afterEach(async () => {
   await sb?.cleanup();
   sb = undefined;
 });
-
-/** Processes whose argv names this Compose project (`-p <id>`). */
-async function composeProcesses(id: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    const argv = (await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '')).split('\0');
-    const p = argv.indexOf('-p');
-    if (p >= 0 && argv[p + 1] === id) out.push(`${e}: ${argv.join(' ')}`);
-  }
-  return out;
-}
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, ms: number): Promise<T> {
   const end = Date.now() + ms;
@@ -56,7 +45,7 @@ describe('orphans of killed runs', () => {
     const r = await killed;
     expect(r.signal).toBe('SIGKILL');
     // Compose dies with its owner (the parent-death signal), not at the next run.
-    await until('compose to die with its owner', async () => ((await composeProcesses(id)).length === 0 ? true : undefined), 5_000);
+    await until('compose to die with its owner', async () => ((await composeProcessesOf(id)).length === 0 ? true : undefined), 5_000);
     const left = await labelled(id);
     expect(left.containers + left.networks).toBeGreaterThan(0);
 
