@@ -91,7 +91,10 @@ async function leftovers(homeLabel: string): Promise<string[]> {
 
 async function main(): Promise<number> {
   const base = await mkdtemp(path.join(os.tmpdir(), 'sandstack-soak-'));
-  const repo = path.join(base, 'soak');
+  // The folder name is the instance id's stem: unique per run, so two soaks on one machine never
+  // take each other's compose processes for their own.
+  const name = `soak-${SEED}`;
+  const repo = path.join(base, name);
   const home = path.join(base, '.home');
   const env = { ...process.env, SANDSTACK_HOME: home };
   await mkdir(repo);
@@ -129,7 +132,7 @@ async function main(): Promise<number> {
       if (timer) clearTimeout(timer);
       let composeKilled = 0;
       if (killed && random() < 0.3) {
-        for (const p of await composeProcesses((p) => p.startsWith('soak'))) {
+        for (const p of await composeProcesses((p) => p.startsWith(name))) {
           try {
             process.kill(p.pid, 'SIGKILL');
             composeKilled++;
@@ -160,7 +163,7 @@ async function main(): Promise<number> {
     if (ls.instances.length) problems.push(`instances still listed (leases held): ${ls.instances.map((i) => `${i.id} (${i.state})`).join(', ')}`);
     const registry = JSON.parse(await readFile(path.join(home, 'registry.json'), 'utf8').catch(() => '{"instances":{}}')) as { instances: Record<string, unknown> };
     if (Object.keys(registry.instances).length) problems.push(`registry entries left: ${Object.keys(registry.instances).join(', ')}`);
-    const procs = await composeProcesses((p) => p.startsWith('soak'));
+    const procs = await composeProcesses((p) => p.startsWith(name));
     if (procs.length) problems.push(`compose processes left: ${procs.map((p) => `${p.pid} (${p.project})`).join(', ')}`);
     const took = Math.round((Date.now() - t0) / 1000);
     console.log(
