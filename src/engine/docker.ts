@@ -67,6 +67,8 @@ export interface ContainerView {
   /** Image reference the container was created from, and the image ID it runs. */
   image: string;
   imageId: string;
+  /** Runs with a TTY (its log is one raw stream, not multiplexed). */
+  tty: boolean;
 }
 
 function toView(info: Docker.ContainerInspectInfo): ContainerView {
@@ -93,6 +95,7 @@ function toView(info: Docker.ContainerInspectInfo): ContainerView {
     labels,
     image: info.Config?.Image ?? '',
     imageId: info.Image,
+    tty: info.Config?.Tty === true,
   };
 }
 
@@ -122,9 +125,12 @@ export interface LabelledResources {
   networks: { id: string; name: string; labels: Record<string, string> }[];
 }
 
-/** Lists containers, volumes and networks carrying the instance label (or any sandstack label). */
-export async function labelledResources(docker: Docker, id?: string): Promise<LabelledResources> {
-  const filters = id ? instanceFilter(id) : { label: [LABELS.instance] };
+/**
+ * Lists containers, volumes and networks carrying the instance label: of one instance (an id), of
+ * any instance (nothing), or matching label filters (`key` or `key=value`, all must hold).
+ */
+export async function labelledResources(docker: Docker, selector?: string | { labels: string[] }): Promise<LabelledResources> {
+  const filters = typeof selector === 'string' ? instanceFilter(selector) : { label: [LABELS.instance, ...(selector?.labels ?? [])] };
   const [containers, volumes, networks] = await Promise.all([
     docker.listContainers({ all: true, filters }),
     docker.listVolumes({ filters }),
@@ -213,14 +219,17 @@ export async function removeInstanceImages(docker: Docker, id: string, notices: 
   return removed;
 }
 
-/** Last `lines` lines of a container's stdout+stderr, demultiplexed. */
-export async function containerLogTail(docker: Docker, containerId: string, lines = 50): Promise<string[]> {
+/**
+ * Last `lines` lines of a container's stdout+stderr, demultiplexed. `tty` (from an inspect the
+ * caller already made) saves inspecting the container again.
+ */
+export async function containerLogTail(docker: Docker, containerId: string, lines = 50, tty?: boolean): Promise<string[]> {
   try {
     const c = docker.getContainer(containerId);
-    const info = await c.inspect();
+    const raw = tty ?? (await c.inspect()).Config.Tty;
     const buf = (await c.logs({ stdout: true, stderr: true, tail: lines, follow: false, timestamps: false })) as unknown as Buffer;
     let text: string;
-    if (info.Config.Tty) {
+    if (raw) {
       text = buf.toString('utf8');
     } else {
       const out = new PassThrough();

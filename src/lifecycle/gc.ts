@@ -52,7 +52,7 @@ export async function gc(ctx: Context, opts: GcOptions = {}): Promise<GcResult> 
   const items: GcItem[] = [];
   const snap = await homeSnapshot(ctx);
   const records = snap.registry.instances;
-  const labelledIds = new Set([...snap.containers, ...snap.volumes, ...snap.networks].map((r) => r.Labels?.[LABELS.instance]).filter((x): x is string => !!x));
+  const labelledIds = new Set([...snap.containers, ...snap.volumes, ...snap.networks].map((r) => r.labels[LABELS.instance]).filter((x): x is string => !!x));
   const gone = new Set<string>();
 
   for (const o of await findOrphans(snap)) {

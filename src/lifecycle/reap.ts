@@ -5,7 +5,7 @@
  * state home's label are looked at; an instance whose owner still runs is never touched.
  */
 import { readdir, readFile, rm } from 'node:fs/promises';
-import { removeInstanceImages, sweepInstance } from '../engine/docker.js';
+import { labelledResources, removeInstanceImages, sweepInstance, type LabelledResources } from '../engine/docker.js';
 import { homeLabelValue, LABELS } from '../identity/identity.js';
 import { removeTargets } from '../observability/wiring.js';
 import { instancePaths } from '../state/paths.js';
@@ -52,31 +52,25 @@ export async function composeProcessesOf(projectName: string): Promise<number[]>
 }
 
 /** What carries this state home's labels, and the registry, as the sweeps see them. */
-export interface HomeSnapshot {
-  containers: { Labels?: Record<string, string> | null }[];
-  volumes: { Labels?: Record<string, string> | null }[];
-  networks: { Labels?: Record<string, string> | null }[];
+export interface HomeSnapshot extends LabelledResources {
   registry: Registry;
 }
 
 /** Lists this home's labelled resources (optionally only those with `extraLabel`) and reads the registry. */
 export async function homeSnapshot(ctx: Context, extraLabel?: string): Promise<HomeSnapshot> {
-  const filters = { label: [`${LABELS.home}=${homeLabelValue(ctx.home)}`, ...(extraLabel ? [extraLabel] : [])] };
-  const [containers, volumes, networks, registry] = await Promise.all([
-    ctx.docker.listContainers({ all: true, filters }),
-    ctx.docker.listVolumes({ filters }),
-    ctx.docker.listNetworks({ filters }),
+  const [resources, registry] = await Promise.all([
+    labelledResources(ctx.docker, { labels: [`${LABELS.home}=${homeLabelValue(ctx.home)}`, ...(extraLabel ? [extraLabel] : [])] }),
     readRegistrySnapshot(registryOptions(ctx)),
   ]);
-  return { containers, volumes: (volumes.Volumes ?? []) as HomeSnapshot['volumes'], networks, registry: registry.result };
+  return { ...resources, registry: registry.result };
 }
 
 /** Throwaway instances whose owner is gone: from the owner label, or the registry record alone. */
 export async function findOrphans(snap: HomeSnapshot): Promise<{ id: string; owner: string; pid: number }[]> {
   const owners = new Map<string, string>();
   for (const r of [...snap.containers, ...snap.volumes, ...snap.networks]) {
-    const id = r.Labels?.[LABELS.instance];
-    const owner = r.Labels?.[LABELS.owner];
+    const id = r.labels[LABELS.instance];
+    const owner = r.labels[LABELS.owner];
     if (id && owner) owners.set(id, owner);
   }
   // Killed before Docker had anything: only the registry record (and its leases) remains.
@@ -112,7 +106,7 @@ export async function removeInstanceByLabel(ctx: Context, id: string, snap: Home
       // gone meanwhile
     }
   }
-  const count = (list: { Labels?: Record<string, string> | null }[]) => list.filter((r) => r.Labels?.[LABELS.instance] === id).length;
+  const count = (list: { labels: Record<string, string> }[]) => list.filter((r) => r.labels[LABELS.instance] === id).length;
   await removeTargets(ctx.home, id).catch(() => undefined);
   await sweepInstance(ctx.docker, id);
   const images = await removeInstanceImages(ctx.docker, id, []);
@@ -138,7 +132,7 @@ export async function reapOrphans(ctx: Context): Promise<ReapResult> {
     if (reaped.some((r) => r.id === e.id)) continue;
     reaped.push({ id: e.id, owner: '', why: e.why, removed: await removeInstanceByLabel(ctx, e.id, snap) });
   }
-  const checked = new Set([...snap.containers, ...snap.volumes, ...snap.networks].map((r) => r.Labels?.[LABELS.instance])).size;
+  const checked = new Set([...snap.containers, ...snap.volumes, ...snap.networks].map((r) => r.labels[LABELS.instance])).size;
   return { reaped, checked, durationMs: Date.now() - t0 };
 }
 
