@@ -155,7 +155,7 @@ export async function diagnose(docker: Docker, instanceId: string, failure: Serv
     ...failure,
     exitCode: failure.exitCode ?? (c && c.state !== 'running' ? c.exitCode : undefined),
     oomKilled: c?.oomKilled,
-    logTail: c ? await containerLogTail(docker, c.id, 50) : [],
+    logTail: c ? await containerLogTail(docker, c.id, 50, c.tty) : [],
     healthLog: c?.healthLog.slice(-5) ?? [],
   };
 }

@@ -137,7 +137,7 @@ export async function writeEvidence(ctx: Context, opts: WriteEvidenceOptions): P
     await mkdir(path.join(dir, 'logs'), { recursive: true });
     services = [];
     for (const c of containers.filter((x) => x.labels['com.docker.compose.oneoff'] !== 'True')) {
-      await writeFile(path.join(dir, 'logs', `${c.service}.log`), `${(await containerLogTail(ctx.docker, c.id, 10_000)).join('\n')}\n`);
+      await writeFile(path.join(dir, 'logs', `${c.service}.log`), `${(await containerLogTail(ctx.docker, c.id, 10_000, c.tty)).join('\n')}\n`);
       services.push({
         name: c.service,
         state: c.state,

@@ -16,6 +16,7 @@ export function containerView(service: string, over: Partial<ContainerView> = {}
     labels: {},
     image: 'demo-app',
     imageId: 'sha256:0123456789ab',
+    tty: false,
     ...over,
   };
 }
