@@ -8,7 +8,7 @@ import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { parse as parseYaml, parseDocument, stringify } from 'yaml';
-import { CLI, docker, git } from '../integration/helpers.js';
+import { cleanEnv, docker, git, runCli } from '../integration/helpers.js';
 import { META_FILE, SUPPORT_DIR, type Meta, type Project } from './meta.js';
 import type { Model } from './invariants.js';
 
@@ -77,16 +77,6 @@ export interface Workspace {
 const GIT_ENV = { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' };
 
 /** The host environment without sandstack/Compose selectors that would change what runs. */
-function baseEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined) continue;
-    if (/^(SANDSTACK_|COMPOSE_)/.test(k)) continue;
-    env[k] = v;
-  }
-  return env;
-}
-
 export function homeFor(ws: Workspace, version: ComposeVersion): string {
   return path.join(ws.root, version.label, '.sandstack-home');
 }
@@ -96,16 +86,8 @@ export function repoFor(ws: Workspace, version: ComposeVersion, project: Project
 }
 
 export async function sandstack(ws: Workspace, version: ComposeVersion, meta: Meta | undefined, cwd: string, args: string[], timeoutMs = 240_000): Promise<Step> {
-  const env = { ...baseEnv(), ...(meta?.env ?? {}), ...version.env, SANDSTACK_HOME: homeFor(ws, version) };
-  const r = await execa('node', [CLI, ...args], { cwd, env, extendEnv: false, reject: false, stdin: 'ignore', timeout: timeoutMs });
-  let json: unknown;
-  try {
-    json = JSON.parse(String(r.stdout));
-  } catch {
-    json = undefined;
-  }
-  const exitCode = r.exitCode ?? -1;
-  return { ok: exitCode === 0, exitCode, stdout: String(r.stdout), stderr: String(r.stderr), json, error: r.timedOut ? `timed out after ${timeoutMs / 1000} s` : undefined };
+  const r = await runCli(homeFor(ws, version), cwd, args, { isolated: true, env: { ...(meta?.env ?? {}), ...version.env }, timeout: timeoutMs });
+  return { ok: r.exitCode === 0, exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, json: r.json, error: r.timedOut ? `timed out after ${timeoutMs / 1000} s` : undefined };
 }
 
 /** Merges meta.config into a sandstack.yaml object: objects merge, arrays concatenate (deduplicated). */
@@ -216,7 +198,7 @@ export async function runStatic(ws: Workspace, version: ComposeVersion, project:
     // Compose's config of the source, the way the user runs it (same files, all profiles), with
     // placeholders for the generated secrets and the instance's variables.
     const secretEnv = Object.fromEntries(((config.secrets ?? []) as { name: string }[]).map((s) => [s.name, `conformance-${s.name.toLowerCase()}`]));
-    const sourceEnv = { ...baseEnv(), ...secretEnv, ...(meta.env ?? {}), COMPOSE_PROJECT_NAME: id, SANDSTACK_INSTANCE_ID: id, SANDSTACK_ENVIRONMENT: String(config.instance?.kind ?? 'local') };
+    const sourceEnv = { ...cleanEnv(), ...secretEnv, ...(meta.env ?? {}), COMPOSE_PROJECT_NAME: id, SANDSTACK_INSTANCE_ID: id, SANDSTACK_ENVIRONMENT: String(config.instance?.kind ?? 'local') };
     res.sourceConfig = await composeConfig(version, { cwd: repo, files: project.files, projectName: id, env: sourceEnv, allProfiles: true });
 
     if (res.renderedFile) {

@@ -10,7 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { execa } from 'execa';
 import { parseDocument } from 'yaml';
-import { CLI as BUILT_CLI, docker, git, ROOT } from '../integration/helpers.js';
+import { CLI as BUILT_CLI, docker, git, ROOT, runCli, type CliResult } from '../integration/helpers.js';
 import { META_FILE, SUPPORT_DIR, type Case, type CaseMeta } from './meta.js';
 import { VERSIONS, type ComposeVersion } from '../conformance/harness.js';
 
@@ -56,15 +56,6 @@ export interface CaseRun {
 const GIT_ENV = { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' };
 
 /** The host environment without sandstack/Compose selectors that would change what runs. */
-function baseEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined || /^(SANDSTACK_|COMPOSE_|GATE_CORPUS_)/.test(k)) continue;
-    env[k] = v;
-  }
-  return env;
-}
-
 export function homeFor(ws: Workspace, version: ComposeVersion): string {
   return path.join(ws.root, version.label, '.sandstack-home');
 }
@@ -73,16 +64,8 @@ export function repoFor(ws: Workspace, version: ComposeVersion, name: string): s
   return path.join(ws.root, version.label, name, name);
 }
 
-export async function sandstack(ws: Workspace, version: ComposeVersion, meta: CaseMeta | undefined, cwd: string, args: string[], timeoutMs = RUN_TIMEOUT_MS) {
-  const env = { ...baseEnv(), ...(meta?.env ?? {}), ...version.env, SANDSTACK_HOME: homeFor(ws, version) };
-  const r = await execa('node', [CLI, ...args], { cwd, env, extendEnv: false, reject: false, stdin: 'ignore', timeout: timeoutMs });
-  let json: unknown;
-  try {
-    json = JSON.parse(String(r.stdout));
-  } catch {
-    json = undefined;
-  }
-  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), json: json as any, timedOut: r.timedOut }; // eslint-disable-line @typescript-eslint/no-explicit-any
+export async function sandstack(ws: Workspace, version: ComposeVersion, meta: CaseMeta | undefined, cwd: string, args: string[], timeoutMs = RUN_TIMEOUT_MS): Promise<CliResult> {
+  return runCli(homeFor(ws, version), cwd, args, { isolated: true, cli: CLI, env: { ...(meta?.env ?? {}), ...version.env }, timeout: timeoutMs });
 }
 
 /** Listens on a free 127.0.0.1 port (a foreign process, as far as sandstack can tell). */

@@ -19,6 +19,7 @@ export interface CliResult {
   stdout: string;
   stderr: string;
   json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  timedOut: boolean;
 }
 
 export interface Sandbox {
@@ -27,7 +28,7 @@ export interface Sandbox {
   /** The test repository (folder named `demo`). */
   repo: string;
   home: string;
-  run: (cwd: string, args: string[], opts?: Options) => Promise<CliResult>;
+  run: (cwd: string, args: string[], opts?: RunOptions) => Promise<CliResult>;
   /** Destroys every instance created under this sandbox and removes its folders. */
   cleanup: () => Promise<void>;
 }
@@ -36,17 +37,40 @@ export async function git(cwd: string, args: string[]): Promise<void> {
   await execa('git', args, { cwd, env: { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
 }
 
+/** This process's environment without sandstack's, Compose's and the test knobs' variables. */
+export function cleanEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined || /^(SANDSTACK_|COMPOSE_|GATE_CORPUS_|CONFORMANCE_)/.test(k)) continue;
+    env[k] = v;
+  }
+  return env;
+}
+
+export type RunOptions = Options & {
+  /** Start from `cleanEnv()` instead of inheriting this process's environment as it is. */
+  isolated?: boolean;
+  /** The CLI to run (default: this checkout's dist/cli/main.js). */
+  cli?: string;
+};
+
 /** Runs the built CLI with the given state home; `json` is stdout parsed, when it is JSON. */
-export async function runCli(home: string, cwd: string, args: string[], opts: Options = {}): Promise<CliResult> {
-  const { env, ...rest } = opts;
-  const r = await execa('node', [CLI, ...args], { ...rest, cwd, reject: false, env: { SANDSTACK_HOME: home, ...(env ?? {}) }, stdin: 'ignore' });
+export async function runCli(home: string, cwd: string, args: string[], opts: RunOptions = {}): Promise<CliResult> {
+  const { env, isolated, cli, ...rest } = opts;
+  const r = await execa('node', [cli ?? CLI, ...args], {
+    ...rest,
+    cwd,
+    reject: false,
+    stdin: 'ignore',
+    ...(isolated ? { extendEnv: false, env: { ...cleanEnv(), ...(env ?? {}), SANDSTACK_HOME: home } } : { env: { SANDSTACK_HOME: home, ...(env ?? {}) } }),
+  });
   let json: unknown;
   try {
     json = JSON.parse(String(r.stdout));
   } catch {
     json = undefined;
   }
-  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), json };
+  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), json, timedOut: r.timedOut === true };
 }
 
 /** A git repository `demo` holding a copy of the demo stack, optionally modified by `mutate`. */
@@ -59,7 +83,7 @@ export async function makeSandbox(mutate?: (repo: string) => Promise<void>): Pro
   await git(repo, ['init', '-q', '-b', 'main']);
   await git(repo, ['add', '-A']);
   await git(repo, ['commit', '-qm', 'demo stack']);
-  const run = (cwd: string, args: string[], opts: Options = {}): Promise<CliResult> => runCli(home, cwd, args, opts);
+  const run = (cwd: string, args: string[], opts: RunOptions = {}): Promise<CliResult> => runCli(home, cwd, args, opts);
   const cleanup = async () => {
     // Remove whatever carries the instance label of an instance whose worktree lies under base.
     const containers = await docker.listContainers({ all: true, filters: { label: ['dev.sandstack.instance'] } });
