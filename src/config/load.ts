@@ -109,8 +109,12 @@ function problemLine(p: ConfigProblem): string {
   return `${where}: ${p.path}: ${p.message}`;
 }
 
-/** Parses and validates config text. Exported for unit tests. */
-export function parseConfig(text: string, file: string): SandstackConfig {
+/**
+ * Parses YAML text and validates it against a schema. Problems name the file, line and column, the
+ * key path and what was expected (an unknown key of a strict object is named as such); `hint` says
+ * where the reference is. Shared by sandstack.yaml and the user config (config/user.ts).
+ */
+export function parseYamlWith<S extends z.ZodType>(text: string, file: string, schema: S, hint: string): z.output<S> {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -120,23 +124,24 @@ export function parseConfig(text: string, file: string): SandstackConfig {
     });
     throw new SandstackError('SANDSTACK_CONFIG_INVALID', `${file} is not valid YAML:\n  ${problems.map(problemLine).join('\n  ')}`, {
       hint: 'Fix the YAML syntax at the position shown.',
-      details: { problems },
+      details: { file, problems },
     });
   }
   const raw: unknown = doc.toJS() ?? {};
-  const result = ConfigSchema.safeParse(raw);
+  const result = schema.safeParse(raw);
   if (!result.success) {
     const problems = describeIssues(result.error.issues, doc, lc, file);
-    throw new SandstackError(
-      'SANDSTACK_CONFIG_INVALID',
-      `${file} is invalid:\n  ${problems.map(problemLine).join('\n  ')}`,
-      {
-        hint: 'See the config file reference in the README (or schema/sandstack.schema.json).',
-        details: { problems },
-      },
-    );
+    throw new SandstackError('SANDSTACK_CONFIG_INVALID', `${file} is invalid:\n  ${problems.map(problemLine).join('\n  ')}`, {
+      hint,
+      details: { file, problems },
+    });
   }
   return result.data;
+}
+
+/** Parses and validates config text. Exported for unit tests. */
+export function parseConfig(text: string, file: string): SandstackConfig {
+  return parseYamlWith(text, file, ConfigSchema, 'See the config file reference in the README (or schema/sandstack.schema.json).');
 }
 
 /**

@@ -1,0 +1,100 @@
+/**
+ * The user config: settings of the person running sandstack rather than of a project (a disk budget
+ * now; an engine pool later). One file per user, `$SANDSTACK_USER_CONFIG`, else
+ * `$XDG_CONFIG_HOME/sandstack/config.yaml`, else `~/.config/sandstack/config.yaml`. A missing file
+ * means defaults. Validated with a strict schema: an unknown key is an error naming the file and key.
+ */
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import bytes from 'bytes';
+import { z } from 'zod';
+import { SandstackError } from '../errors.js';
+import { parseYamlWith } from './load.js';
+
+/** `<number>` bytes or `<number><unit>`; units are binary (1 KB = 1 KiB = 1024 bytes), as in `bytes`. */
+const SIZE = /^(\d+(?:\.\d+)?)\s*(b|[kmgtp]i?b)?$/i;
+
+/**
+ * Parses a size: a number of bytes, or a string such as `50GB`, `500MiB`, `1.5 TB`, `2048`. Units
+ * are binary (KB and KiB both mean 1024 bytes). Undefined when it is not a positive size.
+ */
+export function parseSize(value: string | number): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) && value > 0 ? Math.floor(value) : undefined;
+  const m = SIZE.exec(value.trim());
+  if (!m) return undefined;
+  // `bytes` knows b, kb … pb; the IEC spellings (KiB) mean the same there.
+  const n = bytes.parse(`${m[1]}${(m[2] ?? 'b').replace(/i/i, '')}`);
+  return n !== null && Number.isFinite(n) && n > 0 ? Math.floor(n) : undefined;
+}
+
+/** A size as people read it: `50 GB`, `12.3 MB` (binary units, as parsed). */
+export function formatSize(n: number): string {
+  return bytes.format(n, { unitSeparator: ' ', decimalPlaces: 1 }) ?? `${n} B`;
+}
+
+const SizeSchema = z
+  .union([z.number(), z.string()], { error: 'expected a size: a number of bytes or a string such as 50GB or 500MiB' })
+  .transform((v, ctx) => {
+    const n = parseSize(v);
+    if (n === undefined) {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a size: use a positive number of bytes or a number with a unit (500MiB, 50GB, 1.5TB; 1 KB = 1024 bytes)` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+export const UserConfigSchema = z
+  .strictObject({
+    budget: z
+      .strictObject({
+        disk: SizeSchema.nullish().describe(
+          'Disk budget for what sandstack holds in this state home (containers, volumes, images, instance folders); `up` warns when it is exceeded',
+        ),
+      })
+      .nullish(),
+    // Later: `engines:` (a pool of Docker engines) goes here.
+  })
+  .describe('The user config (~/.config/sandstack/config.yaml)');
+
+/** The user config, sizes in bytes. */
+export type UserConfig = z.output<typeof UserConfigSchema>;
+
+export interface LoadedUserConfig {
+  config: UserConfig;
+  /** The file looked at (whether or not it exists). */
+  file: string;
+  exists: boolean;
+}
+
+/** Where the user config is: SANDSTACK_USER_CONFIG, else $XDG_CONFIG_HOME/sandstack, else ~/.config/sandstack. */
+export function userConfigPath(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.SANDSTACK_USER_CONFIG) return path.resolve(env.SANDSTACK_USER_CONFIG);
+  // The XDG spec ignores a relative XDG_CONFIG_HOME.
+  const xdg = env.XDG_CONFIG_HOME && path.isAbsolute(env.XDG_CONFIG_HOME) ? env.XDG_CONFIG_HOME : path.join(env.HOME || os.homedir(), '.config');
+  return path.join(xdg, 'sandstack', 'config.yaml');
+}
+
+const HINT = 'Fix or remove the key shown in the user config; it accepts `budget: { disk: 50GB }` (see "User config" in the README). SANDSTACK_USER_CONFIG points sandstack at another file.';
+
+/** Parses and validates user config text (exported for unit tests). */
+export function parseUserConfig(text: string, file: string): UserConfig {
+  return parseYamlWith(text, file, UserConfigSchema, HINT);
+}
+
+/** Reads the user config; a missing file gives the defaults. Throws SANDSTACK_CONFIG_INVALID (exit 2) naming the file. */
+export async function loadUserConfig(env: NodeJS.ProcessEnv = process.env): Promise<LoadedUserConfig> {
+  const file = userConfigPath(env);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return { config: {}, file, exists: false };
+    throw new SandstackError('SANDSTACK_CONFIG_INVALID', `Cannot read the user config ${file}: ${(cause as Error).message}`, {
+      hint: 'Make it readable, or point SANDSTACK_USER_CONFIG at another file.',
+      details: { file },
+      cause,
+    });
+  }
+  return { config: parseUserConfig(text, file), file, exists: true };
+}
