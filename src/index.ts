@@ -9,6 +9,8 @@ export { renderIsolated, type RenderReport } from './compose/render.js';
 export { detectCompose, type ComposeCli } from './compose/cli.js';
 export { ConfigSchema, configJsonSchema, type SandstackConfig } from './config/schema.js';
 export { loadConfig, parseConfig } from './config/load.js';
+export { loadUserConfig, parseUserConfig, userConfigPath, UserConfigSchema, type UserConfig, type LoadedUserConfig } from './config/user.js';
+export { diskUsage, checkBudget, type DfResult, type InstanceDisk, type BudgetCheck } from './lifecycle/df.js';
 export { sanitizeInstanceId, deriveInstanceId, instanceLabels, instanceEnvironment, LABELS } from './identity/identity.js';
 export { allocatePorts } from './ports/leases.js';
 export { SandstackError, ExitCode, type ErrorCode } from './errors.js';

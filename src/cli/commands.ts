@@ -17,6 +17,8 @@ import { sandstackVersion } from '../version.js';
 import { gateCheck, gateFresh } from '../gate/run.js';
 import { gc, type GcResult } from '../lifecycle/gc.js';
 import { assertDockerAvailable } from '../engine/docker.js';
+import { budgetStatus, diskUsage, type BudgetCheck, type DfResult } from '../lifecycle/df.js';
+import { formatSize, loadUserConfig } from '../config/user.js';
 import ms from 'ms';
 import { runTests } from '../testing/runner.js';
 import { writeEvidence } from '../evidence/bundle.js';
@@ -105,6 +107,36 @@ function versionsLine(v: RuntimeVersions): string {
   const compose = v.compose ? `Compose ${v.compose.variant} ${v.compose.version}` : 'Compose not found';
   const engine = v.engine ? `engine ${v.engine.version} (API ${v.engine.apiVersion})` : 'engine not reachable';
   return `versions: sandstack ${v.sandstack}, ${compose}, ${engine}`;
+}
+
+function dfText(r: DfResult, budget: BudgetCheck): string {
+  const n = (count: number, size: number) => (count === 0 ? '-' : `${formatSize(size)} (${count})`);
+  const rows = r.instances.map((i) => [
+    i.id + (i.registered ? '' : ' (unregistered)'),
+    n(i.containers.count, i.containers.size),
+    i.volumes.count === 0 ? '-' : `${formatSize(i.volumes.size)}${i.volumes.unknown.length ? '+?' : ''} (${i.volumes.count})`,
+    n(i.images.count, i.images.disk),
+    i.stateDir.exists ? formatSize(i.stateDir.size) : '-',
+    formatSize(i.total),
+  ]);
+  const u = r.unattributed;
+  if (u.images.count > 0) rows.push([`(unattributed${u.instances.length ? `: ${u.instances.join(', ')}` : ''})`, '-', '-', n(u.images.count, u.images.disk), '-', formatSize(u.total)]);
+  const t = r.total;
+  const bc = r.buildCache;
+  const lines = [
+    rows.length ? table(['INSTANCE', 'CONTAINERS', 'VOLUMES', 'IMAGES', 'STATE DIR', 'TOTAL'], rows) : 'no instances in this state home',
+    `total: ${formatSize(t.size)} (containers ${formatSize(t.containers.size)}, volumes ${formatSize(t.volumes.size)}, images ${formatSize(t.images.disk)} (${formatSize(t.images.size)} as docker image ls lists them; shared layers counted once), state dirs ${formatSize(t.stateDirs)})`,
+    `build cache (engine-wide, every build on this engine, not only sandstack's; not in the total): ${formatSize(bc.size)}, ${formatSize(bc.reclaimable)} reclaimable, ${bc.records} records`,
+  ];
+  if (bc.untaggedImages.count > 0) lines.push(`untagged images of this state home (build layers, superseded builds; counted under IMAGES): ${formatSize(bc.untaggedImages.size)} (${bc.untaggedImages.count})`);
+  if (budget.budgetBytes !== undefined && budget.usedBytes !== undefined) {
+    lines.push(
+      budget.exceeded
+        ? `budget ${formatSize(budget.budgetBytes)}: over budget by ${formatSize(budget.usedBytes - budget.budgetBytes)} (${formatSize(budget.usedBytes)} used, ${budget.percent}%)`
+        : `budget ${formatSize(budget.budgetBytes)}: ${formatSize(budget.usedBytes)} used (${budget.percent}%)`,
+    );
+  }
+  return lines.join('\n');
 }
 
 function obsText(r: ObsStatus): string {
@@ -374,6 +406,36 @@ export function registerCommands(program: Command, run: Runner): void {
                 r.instances.map((i) => [i.id, i.state + (i.registered ? '' : ' (unregistered)'), `${i.containers.running}/${i.containers.total}`, i.ports.map((p) => p.url ?? String(p.host)).join(', ') || '-', expiryText(i), i.worktree]),
               ),
         );
+      }),
+    );
+
+  program
+    .command('df')
+    .description("disk used by this state home's instances: containers, volumes, images, state folders; the engine's build cache; the disk budget")
+    .addHelpText(
+      'after',
+      '\nOnly resources carrying sandstack\'s labels for this state home are counted. IMAGES is the disk the images\n' +
+        'hold: their unique sizes plus the layers they share (such as the base image) once; --json also gives the\n' +
+        'sizes `docker image ls` shows. The build cache is the whole engine\'s: BuildKit records carry no labels,\n' +
+        'so it is shown apart and not in the total.\n' +
+        'With budget.disk in the user config (~/.config/sandstack/config.yaml), the budget line compares the total\n' +
+        'with it, and `up` warns when it is exceeded. -i/--instance shows one instance (the total stays home-wide).\n\n' +
+        'Examples:\n  sandstack df\n  sandstack df --json | jq \'.instances[] | {id, total}\'',
+    )
+    .action(
+      run(async (ctx, out) => {
+        // The user config first: an invalid one fails before the engine is asked.
+        const user = await loadUserConfig(ctx.env);
+        await assertDockerAvailable(ctx.docker);
+        const usage = await diskUsage(ctx);
+        const budget = budgetStatus(user, usage);
+        const only = ctx.instanceFlag;
+        if (only && !usage.instances.some((i) => i.id === only)) {
+          throw new SandstackError('SANDSTACK_INSTANCE_NOT_FOUND', `No instance ${only} in this state home (${ctx.home}).`, { hint: 'See them all with `sandstack df` or `sandstack ls`.' });
+        }
+        const r = { ...usage, ...(only ? { instances: usage.instances.filter((i) => i.id === only), filter: only } : {}), budget };
+        out.notices(r.notices);
+        out.result(r, () => dfText(r, budget));
       }),
     );
 

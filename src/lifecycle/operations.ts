@@ -16,6 +16,7 @@ import { gatherSecrets } from '../evidence/bundle.js';
 import { redactModel } from '../evidence/redact.js';
 import type { Context } from './context.js';
 import { reapedLine, reapFirst } from './reap.js';
+import { budgetNotices } from './df.js';
 import { assertOwnHome, findRecord, otherHomes, prepareInstance, releaseInstance, renderedProject, resolveInstance, type PreparedInstance, type ResolvedInstance } from './instance.js';
 import { expiry, serviceStatuses, type InstanceSummary, type ServiceStatus, summarizeState } from './status.js';
 
@@ -160,13 +161,15 @@ export async function up(ctx: Context, opts: { build?: boolean; gate?: boolean }
   report.reportFile = await saveGateReport(ctx.home, identity.id, report);
   const services = await serviceStatuses(ctx, prepared.identity.id, prepared.services, prepared.record.leases);
   const reaped = rec.reaped.map(reapedLine);
+  // The disk budget of the user config: a warning, never a failure (no engine call without a budget).
+  const budget = await budgetNotices(ctx);
   return {
     instance: { ...summary(prepared, true, services, prepared.record.branch), ...expiry(prepared.record) },
     services,
     render: prepared.report,
     gate: report,
     timings: { totalMs: Date.now() - t0 },
-    notices: [...reaped, ...prepared.notices],
+    notices: [...reaped, ...prepared.notices, ...budget],
   };
 }
 
