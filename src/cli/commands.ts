@@ -403,8 +403,8 @@ export function registerCommands(program: Command, run: Runner): void {
             ? 'no instances'
             : table(
                 ['INSTANCE', 'STATE', 'CONTAINERS', 'PORTS', 'EXPIRES', 'WORKTREE'],
-                r.instances.map((i) => [i.id, i.state + (i.registered ? '' : ' (unregistered)'), `${i.containers.running}/${i.containers.total}`, i.ports.map((p) => p.url ?? String(p.host)).join(', ') || '-', expiryText(i), i.worktree]),
-              ),
+                r.instances.map((i) => [i.id, i.state + (i.registered ? '' : ' (unregistered)') + (i.drift.length ? ' (drift)' : ''), `${i.containers.running}/${i.containers.total}`, i.ports.map((p) => p.url ?? String(p.host)).join(', ') || '-', expiryText(i), i.worktree]),
+              ) + r.instances.flatMap((i) => i.drift.map((d) => `\ndrift ${i.id}: ${d}`)).join(''),
         );
       }),
     );
@@ -552,18 +552,20 @@ export function registerCommands(program: Command, run: Runner): void {
     .option('--dry-run', 'list what would be removed and why; remove nothing')
     .option('--worktree-gone', 'also remove instances whose worktree folder no longer exists (sandbox ones; a local one only when named with --instance)')
     .option('--evidence-older-than <duration>', 'remove evidence folders of instances that no longer exist when older than this (e.g. 7d, 12h)')
+    .option('--images', 'also remove untagged images of this state home that no container uses (left by rebuilds; layers of the classic builder)')
     .addHelpText(
       'after',
       '\nOnly resources carrying sandstack\'s labels for this state home are looked at. An orphan is a throwaway\n' +
-        'instance (gate --fresh, verify) whose owner process is gone (pid, start time and boot id no longer match).\n' +
-        'Interactive (local) instances are never removed unless named with --instance.\n\nExamples:\n  sandstack gc --dry-run\n  sandstack gc --worktree-gone --evidence-older-than 14d --json',
+        'instance (gate --fresh, verify, or one created with --ttl whose start never finished) whose owner process\n' +
+        'is gone (pid, start time and boot id no longer match).\n' +
+        'Interactive (local) instances are never removed unless named with --instance.\n\nExamples:\n  sandstack gc --dry-run\n  sandstack gc --worktree-gone --evidence-older-than 14d --images --json',
     )
     .action(
       run(async (ctx, out, cmd) => {
-        const o = cmd.opts<{ dryRun?: boolean; worktreeGone?: boolean; evidenceOlderThan?: string }>();
+        const o = cmd.opts<{ dryRun?: boolean; worktreeGone?: boolean; evidenceOlderThan?: string; images?: boolean }>();
         const evidenceOlderThanMs = o.evidenceOlderThan === undefined ? undefined : parseDuration('--evidence-older-than', o.evidenceOlderThan);
         await assertDockerAvailable(ctx.docker);
-        const r: GcResult = await gc(ctx, { dryRun: o.dryRun, worktreeGone: o.worktreeGone, evidenceOlderThanMs, named: ctx.instanceFlag ? [ctx.instanceFlag] : [] });
+        const r: GcResult = await gc(ctx, { dryRun: o.dryRun, worktreeGone: o.worktreeGone, evidenceOlderThanMs, images: o.images, named: ctx.instanceFlag ? [ctx.instanceFlag] : [] });
         out.result(r, () => {
           if (r.items.length === 0) return 'nothing to collect';
           const rows = r.items.map((i) => [i.kind, i.id, i.removed ? 'removed' : r.dryRun ? 'would remove' : 'kept', i.why + (i.hint ? ` (${i.hint})` : '')]);

@@ -192,12 +192,14 @@ export async function sweepInstance(docker: Docker, id: string): Promise<string[
  * label (the classic builder adds one layer per build label), and nothing else, so the layers the
  * build shares with other builds stay as cache. Returns the removed tags (or ids).
  */
-export async function removeInstanceImages(docker: Docker, id: string, notices: string[]): Promise<string[]> {
+export async function removeInstanceImages(docker: Docker, id: string, notices: string[], home?: string): Promise<string[]> {
   const removed: string[] = [];
   const failed = new Set<string>();
+  // Only this state home's, when given (gc); destroy of an id removes what carries the id.
+  const filters = home ? { label: [...instanceFilter(id).label, `${LABELS.home}=${home}`] } : instanceFilter(id);
   // Each pass removes the images no other labelled image depends on; the next pass, their parents.
   for (let pass = 0; pass < 32; pass++) {
-    const list = (await docker.listImages({ all: true, filters: instanceFilter(id) })).filter((i) => !failed.has(i.Id));
+    const list = (await docker.listImages({ all: true, filters })).filter((i) => !failed.has(i.Id));
     if (list.length === 0) break;
     const parents = new Set(list.map((i) => i.ParentId).filter(Boolean));
     const leaves = list.filter((i) => !parents.has(i.Id));

@@ -19,8 +19,13 @@ export interface InstanceIdentity {
    * may share one engine, and each adopts only its own instances from Docker labels.
    */
   home?: string;
-  /** The owning process of a throwaway instance (`<pid>@<start>@<boot id>`, state/owner.ts). */
+  /**
+   * The owning process (`<pid>@<start>@<boot id>`, state/owner.ts) of a throwaway instance, or of
+   * an instance being created with a ttl until its start has finished.
+   */
   owner?: string;
+  /** Removed after this long without use (ms): `up --ttl`, `instance.ttl`. */
+  ttlMs?: number;
 }
 
 /** Longest id we produce; Compose allows more, but container and volume names get long. */
@@ -42,6 +47,8 @@ export const LABELS = {
   home: 'dev.sandstack.home',
   /** On a throwaway instance's resources: the sandstack process that owns it (state/owner.ts). */
   owner: 'dev.sandstack.owner',
+  /** On an instance with a ttl: the ttl in ms (so a registry rebuilt from labels keeps its expiry). */
+  ttl: 'dev.sandstack.ttl',
 } as const;
 
 export const COMPOSE_PROJECT_LABEL = 'com.docker.compose.project';
@@ -134,6 +141,7 @@ export function instanceLabels(identity: InstanceIdentity, leases = ''): Record<
   };
   if (identity.home) labels[LABELS.home] = identity.home;
   if (identity.owner) labels[LABELS.owner] = identity.owner;
+  if (identity.ttlMs) labels[LABELS.ttl] = String(identity.ttlMs);
   if (leases) labels[LABELS.leases] = leases;
   return labels;
 }

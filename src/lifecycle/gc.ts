@@ -3,12 +3,14 @@
  * throwaway instances (owner process gone), instances past their expiry (ttl), instances whose worktree folder is gone (reported;
  * removed with `worktreeGone`, an interactive `local` one only when named), registry records and
  * leases of instances that exist nowhere any more, scrape targets and (with `evidenceOlderThanMs`)
- * evidence folders of instances that do not exist, and images built for instances that are gone.
+ * evidence folders of instances that do not exist, images built for instances that are gone, and
+ * (with `images`) untagged images of this home that no container uses.
  * Everything is found by sandstack's labels and this home's label; `dryRun` only lists.
  */
 import { existsSync } from 'node:fs';
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { removeInstanceImages } from '../engine/docker.js';
 import { homeLabelValue, LABELS } from '../identity/identity.js';
 import { obsPaths } from '../observability/stack.js';
 import type { Context } from './context.js';
@@ -38,6 +40,8 @@ export interface GcOptions {
   named?: string[];
   /** Remove evidence folders of instances that do not exist when older than this. */
   evidenceOlderThanMs?: number;
+  /** Also remove untagged images of this home that no container uses (image layers no instance uses). */
+  images?: boolean;
 }
 
 export interface GcResult {
@@ -118,14 +122,41 @@ export async function gc(ctx: Context, opts: GcOptions = {}): Promise<GcResult> 
     });
   }
 
-  // Images built for instances that are gone (no record, no container, volume or network).
-  const images = await ctx.docker.listImages({ all: false, filters: { label: [`${LABELS.home}=${homeLabelValue(ctx.home)}`] } });
+  // Images built for instances that are gone (no record, no container, volume or network): their
+  // tags and the untagged layers that carry their label.
+  const images = await ctx.docker.listImages({ all: true, filters: { label: [`${LABELS.home}=${homeLabelValue(ctx.home)}`] } });
+  const tagsOf = (img: { RepoTags?: string[] }) => (img.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
+  const goneImages = new Map<string, string[]>();
   for (const img of images) {
     const id = img.Labels?.[LABELS.instance];
-    if (!id || exists(id)) continue;
-    const tags = (img.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
-    if (!dry) await ctx.docker.getImage(img.Id).remove({ force: true, noprune: false }).catch(() => undefined);
-    items.push({ kind: 'image', id, subject: tags.join(', ') || img.Id.slice(7, 19), why: `built for ${id}, which does not exist`, removed: !dry });
+    if (id && !exists(id)) goneImages.set(id, [...(goneImages.get(id) ?? []), ...tagsOf(img)]);
+  }
+  for (const [id, tags] of goneImages) {
+    const removed = dry ? [] : await removeInstanceImages(ctx.docker, id, [], homeLabelValue(ctx.home));
+    items.push({ kind: 'image', id, subject: (dry ? tags : removed).join(', ') || 'untagged layers', why: `built for ${id}, which does not exist`, removed: !dry });
+  }
+
+  // With `images`: untagged images of this home (left by a rebuild, or layers of the classic
+  // builder) that no container uses and no other image builds on.
+  if (opts.images) {
+    const used = new Set((await ctx.docker.listContainers({ all: true })).map((c) => c.ImageID));
+    const parents = new Set(images.map((i) => i.ParentId).filter(Boolean));
+    for (const img of images) {
+      const id = img.Labels?.[LABELS.instance] ?? '';
+      if (goneImages.has(id) || tagsOf(img).length > 0 || used.has(img.Id) || parents.has(img.Id)) continue;
+      let removed = false;
+      if (!dry) {
+        removed = await ctx.docker
+          .getImage(img.Id)
+          .remove({ noprune: false })
+          .then(
+            () => true,
+            () => false, // in use meanwhile, or still a parent: kept
+          );
+        if (!removed) continue;
+      }
+      items.push({ kind: 'image', id: id || '-', subject: `${img.Id.slice(7, 19)} (untagged, ${Math.round(img.Size / 1e6)} MB)`, why: `an untagged image${id ? ` built for ${id}` : ''} that no container uses`, removed });
+    }
   }
 
   return { items, dryRun: dry, durationMs: Date.now() - t0 };

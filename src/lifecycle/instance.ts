@@ -53,7 +53,14 @@ export async function resolveInstance(ctx: Context): Promise<ResolvedInstance> {
     });
   }
   return {
-    identity: { id, worktree, kind: envKind ?? loaded.config.instance.kind, home: homeLabelValue(ctx.home), ...(ctx.owner ? { owner: ctx.owner } : {}) },
+    identity: {
+      id,
+      worktree,
+      kind: envKind ?? loaded.config.instance.kind,
+      home: homeLabelValue(ctx.home),
+      ...(ctx.owner ? { owner: ctx.owner } : {}),
+      ...configuredTtl(ctx, loaded),
+    },
     loaded,
     git,
     paths: instancePaths(ctx.home, id),
@@ -93,7 +100,13 @@ export function recordsFromLabels(found: LabelledResources, home: string): Recon
       leases: [] as Lease[],
     };
     if (rec.leases.length === 0) rec.leases = decodeLeases(r.labels[LABELS.leases]);
-    if (r.labels[LABELS.owner]) rec.owner = r.labels[LABELS.owner];
+    // An instance created with a ttl was handed over once started (its owner label stays on the
+    // containers): its expiry, not its owner, decides when it goes.
+    const ttl = Number(r.labels[LABELS.ttl]);
+    if (Number.isInteger(ttl) && ttl > 0) {
+      rec.ttlMs = ttl;
+      delete rec.owner;
+    } else if (r.labels[LABELS.owner] && !rec.ttlMs) rec.owner = r.labels[LABELS.owner];
     byId.set(id, rec);
   }
   return { records: [...byId.values()], skipped: [...skipped.values()] };
@@ -193,8 +206,9 @@ export async function ensureLeases(ctx: Context, inst: ResolvedInstance, opts: {
       branch: opts.branch ?? existing?.branch ?? inst.git?.branch,
       leases: allocation.leases,
       ...(inst.identity.owner ? { owner: inst.identity.owner } : {}),
-      ...ttlOf(ctx, inst, existing),
+      ...ttlOf(inst, existing),
       lastUsedAt: new Date().toISOString(),
+      ...(existing?.services ? { services: existing.services, mayFinish: existing.mayFinish ?? [] } : {}),
     };
     if (opts.persist) registry.instances[record.id] = record;
     return { record, created: !existing };
@@ -202,11 +216,36 @@ export async function ensureLeases(ctx: Context, inst: ResolvedInstance, opts: {
   return { ...tx.result, notices: tx.notices };
 }
 
-/** The instance's ttl: `up --ttl`, else instance.ttl in sandstack.yaml, else what the record had. */
-function ttlOf(ctx: Context, inst: ResolvedInstance, existing: InstanceRecord | undefined): { ttlMs?: number } {
-  const configured = inst.loaded.config.instance.ttl;
-  const ttlMs = ctx.ttlMs ?? (configured ? (ms(configured as ms.StringValue) as number) : undefined) ?? existing?.ttlMs;
+/** The ttl asked for now: `up --ttl`, else instance.ttl in sandstack.yaml. */
+function configuredTtl(ctx: Context, loaded: LoadedConfig): { ttlMs?: number } {
+  const configured = loaded.config.instance.ttl;
+  const ttlMs = ctx.ttlMs ?? (configured ? (ms(configured as ms.StringValue) as number) : undefined);
   return ttlMs ? { ttlMs } : {};
+}
+
+/** The instance's ttl: `up --ttl`, else instance.ttl in sandstack.yaml, else what the record had. */
+function ttlOf(inst: ResolvedInstance, existing: InstanceRecord | undefined): { ttlMs?: number } {
+  const ttlMs = inst.identity.ttlMs ?? existing?.ttlMs;
+  return ttlMs ? { ttlMs } : {};
+}
+
+/**
+ * The start of an instance created with a ttl has finished: its owner hands it over (the record
+ * loses its owner, so the instance is no orphan when that process exits; its ttl takes over).
+ */
+export async function handOver(ctx: Context, id: string): Promise<void> {
+  await withRegistry(registryOptions(ctx), (registry) => {
+    const rec = registry.instances[id];
+    if (rec?.owner) delete rec.owner;
+  });
+}
+
+/** Records what a successful start ran: its services, and those that may finish (one-shot jobs). */
+export async function recordServices(ctx: Context, id: string, services: string[], mayFinish: string[]): Promise<void> {
+  await withRegistry(registryOptions(ctx), (registry) => {
+    const rec = registry.instances[id];
+    if (rec) Object.assign(rec, { services: [...services].sort(), mayFinish: [...mayFinish].sort() });
+  });
 }
 
 /** Marks the instance as used now (its ttl counts from here). */

@@ -14,10 +14,12 @@ import type { RenderReport } from '../compose/render.js';
 import { stringifyModel } from '../compose/yaml.js';
 import { gatherSecrets } from '../evidence/bundle.js';
 import { redactModel } from '../evidence/redact.js';
+import type { InstanceRecord } from '../state/registry.js';
 import type { Context } from './context.js';
 import { reapedLine, reapFirst } from './reap.js';
 import { budgetNotices } from './df.js';
-import { assertOwnHome, findRecord, otherHomes, prepareInstance, releaseInstance, renderedProject, resolveInstance, type PreparedInstance, type ResolvedInstance } from './instance.js';
+import { assertOwnHome, findRecord, handOver, recordServices, otherHomes, prepareInstance, releaseInstance, renderedProject, resolveInstance, type PreparedInstance, type ResolvedInstance } from './instance.js';
+import { currentOwner, formatOwner } from '../state/owner.js';
 import { expiry, serviceStatuses, type InstanceSummary, type ServiceStatus, summarizeState } from './status.js';
 
 export interface UpResult {
@@ -29,7 +31,7 @@ export interface UpResult {
   notices: string[];
 }
 
-function summary(p: ResolvedInstance, registered: boolean, services: ServiceStatus[], branch?: string): InstanceSummary {
+function summary(p: ResolvedInstance, registered: boolean, services: ServiceStatus[], branch?: string, record?: InstanceRecord): InstanceSummary {
   return {
     id: p.identity.id,
     worktree: p.identity.worktree,
@@ -38,7 +40,7 @@ function summary(p: ResolvedInstance, registered: boolean, services: ServiceStat
     branch: branch ?? p.git?.branch,
     stateDir: p.paths.dir,
     registered,
-    state: summarizeState(services),
+    state: summarizeState(services, record?.mayFinish),
   };
 }
 
@@ -73,7 +75,7 @@ export interface StartOptions {
  * Runs config, build, start, healthy (and with the gate, probes and isolation) on the context's
  * instance, recording each stage. On failure, rolls back when asked and rethrows with the report.
  */
-export async function startInstance(ctx: Context, rec: StageRecorder, opts: StartOptions & { inst?: ResolvedInstance } = {}): Promise<{ prepared: PreparedInstance }> {
+export async function startInstance(ctx: Context, rec: StageRecorder, opts: StartOptions & { inst?: ResolvedInstance } = {}): Promise<{ prepared: PreparedInstance; mayFinish: string[] }> {
   await assertDockerAvailable(ctx.docker);
   rec.reaped.push(...(await reapFirst(ctx)));
   const inst = opts.inst ?? (await resolveInstance(ctx));
@@ -97,6 +99,7 @@ export async function startInstance(ctx: Context, rec: StageRecorder, opts: Star
     throw e;
   }
   const hadVolumes = existing.volumes.length > 0;
+  let mayFinish: string[] = [];
   let run: (GateRun & { stop: () => void }) | undefined;
   try {
     if (opts.build === false) rec.skip('build', '--no-build');
@@ -115,6 +118,9 @@ export async function startInstance(ctx: Context, rec: StageRecorder, opts: Star
     }
     await runObservabilityStage(ctx, rec, prepared, gateRun);
     run.stop();
+    const policies = gateRun.policies;
+    mayFinish = prepared.services.filter((s) => policies[s]?.job === true || !policies[s]?.mustStayUp);
+    await recordServices(ctx, id, prepared.services, mayFinish).catch(() => undefined);
   } catch (e) {
     // The failure's log tail may still be on its way: get it before anything is removed. Then stop
     // watching: the rollback's own stops are not failures.
@@ -126,7 +132,7 @@ export async function startInstance(ctx: Context, rec: StageRecorder, opts: Star
     }
     throw e;
   }
-  return { prepared };
+  return { prepared, mayFinish };
 }
 
 /** observability: wires a started instance to the shared stack (skipped when not enabled). */
@@ -149,9 +155,15 @@ export async function up(ctx: Context, opts: { build?: boolean; gate?: boolean }
   const rec = new StageRecorder(ctx.onProgress);
   const inst = await resolveInstance(ctx);
   const identity = { id: inst.identity.id, worktree: inst.identity.worktree, kind: inst.identity.kind };
+  // Created with a ttl: owned by this process until started, so a kill half-way makes it an orphan
+  // the next sandstack reaps; handed over once started (its ttl then decides).
+  const owned = inst.identity.ttlMs !== undefined && !inst.identity.owner && (await findRecord(ctx, identity.id).then(({ record }) => !record || record.owner !== undefined));
+  if (owned) inst.identity.owner = formatOwner(currentOwner());
   let prepared: PreparedInstance;
+  let mayFinish: string[];
   try {
-    ({ prepared } = await startInstance(ctx, rec, { ...opts, inst }));
+    ({ prepared, mayFinish } = await startInstance(ctx, rec, { ...opts, inst }));
+    if (owned) await handOver(ctx, identity.id);
   } catch (e) {
     const report = rec.report('up', identity, inst.loaded.config.gate.timeoutSeconds);
     if (rec.stages.length > 0) report.reportFile = await saveGateReport(ctx.home, identity.id, report).catch(() => undefined);
@@ -164,7 +176,7 @@ export async function up(ctx: Context, opts: { build?: boolean; gate?: boolean }
   // The disk budget of the user config: a warning, never a failure (no engine call without a budget).
   const budget = await budgetNotices(ctx);
   return {
-    instance: { ...summary(prepared, true, services, prepared.record.branch), ...expiry(prepared.record) },
+    instance: { ...summary(prepared, true, services, prepared.record.branch, { ...prepared.record, mayFinish }), ...expiry(prepared.record) },
     services,
     render: prepared.report,
     gate: report,
@@ -255,8 +267,7 @@ export async function destroy(ctx: Context, opts: { keepWorktree?: boolean; keep
       details: { remaining: names, problems },
     });
   }
-  await rm(inst.paths.dir, { recursive: true, force: true });
-  await releaseInstance(ctx, id);
+  // The record goes last: a destroy interrupted before it is simply run again.
   let worktree: DestroyResult['worktree'] = null;
   if (record?.createdBy === 'new' && record.worktree) {
     if (opts.keepWorktree) {
@@ -271,6 +282,8 @@ export async function destroy(ctx: Context, opts: { keepWorktree?: boolean; keep
       }
     }
   }
+  await rm(inst.paths.dir, { recursive: true, force: true });
+  await releaseInstance(ctx, id);
   return {
     instance: { id, worktree: record?.worktree ?? inst.identity.worktree, projectDir: record?.projectDir ?? inst.projectDir },
     removed: {
@@ -304,7 +317,7 @@ export async function status(ctx: Context): Promise<StatusResult> {
   const expected = rendered ? activeServices(rendered.model, inst.loaded.config.compose.profiles) : [];
   const services = await serviceStatuses(ctx, inst.identity.id, expected, record?.leases ?? []);
   const observability = await instanceObservability(ctx, inst.identity, inst.loaded.config);
-  return { instance: { ...summary(inst, record !== undefined, services, record?.branch), ...expiry(record) }, services, policy: { allowances: allowancesOf(inst.loaded.config) }, observability, notices };
+  return { instance: { ...summary(inst, record !== undefined, services, record?.branch, record), ...expiry(record) }, services, policy: { allowances: allowancesOf(inst.loaded.config) }, observability, notices };
 }
 
 export interface RenderCommandResult {

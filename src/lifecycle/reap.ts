@@ -73,6 +73,8 @@ export async function findOrphans(snap: HomeSnapshot): Promise<{ id: string; own
     const owner = r.labels[LABELS.owner];
     if (id && owner) owners.set(id, owner);
   }
+  // Handed over (an instance created with a ttl, started): its record has no owner any more.
+  for (const rec of Object.values(snap.registry.instances)) if (!rec.owner) owners.delete(rec.id);
   // Killed before Docker had anything: only the registry record (and its leases) remains.
   for (const rec of Object.values(snap.registry.instances)) if (rec.owner && !owners.has(rec.id)) owners.set(rec.id, rec.owner);
   const out: { id: string; owner: string; pid: number }[] = [];
@@ -109,7 +111,7 @@ export async function removeInstanceByLabel(ctx: Context, id: string, snap: Home
   const count = (list: { labels: Record<string, string> }[]) => list.filter((r) => r.labels[LABELS.instance] === id).length;
   await removeTargets(ctx.home, id).catch(() => undefined);
   await sweepInstance(ctx.docker, id);
-  const images = await removeInstanceImages(ctx.docker, id, []);
+  const images = await removeInstanceImages(ctx.docker, id, [], homeLabelValue(ctx.home));
   await rm(instancePaths(ctx.home, id).dir, { recursive: true, force: true });
   const leases = snap.registry.instances[id]?.leases.length ?? 0;
   await releaseInstance(ctx, id);

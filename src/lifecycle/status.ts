@@ -1,11 +1,12 @@
 /** Status of one instance and the list of all instances, from Docker (truth) and the registry (intent). */
 import { instanceContainers, labelledResources, type ContainerView } from '../engine/docker.js';
-import { homeLabelValue, LABELS } from '../identity/identity.js';
+import path from 'node:path';
+import { COMPOSE_SERVICE_LABEL, homeLabelValue, LABELS } from '../identity/identity.js';
 import { leaseKey } from '../ports/leases.js';
 import type { InstanceRecord, Lease } from '../state/registry.js';
-import { expiresAt, readRegistrySnapshot } from '../state/registry.js';
+import { expiresAt, readRegistrySnapshot, withRegistry } from '../state/registry.js';
 import type { Context } from './context.js';
-import { registryOptions } from './instance.js';
+import { recordsFromLabels, registryOptions } from './instance.js';
 import { versionReport } from '../version.js';
 
 export interface ServicePort {
@@ -59,12 +60,19 @@ export function servicePorts(service: string, container: ContainerView | undefin
   return mine.map((l) => ({ container: l.containerPort, protocol: l.protocol, host: l.hostPort, hostIp: '127.0.0.1', url: urlFor(l, '127.0.0.1', l.hostPort) }));
 }
 
-export function summarizeState(services: { state: string }[]): InstanceState {
+/**
+ * The instance's state from its services' containers: `running` when every service runs (a service
+ * in `mayFinish` that exited 0 is done, not down), `partial` when some do, `stopped` when containers
+ * exist but none runs, `down` when there are none. A restarting, paused, dead or exited container
+ * is never counted as running.
+ */
+export function summarizeState(services: { name?: string; state: string; exitCode?: number | null }[], mayFinish: string[] = []): InstanceState {
   if (services.length === 0) return 'down';
-  const running = services.filter((s) => s.state === 'running').length;
   const present = services.filter((s) => s.state !== 'not created').length;
   if (present === 0) return 'down';
-  if (running === services.length) return 'running';
+  const running = services.filter((s) => s.state === 'running').length;
+  const finished = services.filter((s) => s.name !== undefined && mayFinish.includes(s.name) && s.state === 'exited' && s.exitCode === 0).length;
+  if (running + finished === services.length && running > 0) return 'running';
   return running === 0 ? 'stopped' : 'partial';
 }
 
@@ -87,6 +95,8 @@ export async function serviceStatuses(ctx: Context, id: string, expected: string
 export interface ListedInstance extends InstanceSummary {
   containers: { running: number; total: number };
   ports: { service: string; container: number; protocol: string; host: number; url: string | null; name?: string }[];
+  /** Where the registry and Docker's labels disagree, in words (empty when they agree). */
+  drift: string[];
 }
 
 export function expiry(rec: InstanceRecord | undefined): { expiresAt?: string; expiresInMs?: number } {
@@ -94,10 +104,68 @@ export function expiry(rec: InstanceRecord | undefined): { expiresAt?: string; e
   return at === undefined ? {} : { expiresAt: new Date(at).toISOString(), expiresInMs: Math.max(0, at - Date.now()) };
 }
 
-/** Every instance known to the registry or found in Docker by label. */
+/** One container as `docker ps -a` lists it, reduced to what the instance list needs. */
+export interface ListedContainer {
+  labels: Record<string, string>;
+  /** running, exited, restarting, paused, created, dead, removing */
+  state: string;
+  /** Docker's status text (`Exited (0) 2 minutes ago`). */
+  status: string;
+  created: number;
+  ports: { containerPort: number; protocol: string; hostPort?: number }[];
+}
+
+/** The exit code in Docker's status text (`Exited (137) 5 seconds ago`), if it shows one. */
+export function exitCodeOf(status: string): number | null {
+  const m = /^Exited \((-?\d+)\)/.exec(status);
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * The state of one instance from its containers (the newest per service), the services its last
+ * start ran (missing ones count as not created) and those that may finish; and where the registry
+ * record and the labels disagree.
+ */
+export function listedState(id: string, containers: ListedContainer[], rec: InstanceRecord | undefined): { state: InstanceState; containers: { running: number; total: number }; drift: string[] } {
+  const newest = new Map<string, ListedContainer>();
+  for (const c of containers) {
+    const service = c.labels[COMPOSE_SERVICE_LABEL] ?? '?';
+    const cur = newest.get(service);
+    if (!cur || c.created > cur.created) newest.set(service, c);
+  }
+  const names = [...new Set([...(rec?.services ?? []), ...newest.keys()])];
+  const services = names.map((name) => {
+    const c = newest.get(name);
+    return { name, state: c?.state ?? 'not created', exitCode: c ? exitCodeOf(c.status) : null };
+  });
+  const drift: string[] = [];
+  const missing = (rec?.services ?? []).filter((s) => !newest.has(s));
+  if (containers.length > 0 && missing.length > 0) drift.push(`no container for ${missing.join(', ')} (removed outside sandstack?)`);
+  const labelled = containers[0]?.labels[LABELS.worktree];
+  if (rec && labelled && rec.worktree && path.resolve(labelled) !== path.resolve(rec.worktree)) drift.push(`registry says worktree ${rec.worktree}, Docker's labels say ${labelled}`);
+  for (const c of containers) {
+    if (c.state !== 'running') continue;
+    const service = c.labels[COMPOSE_SERVICE_LABEL] ?? '?';
+    for (const p of c.ports) {
+      const lease = rec?.leases.find((l) => l.service === service && l.containerPort === p.containerPort && l.protocol === p.protocol);
+      if (p.hostPort && lease && lease.hostPort !== p.hostPort) drift.push(`${service}:${p.containerPort}/${p.protocol} is published on ${p.hostPort}, but its lease is ${lease.hostPort} (sandstack down && sandstack up re-publishes it on the lease)`);
+    }
+  }
+  return {
+    state: summarizeState(services, rec?.mayFinish),
+    containers: { running: containers.filter((c) => c.state === 'running').length, total: containers.length },
+    drift,
+  };
+}
+
+/**
+ * Every instance known to the registry or found in Docker by label. An instance of this state home
+ * that Docker has and the registry lacks is adopted into the registry (its leases from its labels,
+ * so no other instance is given its ports) and named in a notice; other disagreements are named
+ * per instance (`drift`).
+ */
 export async function listInstances(ctx: Context): Promise<{ instances: ListedInstance[]; notices: string[] }> {
   const [{ result: registry, notices }, resources] = await Promise.all([readRegistrySnapshot(registryOptions(ctx)), labelledResources(ctx.docker)]);
-  const containersById = new Map<string, { running: number; total: number }>();
   // Instances of another state home (another SANDSTACK_HOME on the same engine) are not ours to list.
   const home = homeLabelValue(ctx.home);
   const foreign = new Set<string>();
@@ -110,23 +178,51 @@ export async function listInstances(ctx: Context): Promise<{ instances: ListedIn
     return true;
   };
   const all = await ctx.docker.listContainers({ all: true, filters: { label: [LABELS.instance] } });
+  const containersById = new Map<string, ListedContainer[]>();
   for (const c of all) {
     const id = c.Labels?.[LABELS.instance];
     if (!id || !ownLabels(c.Labels)) continue;
-    const agg = containersById.get(id) ?? { running: 0, total: 0 };
-    agg.total++;
-    if (c.State === 'running') agg.running++;
-    containersById.set(id, agg);
+    const list = containersById.get(id) ?? [];
+    list.push({
+      labels: c.Labels ?? {},
+      state: c.State,
+      status: c.Status ?? '',
+      created: c.Created ?? 0,
+      ports: (c.Ports ?? []).map((p) => ({ containerPort: p.PrivatePort, protocol: p.Type, hostPort: p.PublicPort })),
+    });
+    containersById.set(id, list);
   }
   const ids = new Set<string>([...Object.keys(registry.instances), ...containersById.keys()]);
   for (const v of resources.volumes) if (v.labels[LABELS.instance] && ownLabels(v.labels)) ids.add(v.labels[LABELS.instance]!);
   for (const id of ids) foreign.delete(id);
   if (foreign.size > 0) notices.push(`Not listed: ${foreign.size} instance(s) of another state home on this engine (${[...foreign].sort().join(', ')}); run sandstack with that SANDSTACK_HOME to see them.`);
+
+  // In Docker with this home's label, not in the registry: adopt it (its leases must stay reserved).
+  const unregistered = [...ids].filter((id) => !registry.instances[id]);
+  if (unregistered.length > 0) {
+    const mine = (r: { labels: Record<string, string> }) => unregistered.includes(r.labels[LABELS.instance] ?? '');
+    const { records } = recordsFromLabels({ containers: resources.containers.filter(mine), volumes: resources.volumes.filter(mine), networks: resources.networks.filter(mine) }, home);
+    if (records.length > 0) {
+      const adopted = await withRegistry(registryOptions(ctx), (r) => {
+        const added: InstanceRecord[] = [];
+        for (const rec of records) {
+          if (r.instances[rec.id]) continue;
+          r.instances[rec.id] = rec;
+          added.push(rec);
+        }
+        return added;
+      }).catch(() => undefined);
+      for (const rec of adopted?.result ?? []) {
+        registry.instances[rec.id] = rec;
+        notices.push(`${rec.id} was in Docker but not in the registry: adopted from its labels${rec.leases.length ? ` (ports ${rec.leases.map((l) => l.hostPort).join(', ')} reserved)` : ''}. Remove it with \`sandstack destroy --instance ${rec.id}\` if it is not wanted.`);
+      }
+    }
+  }
+
   const instances: ListedInstance[] = [...ids].sort().map((id) => {
     const rec = registry.instances[id];
-    const counts = containersById.get(id) ?? { running: 0, total: 0 };
     const labels = resources.containers.find((c) => c.labels[LABELS.instance] === id)?.labels ?? resources.volumes.find((v) => v.labels[LABELS.instance] === id)?.labels ?? {};
-    const state: InstanceState = counts.total === 0 ? 'down' : counts.running === counts.total ? 'running' : counts.running === 0 ? 'stopped' : 'partial';
+    const seen = listedState(id, containersById.get(id) ?? [], rec);
     return {
       id,
       worktree: rec?.worktree ?? labels[LABELS.worktree] ?? '',
@@ -134,10 +230,11 @@ export async function listInstances(ctx: Context): Promise<{ instances: ListedIn
       kind: rec?.kind ?? labels[LABELS.kind] ?? 'local',
       branch: rec?.branch,
       registered: rec !== undefined,
-      state,
-      containers: counts,
+      state: seen.state,
+      containers: seen.containers,
       ...expiry(rec),
       ports: (rec?.leases ?? []).map((l) => ({ service: l.service, container: l.containerPort, protocol: l.protocol, host: l.hostPort, url: urlFor(l, '127.0.0.1', l.hostPort), name: l.name })),
+      drift: seen.drift,
     };
   });
   return { instances, notices };

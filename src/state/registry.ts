@@ -40,6 +40,9 @@ export const InstanceRecordSchema = z.strictObject({
   ttlMs: z.number().int().positive().optional(),
   /** When a command last used the instance (up, gate, test). */
   lastUsedAt: z.string().optional(),
+  /** The services its last successful start ran, and those among them that may finish (exit 0 is done, not down). */
+  services: z.array(z.string()).optional(),
+  mayFinish: z.array(z.string()).optional(),
 });
 
 /** When an instance with a ttl expires (ms since the epoch), if it has one. */

@@ -1,6 +1,9 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { LABELS } from '../../src/identity/identity.js';
+import { findOrphans, type HomeSnapshot } from '../../src/lifecycle/reap.js';
 import { currentOwner, formatOwner, ownerAlive, parseOwner, startTicksFromStat } from '../../src/state/owner.js';
+import type { InstanceRecord } from '../../src/state/registry.js';
 
 describe('owner', () => {
   it('reads the start time (field 22) even when the command name holds spaces and parentheses', () => {
@@ -35,5 +38,33 @@ describe('owner', () => {
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     expect(await ownerAlive(owner)).toBe(false);
+  });
+});
+
+describe('findOrphans', () => {
+  const me = currentOwner();
+  const dead = formatOwner({ ...me, start: String(Number(me.start) + 1) });
+  const alive = formatOwner(me);
+  const res = (id: string, owner?: string) => ({ id: `c-${id}`, name: id, labels: { [LABELS.instance]: id, ...(owner ? { [LABELS.owner]: owner } : {}) } });
+  const rec = (id: string, owner?: string): InstanceRecord => ({ id, worktree: '/w', projectDir: '/w', kind: 'sandbox', createdAt: '2026-01-01T00:00:00Z', createdBy: 'up', leases: [], ...(owner ? { owner } : {}) });
+  const snap = (containers: ReturnType<typeof res>[], records: InstanceRecord[]): HomeSnapshot => ({
+    containers,
+    volumes: [],
+    networks: [],
+    registry: { version: 1, instances: Object.fromEntries(records.map((r) => [r.id, r])) },
+  });
+
+  it('finds instances whose owner is gone, from labels or the record alone, and leaves live owners alone', async () => {
+    const found = await findOrphans(snap([res('a', dead), res('b', alive), res('c')], [rec('a', dead), rec('b', alive), rec('c'), rec('d', dead)]));
+    expect(found.map((o) => o.id).sort()).toEqual(['a', 'd']);
+    expect(found.find((o) => o.id === 'a')!.pid).toBe(me.pid);
+  });
+
+  it('an instance handed over after its start (record without owner) is no orphan, though its containers keep the owner label', async () => {
+    expect(await findOrphans(snap([res('t', dead)], [rec('t')]))).toEqual([]);
+  });
+
+  it('labelled resources whose record is gone are still an orphan of their dead owner', async () => {
+    expect((await findOrphans(snap([res('x', dead)], []))).map((o) => o.id)).toEqual(['x']);
   });
 });

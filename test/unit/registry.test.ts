@@ -224,6 +224,33 @@ describe('recordsFromLabels', () => {
   });
 });
 
+describe('recordsFromLabels: owner and ttl', () => {
+  const c = (id: string, labels: Record<string, string>) => ({ id, name: id, labels: { [LABELS.instance]: 'x', [LABELS.home]: 'h1', [LABELS.worktree]: '/w/x', ...labels } });
+
+  it('a throwaway keeps its owner from the label', () => {
+    const r = recordsFromLabels({ containers: [c('c1', { [LABELS.owner]: '12@34@boot' })], volumes: [], networks: [] }, 'h1');
+    expect(r.records[0]!.owner).toBe('12@34@boot');
+    expect(r.records[0]!.ttlMs).toBeUndefined();
+  });
+
+  it('an instance created with a ttl keeps its ttl and is taken as handed over (no owner), whatever the order of its resources', () => {
+    for (const order of [
+      [c('c1', { [LABELS.owner]: '12@34@boot', [LABELS.ttl]: '3600000' }), c('c2', { [LABELS.owner]: '12@34@boot' })],
+      [c('c2', { [LABELS.owner]: '12@34@boot' }), c('c1', { [LABELS.owner]: '12@34@boot', [LABELS.ttl]: '3600000' })],
+    ]) {
+      const r = recordsFromLabels({ containers: order, volumes: [], networks: [] }, 'h1');
+      expect(r.records[0]!.ttlMs).toBe(3_600_000);
+      expect(r.records[0]!.owner).toBeUndefined();
+    }
+  });
+
+  it('ignores a ttl label that is not a positive whole number', () => {
+    const r = recordsFromLabels({ containers: [c('c1', { [LABELS.ttl]: 'soon', [LABELS.owner]: '1@2@b' })], volumes: [], networks: [] }, 'h1');
+    expect(r.records[0]!.ttlMs).toBeUndefined();
+    expect(r.records[0]!.owner).toBe('1@2@b');
+  });
+});
+
 describe('otherHomes', () => {
   it('names the other state homes labelled on an instance, ignoring unlabelled resources', () => {
     const r = (labels: Record<string, string>) => ({ id: 'x', name: 'x', labels });

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { ContainerView } from '../../src/engine/docker.js';
-import { servicePorts, summarizeState, urlFor } from '../../src/lifecycle/status.js';
+import { COMPOSE_SERVICE_LABEL, LABELS } from '../../src/identity/identity.js';
+import { exitCodeOf, listedState, servicePorts, summarizeState, urlFor, type ListedContainer } from '../../src/lifecycle/status.js';
+import type { InstanceRecord } from '../../src/state/registry.js';
 import type { Lease } from '../../src/state/registry.js';
 import { containerView } from './fixtures.js';
 
@@ -24,8 +26,79 @@ describe('summarizeState', () => {
     [['exited', 'exited'], 'stopped'],
     [['exited', 'not created'], 'stopped'],
     [['created'], 'stopped'],
+    [['restarting', 'running'], 'partial'],
+    [['paused'], 'stopped'],
+    [['dead', 'running'], 'partial'],
   ])('%j -> %s', (states, expected) => {
     expect(summarizeState(states.map((state) => ({ state })))).toBe(expected);
+  });
+
+  it('a service that may finish and exited 0 is done, not down; exited non-zero it is down', () => {
+    const svc = (name: string, state: string, exitCode: number | null = null) => ({ name, state, exitCode });
+    expect(summarizeState([svc('api', 'running'), svc('migrate', 'exited', 0)], ['migrate'])).toBe('running');
+    expect(summarizeState([svc('api', 'running'), svc('migrate', 'exited', 1)], ['migrate'])).toBe('partial');
+    expect(summarizeState([svc('api', 'running'), svc('migrate', 'exited', 0)])).toBe('partial');
+    // Only finished jobs and nothing running: not running.
+    expect(summarizeState([svc('api', 'exited', 0), svc('migrate', 'exited', 0)], ['migrate'])).toBe('stopped');
+  });
+});
+
+describe('listedState', () => {
+  const c = (service: string, state: string, over: Partial<ListedContainer> = {}): ListedContainer => ({
+    labels: { [LABELS.instance]: 'feat-a', [COMPOSE_SERVICE_LABEL]: service, [LABELS.worktree]: '/w/feat-a' },
+    state,
+    status: state === 'running' ? 'Up 5 seconds' : 'Exited (0) 3 seconds ago',
+    created: 100,
+    ports: [],
+    ...over,
+  });
+  const rec = (over: Partial<InstanceRecord> = {}): InstanceRecord => ({
+    id: 'feat-a', worktree: '/w/feat-a', projectDir: '/w/feat-a', kind: 'local', createdAt: '2026-01-01T00:00:00Z', createdBy: 'up', leases: [], services: ['api', 'db', 'migrate'], mayFinish: ['migrate'], ...over,
+  });
+
+  it('running when every service the last start ran is up (a finished job counts), with no drift', () => {
+    const r = listedState('feat-a', [c('api', 'running'), c('db', 'running'), c('migrate', 'exited')], rec());
+    expect(r).toEqual({ state: 'running', containers: { running: 2, total: 3 }, drift: [] });
+  });
+
+  it('a service whose container was removed outside sandstack makes it partial, and says so', () => {
+    const r = listedState('feat-a', [c('api', 'running'), c('migrate', 'exited')], rec());
+    expect(r.state).toBe('partial');
+    expect(r.drift).toEqual(['no container for db (removed outside sandstack?)']);
+  });
+
+  it('judges each service by its newest container', () => {
+    const r = listedState('feat-a', [c('api', 'exited', { created: 50, status: 'Exited (137) 1 minute ago' }), c('api', 'running', { created: 90 }), c('db', 'running'), c('migrate', 'exited')], rec());
+    expect(r.state).toBe('running');
+  });
+
+  it('a crashed job is not done', () => {
+    const r = listedState('feat-a', [c('api', 'running'), c('db', 'running'), c('migrate', 'exited', { status: 'Exited (2) 1 second ago' })], rec());
+    expect(r.state).toBe('partial');
+  });
+
+  it('names a worktree that differs between registry and labels, and a port published off its lease', () => {
+    const leases = [{ service: 'api', containerPort: 8000, protocol: 'tcp' as const, hostPort: 21000, scheme: 'http' as const }];
+    const r = listedState('feat-a', [c('api', 'running', { ports: [{ containerPort: 8000, protocol: 'tcp', hostPort: 21005 }] }), c('db', 'running'), c('migrate', 'exited')], rec({ worktree: '/w/elsewhere', leases }));
+    expect(r.drift).toEqual([
+      'registry says worktree /w/elsewhere, Docker\'s labels say /w/feat-a',
+      'api:8000/tcp is published on 21005, but its lease is 21000 (sandstack down && sandstack up re-publishes it on the lease)',
+    ]);
+  });
+
+  it('without a record (or one from before services were recorded) it goes by the containers alone', () => {
+    expect(listedState('feat-a', [c('api', 'running')], undefined).state).toBe('running');
+    expect(listedState('feat-a', [], rec()).state).toBe('down');
+    expect(listedState('feat-a', [], rec()).drift).toEqual([]);
+  });
+});
+
+describe('exitCodeOf', () => {
+  it('reads the exit code from Docker status text', () => {
+    expect(exitCodeOf('Exited (0) 3 minutes ago')).toBe(0);
+    expect(exitCodeOf('Exited (137) 2 seconds ago')).toBe(137);
+    expect(exitCodeOf('Up 5 minutes (healthy)')).toBeNull();
+    expect(exitCodeOf('Created')).toBeNull();
   });
 });
 
