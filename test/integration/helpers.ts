@@ -138,3 +138,22 @@ export async function expectSandboxClean(s: Sandbox): Promise<void> {
   const ls = await s.run(s.repo, ['ls', '--json']);
   expect(ls.json.instances.filter((i: { worktree: string }) => i.worktree.startsWith(s.base))).toEqual([]);
 }
+
+/**
+ * Polls `fn` every `everyMs` until it returns something (not undefined); an error thrown by `fn`
+ * counts as not yet. Fails after `ms`, naming `what` and the last error.
+ */
+export async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 60_000, everyMs = 100): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${Math.round(ms / 1000)} s waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

@@ -12,27 +12,11 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execInContainer } from '../../src/engine/docker.js';
-import { apiUrl, CLI, docker, http, makeSandbox, ROOT, type Sandbox } from './helpers.js';
+import { apiUrl, CLI, docker, http, makeSandbox, ROOT, until, type Sandbox } from './helpers.js';
 
 const A = 'obs-a';
 const B = 'obs-b';
 const OBS_LABEL = 'dev.sandstack.obs';
-
-/** Polls `check` every 500 ms until it returns a value (not undefined) or the deadline passes. */
-async function until<T>(what: string, check: () => Promise<T | undefined>, seconds = 60): Promise<T> {
-  const end = Date.now() + seconds * 1000;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out after ${seconds} s waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
 
 /** A sandbox per describe block; afterwards its shared stack (with volumes) and instances are removed. */
 function useObsSandbox(set: (s: Sandbox) => void): void {
@@ -137,7 +121,7 @@ describe('shared observability stack', { timeout: 180_000 }, () => {
     });
     receiverId = receiver.id;
     await receiver.start();
-    await until('receiver up', received, 30);
+    await until('receiver up', received, 30_000);
     const st = await sb.run(sb.repo, ['obs', 'status', '--json']);
     expect(st.json.components.find((c: any) => c.name === 'jaeger').state).toBe('running');
   });

@@ -7,23 +7,13 @@ import { rm } from 'node:fs/promises';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { composeProcessesOf } from '../../src/lifecycle/reap.js';
-import { CLI, docker, expectSandboxClean, labelled, makeSandbox, type Sandbox } from './helpers.js';
+import { CLI, docker, expectSandboxClean, labelled, makeSandbox, until, type Sandbox } from './helpers.js';
 
 let sb: Sandbox | undefined;
 afterEach(async () => {
   await sb?.cleanup();
   sb = undefined;
 });
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('orphans of killed runs', () => {
   it('a gate --fresh killed mid-start leaves no compose process, and the next gate --fresh reaps its instance', async () => {
