@@ -448,7 +448,8 @@ export async function budgetNotices(ctx: Context, timeoutMs = 15_000): Promise<s
     timer.unref();
   });
   try {
-    const check = await Promise.race([checkBudget(ctx).catch(() => undefined), timeout]);
+    // An invalid user config is said (it turns the budget off), never the start's failure.
+    const check = await Promise.race([checkBudget(ctx).catch((e: Error) => ({ notice: `disk budget not checked: ${e.message}` })), timeout]);
     return check?.notice ? [check.notice] : [];
   } finally {
     clearTimeout(timer);
