@@ -65,7 +65,7 @@ export async function gc(ctx: Context, opts: GcOptions = {}): Promise<GcResult> 
     gone.add(o.id);
   }
 
-  for (const e of findExpired(snap)) {
+  for (const e of await findExpired(snap)) {
     if (gone.has(e.id)) continue;
     if (!dry) await removeInstanceByLabel(ctx, e.id, snap);
     items.push({ kind: 'expired', id: e.id, subject: `instance ${e.id}`, why: e.why, removed: !dry });

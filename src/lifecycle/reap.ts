@@ -5,6 +5,7 @@
  * state home's label are looked at; an instance whose owner still runs is never touched.
  */
 import { readdir, readFile, rm } from 'node:fs/promises';
+import ms from 'ms';
 import { labelledResources, removeInstanceImages, sweepInstance, type LabelledResources } from '../engine/docker.js';
 import { homeLabelValue, LABELS } from '../identity/identity.js';
 import { removeTargets } from '../observability/wiring.js';
@@ -85,12 +86,18 @@ export async function findOrphans(snap: HomeSnapshot): Promise<{ id: string; own
   return out;
 }
 
-/** Instances past their expiry (a ttl, and no use for that long). */
-export function findExpired(snap: HomeSnapshot, now = Date.now()): { id: string; why: string; expiredAt: number }[] {
+/**
+ * Instances past their expiry (a ttl, and no use for that long). One whose owner still runs (being
+ * created, or a throwaway still in use) is not expired yet, however short its ttl.
+ */
+export async function findExpired(snap: HomeSnapshot, now = Date.now()): Promise<{ id: string; why: string; expiredAt: number }[]> {
   const out: { id: string; why: string; expiredAt: number }[] = [];
   for (const rec of Object.values(snap.registry.instances)) {
     const at = expiresAt(rec);
-    if (at !== undefined && at <= now) out.push({ id: rec.id, expiredAt: at, why: `expired ${new Date(at).toISOString()} (ttl ${Math.round(rec.ttlMs! / 60_000)} min without use)` });
+    if (at === undefined || at > now) continue;
+    const owner = parseOwner(rec.owner);
+    if (owner && (await ownerAlive(owner))) continue;
+    out.push({ id: rec.id, expiredAt: at, why: `expired ${new Date(at).toISOString()} (ttl ${ms(rec.ttlMs!, { long: true })} without use)` });
   }
   return out;
 }
@@ -130,7 +137,7 @@ export async function reapOrphans(ctx: Context): Promise<ReapResult> {
   for (const o of orphans) {
     reaped.push({ id: o.id, owner: o.owner, why: `its owner, sandstack process ${o.pid}, is gone`, removed: await removeInstanceByLabel(ctx, o.id, snap) });
   }
-  for (const e of findExpired(snap)) {
+  for (const e of await findExpired(snap)) {
     if (reaped.some((r) => r.id === e.id)) continue;
     reaped.push({ id: e.id, owner: '', why: e.why, removed: await removeInstanceByLabel(ctx, e.id, snap) });
   }

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { LABELS } from '../../src/identity/identity.js';
-import { findOrphans, type HomeSnapshot } from '../../src/lifecycle/reap.js';
+import { findExpired, findOrphans, type HomeSnapshot } from '../../src/lifecycle/reap.js';
 import { currentOwner, formatOwner, ownerAlive, parseOwner, startTicksFromStat } from '../../src/state/owner.js';
 import type { InstanceRecord } from '../../src/state/registry.js';
 
@@ -66,5 +66,13 @@ describe('findOrphans', () => {
 
   it('labelled resources whose record is gone are still an orphan of their dead owner', async () => {
     expect((await findOrphans(snap([res('x', dead)], []))).map((o) => o.id)).toEqual(['x']);
+  });
+
+  it('findExpired: past its ttl and no live owner; an instance whose owner still runs (being created) is not expired yet', async () => {
+    const old = { createdAt: '2026-01-01T00:00:00Z', ttlMs: 1000 };
+    const records = [{ ...rec('gone', dead), ...old }, { ...rec('creating', alive), ...old }, { ...rec('handed-over'), ...old }, { ...rec('fresh'), ttlMs: 3_600_000, createdAt: new Date().toISOString() }, rec('no-ttl')];
+    const found = await findExpired(snap([], records));
+    expect(found.map((e) => e.id).sort()).toEqual(['gone', 'handed-over']);
+    expect(found[0]!.why).toContain('ttl 1 second without use');
   });
 });
