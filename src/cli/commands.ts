@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { ExitCode } from '../errors.js';
 import { createContext, type Context } from '../lifecycle/context.js';
-import { destroy, down, renderInstance, status, up, type DestroyResult, type StatusResult, type UpResult } from '../lifecycle/operations.js';
+import { destroy, down, renderInstance, status, up, type DestroyResult, type StatusData, type StatusResult, type UpResult } from '../lifecycle/operations.js';
 import { listInstances, runtimeVersions, type RuntimeVersions } from '../lifecycle/status.js';
 import type { ServiceStatus } from '../lifecycle/status.js';
 import { init, lint, logs, newWorktree, ports, secrets, shell } from '../lifecycle/workspace.js';
@@ -100,7 +100,19 @@ function statusText(r: StatusResult | UpResult): string {
     serviceTable(r.services),
     ...(allowances.length ? ['', 'allowed guardrail exceptions:', ...allowances.map((a) => `  ${a.ruleId} ${a.rule} on ${a.service}: ${a.reason}`)] : []),
     ...('observability' in r ? observabilityText(r.observability) : []),
+    ...('data' in r ? dataText(r.data) : []),
   ].join('\n');
+}
+
+/** The data section of `status`: the data root and each shared dataset, with where Docker shows it mounted. */
+function dataText(d: StatusData): string[] {
+  if (d.shared.length === 0 && d.root.template === null) return [];
+  const lines = ['', 'data:', `  root ${d.root.path}${d.root.template ? ` (seeded from ${d.root.template})` : ''}${d.root.exists ? '' : ' (not created yet)'}`];
+  for (const x of d.shared) {
+    const unmounted = x.services.filter((s) => !x.mountedIn.includes(s));
+    lines.push(`  shared ${x.name}: ${x.host} -> ${x.target} (${x.mode}) for ${x.services.join(', ')}${x.mountedIn.length ? `; mounted in ${x.mountedIn.join(', ')}` : ''}${x.mountedIn.length && unmounted.length ? `; not in ${unmounted.join(', ')}` : ''}`);
+  }
+  return lines;
 }
 
 function versionsLine(v: RuntimeVersions): string {

@@ -3,6 +3,7 @@
  * the model, the identity and the leases and returns a new model plus a report of every change.
  */
 import { createHash } from 'node:crypto';
+import path from 'node:path';
 import { SandstackError } from '../errors.js';
 import { instanceEnvironment, instanceLabels, LABELS, type InstanceIdentity } from '../identity/identity.js';
 import { encodeLeases, leaseKey } from '../ports/leases.js';
@@ -32,6 +33,31 @@ export interface RenderInput {
   };
   /** The engine's default log driver: identity labels are added to logs only for drivers that keep them. */
   defaultLogDriver?: string;
+  /**
+   * data.shared of sandstack.yaml, host paths absolute (their existence is checked before rendering):
+   * each is bind-mounted into each of its services, read-only unless declared rw.
+   */
+  sharedData?: SharedDataMount[];
+}
+
+/** A shared dataset to mount (see src/data/shared.ts DeclaredDataset). */
+export interface SharedDataMount {
+  name: string;
+  host: string;
+  services: string[];
+  target: string;
+  mode: 'ro' | 'rw';
+}
+
+/** What rendering did about one shared dataset in one service. */
+export interface SharedDataRendered {
+  dataset: string;
+  service: string;
+  source: string;
+  target: string;
+  readOnly: boolean;
+  /** added: rendering mounted it; present: the compose file mounts it as declared; made-read-only: the compose file mounted a ro dataset read-write. */
+  action: 'added' | 'present' | 'made-read-only';
 }
 
 export interface RenderReport {
@@ -57,6 +83,8 @@ export interface RenderReport {
    * from the instance (`replacement`), since the engine has no IPv6 pool to pick one from by default.
    */
   neutralised: NeutralisedAddress[];
+  /** Shared datasets (data.shared) per service: mounted by rendering, already present, or made read-only. */
+  sharedData: SharedDataRendered[];
 }
 
 export interface NeutralisedAddress {
@@ -170,6 +198,85 @@ function externalName(key: string, def: { external?: unknown; name?: string }): 
   return def.name ?? key;
 }
 
+/** A container or host path without `.`/`..` segments or a trailing slash. */
+function normaliseTarget(p: string): string {
+  const n = path.posix.normalize(p);
+  return n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;
+}
+
+/** One entry of a service's `volumes:` as the resolved model gives it (v2: long syntax; v1: short or long). */
+function readMount(entry: unknown): { type: string; source?: string; target: string; readOnly: boolean } | undefined {
+  if (typeof entry === 'string') {
+    const parts = entry.split(':');
+    if (parts.length < 2) return { type: 'volume', target: normaliseTarget(parts[0]!), readOnly: false };
+    const [source, target, opts] = parts as [string, string, string | undefined];
+    return { type: /^[./~]/.test(source) ? 'bind' : 'volume', source, target: normaliseTarget(target), readOnly: (opts ?? '').split(',').includes('ro') };
+  }
+  if (entry && typeof entry === 'object') {
+    const m = entry as { type?: string; source?: string; target?: string; read_only?: boolean };
+    if (typeof m.target !== 'string') return undefined;
+    return { type: m.type ?? 'volume', ...(m.source ? { source: m.source } : {}), target: normaliseTarget(m.target), readOnly: m.read_only === true };
+  }
+  return undefined;
+}
+
+/** The entry made read-only, in the syntax it was written in. */
+function readOnlyEntry(entry: unknown): unknown {
+  if (typeof entry === 'string') {
+    const parts = entry.split(':');
+    const opts = (parts[2] ?? '').split(',').filter((o) => o && o !== 'rw' && o !== 'ro');
+    return [parts[0], parts[1], ['ro', ...opts].join(',')].join(':');
+  }
+  return { ...(entry as Record<string, unknown>), read_only: true };
+}
+
+/**
+ * data.shared: each dataset is bind-mounted into each of its services at its target, read-only
+ * unless declared rw. A mount of the same host path at the same target in the compose file is kept
+ * (made read-only when the dataset is ro); anything else at that target is a conflict.
+ */
+function mountSharedData(model: ComposeModel, datasets: SharedDataMount[], out: SharedDataRendered[]): void {
+  // Compose file format 2.x (Compose v1 prints its `version`) has no long volume syntax.
+  const shortSyntax = typeof model.version === 'string' && /^[12](\.|$)/.test(model.version);
+  for (const d of datasets) {
+    const source = normaliseTarget(d.host);
+    const target = normaliseTarget(d.target);
+    const readOnly = d.mode === 'ro';
+    for (const service of d.services) {
+      const svc = model.services[service] as (ComposeService & { volumes?: unknown[] }) | undefined;
+      if (!svc) {
+        throw new SandstackError('SANDSTACK_UNKNOWN_SERVICE', `data.shared in sandstack.yaml gives the dataset ${d.name} to service "${service}", which the compose project does not define.`, {
+          hint: `Known services: ${Object.keys(model.services).join(', ')}.`,
+          details: { dataset: d.name, service },
+        });
+      }
+      const volumes = Array.isArray(svc.volumes) ? [...svc.volumes] : [];
+      const at = volumes.findIndex((v) => readMount(v)?.target === target);
+      if (at < 0) {
+        volumes.push(shortSyntax ? `${source}:${target}${readOnly ? ':ro' : ''}` : { type: 'bind', source, target, ...(readOnly ? { read_only: true } : {}) });
+        svc.volumes = volumes;
+        out.push({ dataset: d.name, service, source, target, readOnly, action: 'added' });
+        continue;
+      }
+      const existing = readMount(volumes[at])!;
+      if (existing.type !== 'bind' || existing.source === undefined || normaliseTarget(existing.source) !== source) {
+        const what = existing.type === 'bind' ? `the host path ${existing.source}` : existing.source ? `the ${existing.type} ${existing.source}` : `a ${existing.type}`;
+        throw new SandstackError('SANDSTACK_CONFIG_INVALID', `Service ${service} mounts ${what} at ${target}, where data.shared puts the dataset ${d.name} (${source}).`, {
+          hint: `Give the dataset another target in sandstack.yaml, or remove that mount from the compose file (sandstack mounts ${d.name} itself).`,
+          details: { dataset: d.name, service, target, existing },
+        });
+      }
+      if (readOnly && !existing.readOnly) {
+        volumes[at] = readOnlyEntry(volumes[at]);
+        svc.volumes = volumes;
+        out.push({ dataset: d.name, service, source, target, readOnly: true, action: 'made-read-only' });
+      } else {
+        out.push({ dataset: d.name, service, source, target, readOnly: existing.readOnly, action: 'present' });
+      }
+    }
+  }
+}
+
 export function renderIsolated(input: RenderInput): RenderResult {
   const { identity, leases } = input;
   const id = identity.id;
@@ -194,6 +301,7 @@ export function renderIsolated(input: RenderInput): RenderResult {
     egressNone: [],
     logIdentity: [],
     neutralised: [],
+    sharedData: [],
   };
   const egressNone = new Set(input.egressNone ?? []);
   for (const name of egressNone) {
@@ -216,6 +324,8 @@ export function renderIsolated(input: RenderInput): RenderResult {
       });
     }
   }
+
+  mountSharedData(model, input.sharedData ?? [], report.sharedData);
 
   // Built images with a fixed `image:` name would be overwritten by every instance's build.
   const imageRenames = new Map<string, string>();

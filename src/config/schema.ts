@@ -250,9 +250,19 @@ export const ConfigSchema = z
             });
           })
           .describe('Host data mounted on purpose into every instance (the same host path for all of them); lint accepts these bind mounts'),
+        root: z
+          .strictObject({
+            template: z
+              .string()
+              .min(1)
+              .refine((h) => !h.startsWith('~') && !h.includes('$'), { message: 'an absolute path, or one relative to sandstack.yaml (no ~ or ${VAR})' })
+              .describe('Folder copied (copy-on-write where the filesystem allows) into a new instance\'s data root: absolute, or relative to the folder of sandstack.yaml'),
+          })
+          .optional()
+          .describe('The per-instance data root (${SANDSTACK_DATA_ROOT} in compose files): seeded from a template folder when the instance is created'),
       })
       .prefault({})
-      .describe('Data shared by instances'),
+      .describe('Data shared by instances, and each instance\'s own data root'),
     observability: z
       .strictObject({
         enabled: z

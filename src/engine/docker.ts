@@ -69,6 +69,21 @@ export interface ContainerView {
   imageId: string;
   /** Runs with a TTY (its log is one raw stream, not multiplexed). */
   tty: boolean;
+  /** Docker's own mount list (inspect `Mounts`): bind mounts, volumes, tmpfs. */
+  mounts: ContainerMount[];
+}
+
+export interface ContainerMount {
+  /** bind, volume, tmpfs, npipe, ... */
+  type: string;
+  /** Host path (bind) or the volume's folder on the host. */
+  source: string;
+  /** Path in the container. */
+  destination: string;
+  /** Writable (false: read-only). */
+  rw: boolean;
+  /** Volume name (volumes only). */
+  name?: string;
 }
 
 function toView(info: Docker.ContainerInspectInfo): ContainerView {
@@ -96,6 +111,13 @@ function toView(info: Docker.ContainerInspectInfo): ContainerView {
     image: info.Config?.Image ?? '',
     imageId: info.Image,
     tty: info.Config?.Tty === true,
+    mounts: (info.Mounts ?? []).map((m) => ({
+      type: m.Type ?? '',
+      source: m.Source ?? '',
+      destination: m.Destination ?? '',
+      rw: m.RW !== false,
+      ...(m.Name ? { name: m.Name } : {}),
+    })),
   };
 }
 

@@ -27,6 +27,7 @@ import { renderSummaryMarkdown } from './summary.js';
 import { sandstackVersion } from '../version.js';
 import { loadSecrets } from '../secrets/secrets.js';
 import { allowancesOf } from '../policy/check.js';
+import { configDirOf, dataRootTemplate, declaredDatasets, instanceDataView } from '../data/shared.js';
 
 /** The isolated model in the bundle (written with redactModel, never text-redacted). */
 const RENDERED_FILE = 'compose.rendered.yaml';
@@ -202,6 +203,7 @@ export async function writeEvidence(ctx: Context, opts: WriteEvidenceOptions): P
     notes: [...(opts.notes ?? []), ...allowancesOf(inst.loaded.config).map((a) => `guardrail exception allowed in sandstack.yaml: ${a.ruleId} ${a.rule} on service ${a.service}: ${a.reason}`)],
     redaction: { secretsRedacted: redacted, marker: `${MARKER_PREFIX}<NAME>]` },
     files: [],
+    data: instanceDataView(declaredDatasets(runInst.loaded.config, configDirOf(runInst.loaded)), runInst.paths.dataRoot, dataRootTemplate(runInst.loaded.config, configDirOf(runInst.loaded))),
   };
   const listFiles = async (): Promise<BundleFile[]> => {
     const out: BundleFile[] = [];

@@ -44,6 +44,14 @@ export interface Manifest {
   notes: string[];
   redaction: { secretsRedacted: number; marker: string };
   files: BundleFile[];
+  /** The data the instance saw: the shared datasets of data.shared and its data root (absent in bundles written before). */
+  data?: EvidenceData;
+}
+
+export interface EvidenceData {
+  shared: { name: string; host: string; target: string; services: string[]; mode: 'ro' | 'rw' }[];
+  /** The data root of the instance that ran, and the template it was seeded from (null: none). */
+  root: { path: string; template: string | null };
 }
 
 export interface EvidenceBundle {

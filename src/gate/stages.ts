@@ -3,7 +3,8 @@
  * probes, isolation. Each is a plain function over a prepared instance; the StageRecorder times and
  * records them. Failures throw typed errors carrying a diagnosis.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, realpath } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { COMPOSE_RUNTIME_ENV, composeErrorText, runCompose } from '../compose/cli.js';
 import { instanceContainers } from '../engine/docker.js';
@@ -17,7 +18,11 @@ import type { Context } from '../lifecycle/context.js';
 import { allowedHostEnv, prepareInstance, sourceComposeFiles, releaseInstance, type PreparedInstance, type ResolvedInstance } from '../lifecycle/instance.js';
 import { findPortHolder, isPortFree } from '../ports/probe.js';
 import { interpolationEnv } from '../compose/render.js';
-import { checkIsolation } from './isolation.js';
+import { checkIsolation, type MountPolicy } from './isolation.js';
+import { allowancesOf } from '../policy/check.js';
+import { lintOptionsFor } from '../policy/lint.js';
+import { hostMountRule } from '../policy/rules.js';
+import { seedLine } from '../data/root.js';
 import { probeFailure, validateProbes } from './probes.js';
 import type { StageContext } from './report.js';
 import { findMissingVariables } from './required-env.js';
@@ -102,8 +107,15 @@ export async function configStage(ctx: Context, s: StageContext, opts: { persist
   s.details.removedContainerNames = prepared.report.removedContainerNames;
   s.details.droppedPorts = prepared.report.droppedPorts;
   if (prepared.report.neutralised.length) s.details.neutralised = prepared.report.neutralised;
+  if (prepared.report.sharedData.length) s.details.sharedData = prepared.report.sharedData;
+  if (prepared.dataSeed) {
+    const d = prepared.dataSeed;
+    s.details.dataRoot = { path: d.dataRoot, template: d.template, files: d.files, bytes: d.bytes, method: d.method, durationMs: d.durationMs };
+  }
   if (prepared.unsetVariables.length) s.warn(`unset variables interpolated as blank: ${prepared.unsetVariables.join(', ')}`);
-  s.details.summary = `${prepared.services.length} services, ${prepared.record.leases.length} published port(s)`;
+  const seeded = prepared.dataSeed ? `; ${seedLine(prepared.dataSeed, inst.loaded.config.data.root?.template)}` : '';
+  const shared = prepared.report.sharedData.length ? `; ${new Set(prepared.report.sharedData.map((d) => d.dataset)).size} shared dataset(s) mounted` : '';
+  s.details.summary = `${prepared.services.length} services, ${prepared.record.leases.length} published port(s)${shared}${seeded}`;
   return prepared;
 }
 
@@ -498,19 +510,68 @@ export async function probesStage(_ctx: Context, s: StageContext, prepared: Prep
   s.details.summary = `${probes.length}/${probes.length} probes passed; ${answered}`;
 }
 
-/** isolation: ports on 127.0.0.1 as Docker reports them, no fixed container names, labels present. */
+/** A path and, when symlinks make it differ, its real path (Docker reports what Compose passed). */
+async function withRealPath(p: string): Promise<string[]> {
+  const real = await realpath(p).catch(() => p);
+  return real === p ? [p] : [p, real];
+}
+
+/**
+ * What the instance's containers may bind-mount: the declared datasets, the project (its folder,
+ * worktree and Compose project folder), the instance's state folder, and what policy.allow allows
+ * (by the lint rule the mount falls under, as lint would report it).
+ */
+export async function mountPolicyFor(ctx: Context, prepared: PreparedInstance): Promise<MountPolicy> {
+  const config = prepared.loaded.config;
+  const allowances = allowancesOf(config);
+  const lintOpts = await lintOptionsFor({ projectDir: prepared.project.projectDir, homeDir: os.homedir(), stateHome: ctx.home });
+  const roots = [...new Set([prepared.projectDir, prepared.identity.worktree, prepared.project.projectDir].filter(Boolean))];
+  return {
+    datasets: await Promise.all(
+      prepared.datasets.map(async (d) => {
+        const real = await realpath(d.host).catch(() => d.host);
+        return { ...d, ...(real !== d.host ? { realHost: real } : {}) };
+      }),
+    ),
+    projectRoots: (await Promise.all(roots.map(withRealPath))).flat(),
+    instanceRoots: await withRealPath(prepared.paths.dir),
+    ruleFor: (service, source, readOnly) => {
+      const rule = hostMountRule(source, readOnly, lintOpts);
+      // A host path lint accepts but that lies outside this instance's folders (another instance's
+      // state folder, say) is a host path mount all the same.
+      const ruleId = rule?.ruleId ?? 'SS015';
+      const allowed = allowances.find((a) => a.ruleId === ruleId && a.service === service);
+      return { ruleId, ...(allowed ? { allowedReason: allowed.reason } : {}) };
+    },
+  };
+}
+
+/**
+ * isolation: ports on 127.0.0.1 as Docker reports them, no fixed container names, labels present;
+ * shared datasets mounted as declared and no other host folder outside the project mounted.
+ */
 export async function isolationStage(ctx: Context, s: StageContext, prepared: PreparedInstance, run?: GateRun): Promise<void> {
   const containers = await (run ? run.watch.guard(instanceContainers(ctx.docker, prepared.identity.id)) : instanceContainers(ctx.docker, prepared.identity.id));
-  const result = checkIsolation(prepared.identity.id, containers);
+  const result = checkIsolation(prepared.identity.id, containers, await mountPolicyFor(ctx, prepared));
   s.details.published = result.published;
   s.details.containers = result.containers;
+  const mounts = result.mounts ?? [];
+  s.details.mounts = mounts;
   if (!result.passed) {
+    const mountProblem = (result.mountProblems ?? []).length > 0;
     throw new SandstackError('SANDSTACK_ISOLATION_FAILED', `Isolation check failed: ${result.problems.join('; ')}.`, {
-      hint: 'Something outside sandstack changed the containers, or the compose model bypasses rendering (network_mode: host?).',
-      details: { problems: result.problems },
+      hint: mountProblem
+        ? 'Mount only folders inside the project or ${SANDSTACK_DATA_ROOT}; declare host data meant to be shared under data.shared in sandstack.yaml (read-only unless mode: rw with a reason), or allow the mount\'s rule for that service under policy.allow with a reason.'
+        : 'Something outside sandstack changed the containers, or the compose model bypasses rendering (network_mode: host?).',
+      details: { problems: result.problems, mounts: mounts.filter((m) => m.kind === 'undeclared') },
     });
   }
   // The verdict's check: no restarts since readiness, no failure event so far.
   if (run) await run.watch.assertSteady();
-  s.details.summary = `${result.published.length} published port(s), all on 127.0.0.1; ${result.containers.length} containers, none with a fixed name`;
+  const datasets = mounts.filter((m) => m.kind === 'dataset').length;
+  const allowed = mounts.filter((m) => m.kind === 'allowed');
+  if (allowed.length) s.details.allowedMounts = allowed.map((a) => `${a.container}: ${a.source} at ${a.target} (${a.ruleId}): ${a.reason}`);
+  s.details.summary =
+    `${result.published.length} published port(s), all on 127.0.0.1; ${result.containers.length} containers, none with a fixed name` +
+    `; ${mounts.length} bind mount(s)${datasets ? `, ${datasets} of declared shared data` : ''}${allowed.length ? `, ${allowed.length} allowed by policy` : ''}, none undeclared outside the project`;
 }

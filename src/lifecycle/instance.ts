@@ -23,6 +23,8 @@ import { composeCacheFile, instancePaths, type InstancePaths } from '../state/pa
 import { withRegistry, type InstanceRecord, type Lease, type Reconciled, type RegistryOptions, type SkippedInstance } from '../state/registry.js';
 import { defaultLogDriver, labelledResources, type LabelledResources } from '../engine/docker.js';
 import { telemetryFor } from '../observability/wiring.js';
+import { assertDataPathsExist, configDirOf, dataRootTemplate, declaredDatasets, type DeclaredDataset } from '../data/shared.js';
+import { seedDataRoot, seedLine, type SeedResult } from '../data/root.js';
 import type { Context } from './context.js';
 import writeFileAtomic from 'write-file-atomic';
 
@@ -292,6 +294,10 @@ export interface PreparedInstance extends ResolvedInstance {
   unsetVariables: string[];
   /** The instance's secrets (values: never print them). */
   secrets: Secret[];
+  /** data.shared, host paths resolved (each checked to exist). */
+  datasets: DeclaredDataset[];
+  /** How the data root was seeded from data.root.template, when this call created it. */
+  dataSeed?: SeedResult;
 }
 
 /** What Compose gets for the instance's secrets: each value by name, and where their files are. */
@@ -328,6 +334,11 @@ export async function composeProjectFor(ctx: Context, inst: ResolvedInstance, le
 /** Resolves, leases and renders; writes the isolated model to the state dir when `persist`. */
 export async function prepareInstance(ctx: Context, opts: { persist: boolean; inst?: ResolvedInstance }): Promise<PreparedInstance> {
   const inst = opts.inst ?? (await resolveInstance(ctx));
+  // Declared host data must exist before anything is registered or started.
+  const configDir = configDirOf(inst.loaded);
+  const datasets = declaredDatasets(inst.loaded.config, configDir);
+  const template = dataRootTemplate(inst.loaded.config, configDir);
+  await assertDataPathsExist(datasets, template, inst.loaded.file);
   const source = await composeProjectFor(ctx, inst, []);
   const leased = await ensureLeases(ctx, inst, { persist: opts.persist });
   try {
@@ -344,8 +355,20 @@ export async function prepareInstance(ctx: Context, opts: { persist: boolean; in
       egressNone: Object.entries(inst.loaded.config.services).filter(([, s]) => s.egress === 'none').map(([n]) => n),
       telemetry: await telemetryFor(ctx, inst.loaded.config.observability),
       defaultLogDriver: await defaultLogDriver(ctx.docker),
+      sharedData: datasets,
     });
+    const notices = [...leased.notices];
+    let dataSeed: SeedResult | undefined;
     if (opts.persist) {
+      // A new instance's data root starts as a copy of data.root.template (once: an existing one is its own).
+      if (template !== undefined) {
+        dataSeed = await seedDataRoot(template, inst.paths.dataRoot);
+        if (dataSeed) {
+          const shown = inst.loaded.config.data.root!.template;
+          notices.push(seedLine(dataSeed, shown));
+          ctx.onProgress({ type: 'step', message: seedLine(dataSeed, shown) });
+        }
+      }
       await mkdir(inst.paths.dataRoot, { recursive: true, mode: 0o700 });
       await writeFileAtomic(inst.paths.rendered, stringifyModel(rendered), { mode: 0o600 });
     }
@@ -359,9 +382,11 @@ export async function prepareInstance(ctx: Context, opts: { persist: boolean; in
       resolved: model,
       report,
       services: activeServices(rendered, inst.loaded.config.compose.profiles),
-      notices: leased.notices,
+      notices,
       unsetVariables,
       secrets,
+      datasets,
+      ...(dataSeed ? { dataSeed } : {}),
     };
   } catch (e) {
     if (opts.persist && leased.created) {

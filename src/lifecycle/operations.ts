@@ -1,5 +1,5 @@
 /** The instance lifecycle: up, down, destroy. Each rolls back what it started when it fails. */
-import { rm } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { composeErrorText, runCompose, type ComposeProject } from '../compose/cli.js';
 import { saveGateReport, StageRecorder, withReport, type GateReport } from '../gate/report.js';
 import { buildStage, configStage, deadlineFrom, healthyStage, isolationStage, openGateRun, probesStage, startStage, type GateRun } from '../gate/stages.js';
@@ -12,6 +12,7 @@ import { activeServices } from '../compose/model.js';
 import { allowancesOf, type Allowance } from '../policy/check.js';
 import type { RenderReport } from '../compose/render.js';
 import { stringifyModel } from '../compose/yaml.js';
+import { configDirOf, dataRootTemplate, declaredDatasets, instanceDataView, type InstanceDataView } from '../data/shared.js';
 import { gatherSecrets } from '../evidence/bundle.js';
 import { redactModel } from '../evidence/redact.js';
 import type { InstanceRecord } from '../state/registry.js';
@@ -307,7 +308,37 @@ export interface StatusResult {
   policy: { allowances: Allowance[] };
   /** Shared observability: stack state, scrape targets and links filtered to this instance. */
   observability: InstanceObservability;
+  /** The data the instance sees: declared shared datasets (and where Docker shows them mounted), its data root. */
+  data: StatusData;
   notices: string[];
+}
+
+export interface StatusData {
+  shared: (InstanceDataView['shared'][number] & { mountedIn: string[] })[];
+  root: InstanceDataView['root'] & { exists: boolean };
+}
+
+/** data.shared and the data root of an instance; `mountedIn`: services whose containers mount the dataset as declared (Docker's mount list). */
+async function statusData(ctx: Context, inst: ResolvedInstance): Promise<StatusData> {
+  const configDir = configDirOf(inst.loaded);
+  const datasets = declaredDatasets(inst.loaded.config, configDir);
+  const view = instanceDataView(datasets, inst.paths.dataRoot, dataRootTemplate(inst.loaded.config, configDir));
+  const containers = datasets.length ? await instanceContainers(ctx.docker, inst.identity.id).catch(() => []) : [];
+  const shared = view.shared.map((d) => ({
+    ...d,
+    mountedIn: [
+      ...new Set(
+        containers
+          .filter((c) => d.services.includes(c.service) && c.mounts.some((m) => m.type === 'bind' && m.destination === d.target && m.source === d.host && (d.mode === 'rw' || !m.rw)))
+          .map((c) => c.service),
+      ),
+    ],
+  }));
+  const exists = await stat(inst.paths.dataRoot).then(
+    (st) => st.isDirectory(),
+    () => false,
+  );
+  return { shared, root: { ...view.root, exists } };
 }
 
 export async function status(ctx: Context): Promise<StatusResult> {
@@ -317,7 +348,8 @@ export async function status(ctx: Context): Promise<StatusResult> {
   const expected = rendered ? activeServices(rendered.model, inst.loaded.config.compose.profiles) : [];
   const services = await serviceStatuses(ctx, inst.identity.id, expected, record?.leases ?? []);
   const observability = await instanceObservability(ctx, inst.identity, inst.loaded.config);
-  return { instance: { ...summary(inst, record !== undefined, services, record?.branch, record), ...expiry(record) }, services, policy: { allowances: allowancesOf(inst.loaded.config) }, observability, notices };
+  const data = await statusData(ctx, inst);
+  return { instance: { ...summary(inst, record !== undefined, services, record?.branch, record), ...expiry(record) }, services, policy: { allowances: allowancesOf(inst.loaded.config) }, observability, data, notices };
 }
 
 export interface RenderCommandResult {

@@ -230,8 +230,8 @@ export const RULES: readonly Rule[] = [
     severity: 'error',
     description:
       'A shared dataset declared read-only under data.shared in sandstack.yaml is mounted read-write: one instance can change (or corrupt) the data every other instance reads.',
-    fix: 'Mount it read-only (":ro" in the short syntax, read_only: true in the long one), or declare it mode: rw with a reason.',
-    neutralisedByRender: false,
+    fix: 'Mount it read-only (":ro" in the short syntax, read_only: true in the long one), or declare it mode: rw with a reason. sandstack\'s rendering mounts it read-only as declared.',
+    neutralisedByRender: true,
   },
 ];
 
@@ -879,6 +879,18 @@ function broadPath(resolved: string, home: string): string | undefined {
   if (resolved === home) return 'your home folder';
   if (isInside(home, resolved)) return 'a parent of your home folder';
   return undefined;
+}
+
+/**
+ * The rule lint gives a bind mount of the absolute host path `source` (as Docker reports it): SS004
+ * for the Docker socket, SS008, SS014 or SS015 as for a mount written in a compose file; undefined
+ * when lint accepts it (inside the project, its repository or sandstack's own folders). Used by the
+ * gate's isolation stage so that a `policy.allow` entry means the same there as in lint.
+ */
+export function hostMountRule(source: string, readOnly: boolean, opts: LintOptions): { ruleId: 'SS004' | 'SS008' | 'SS014' | 'SS015'; why: string } | undefined {
+  const resolved = normalisePath(source);
+  if (path.posix.basename(resolved) === 'docker.sock') return { ruleId: 'SS004', why: 'the Docker socket' };
+  return classifyHostPath(resolved, false, readOnly, { mode: 'merged', interpolated: true, ...opts });
 }
 
 function sharedDatasets(ctx: CheckContext): SharedDataset[] {

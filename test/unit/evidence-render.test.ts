@@ -271,3 +271,52 @@ describe('renderReportHtml', () => {
     expect(empty).toMatch(/id="gate"><h2>Startability Gate<\/h2><p class="muted">not run<\/p>/);
   });
 });
+
+describe('evidence: the data the instance saw', () => {
+  function withData(): EvidenceBundle {
+    const b = passingFixture();
+    b.manifest.data = {
+      shared: [
+        { name: 'prices', host: '/mnt/datasets/prices', target: '/datasets/prices', services: ['backend', 'worker'], mode: 'ro' },
+        { name: 'models', host: '/srv/models', target: '/models', services: ['trainer'], mode: 'rw' },
+      ],
+      root: { path: '/home/dev/.local/share/sandstack/instances/shop-feat-a-3f2a/data', template: '/home/dev/shop/seed-data' },
+    };
+    b.gate!.stages = b.gate!.stages.map((s) =>
+      s.name === 'isolation'
+        ? { ...s, details: { mounts: [{ kind: 'dataset' }, { kind: 'dataset' }, { kind: 'project' }, { kind: 'allowed' }] } }
+        : s,
+    );
+    return b;
+  }
+
+  it('summary.md lists the data root, its template, each shared dataset and what the isolation stage checked', () => {
+    const md = renderSummaryMarkdown(withData());
+    const section = md.slice(md.indexOf('### Data'), md.indexOf('### Notes'));
+    expect(section).toContain('Data root (per instance): `/home/dev/.local/share/sandstack/instances/shop-feat-a-3f2a/data`, seeded from `/home/dev/shop/seed-data` when the instance was created.');
+    expect(section).toContain('| Shared dataset | Host path | Target | Mode | Services |');
+    expect(section).toContain('| `prices` | `/mnt/datasets/prices` | `/datasets/prices` | read-only | `backend`, `worker` |');
+    expect(section).toContain('| `models` | `/srv/models` | `/models` | **read-write** | `trainer` |');
+    expect(section).toContain("The isolation stage checked Docker's mount list: 2 dataset mounts as declared, no undeclared host mount outside the project, 1 allowed by policy.allow.");
+  });
+
+  it('report.html has a Data card, escaped', () => {
+    const b = withData();
+    b.manifest.data!.shared[0]!.name = '<b>x</b>';
+    const html = renderReportHtml(b);
+    const card = html.slice(html.indexOf('<section class="card" id="data">'), html.indexOf('<section class="card" id="notes">'));
+    expect(card).toContain('<h2>Data</h2>');
+    expect(card).toContain('<code>&lt;b&gt;x&lt;/b&gt;</code>');
+    expect(card).toContain('<code>/srv/models</code>');
+    expect(card).toContain('<b>read-write</b>');
+    expect(card).toContain('2 dataset mounts as declared');
+  });
+
+  it('says nothing about data when none is declared (and for bundles written before)', () => {
+    const b = passingFixture();
+    expect(renderSummaryMarkdown(b)).not.toContain('### Data');
+    b.manifest.data = { shared: [], root: { path: '/x/data', template: null } };
+    expect(renderSummaryMarkdown(b)).not.toContain('### Data');
+    expect(renderReportHtml(b)).not.toContain('id="data"');
+  });
+});

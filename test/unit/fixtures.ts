@@ -17,6 +17,7 @@ export function containerView(service: string, over: Partial<ContainerView> = {}
     image: 'demo-app',
     imageId: 'sha256:0123456789ab',
     tty: false,
+    mounts: [],
     ...over,
   };
 }

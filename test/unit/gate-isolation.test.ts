@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ContainerView } from '../../src/engine/docker.js';
-import { checkIsolation } from '../../src/gate/isolation.js';
+import { checkIsolation, type MountPolicy } from '../../src/gate/isolation.js';
 import { LABELS } from '../../src/identity/identity.js';
 import { containerView } from './fixtures.js';
 
@@ -96,5 +96,97 @@ describe('checkIsolation', () => {
     expect(r.problems).toHaveLength(4);
     expect(r.problems.filter((p) => p.startsWith('web:'))).toHaveLength(3);
     expect(r.problems.filter((p) => p.startsWith(`${ID}-cache-1:`))).toHaveLength(1);
+  });
+});
+
+describe('checkIsolation: mounts (Docker\'s mount list)', () => {
+  const PROJECT = '/work/shop';
+  const STATE = '/home/dev/.local/share/sandstack/instances/feat-a';
+  const prices = { name: 'prices', host: '/mnt/datasets/prices', services: ['backend'], target: '/datasets/prices', mode: 'ro' as const };
+  const policy = (over: Partial<MountPolicy> = {}): MountPolicy => ({ datasets: [prices], projectRoots: [PROJECT], instanceRoots: [STATE], ...over });
+  const bind = (source: string, destination: string, rw = false) => ({ type: 'bind', source, destination, rw });
+
+  it('accepts a dataset mounted as declared, mounts inside the project and the instance state folder, and volumes', () => {
+    const r = checkIsolation(ID, [
+      container('backend', {
+        mounts: [
+          bind('/mnt/datasets/prices', '/datasets/prices'),
+          bind(`${PROJECT}/config/app.toml`, '/etc/app.toml'),
+          bind(`${STATE}/data/uploads`, '/uploads', true),
+          { type: 'volume', source: '/var/lib/docker/volumes/feat-a_pg/_data', destination: '/var/lib/postgresql/data', rw: true, name: 'feat-a_pg' },
+        ],
+      }),
+      container('db', { mounts: [bind(`${STATE}/secrets/DB_PASSWORD`, '/run/secrets/db')] }),
+    ], policy());
+    expect(r.problems).toEqual([]);
+    expect(r.passed).toBe(true);
+    expect(r.mounts?.map((m) => [m.service, m.target, m.kind, m.dataset])).toEqual([
+      ['backend', '/datasets/prices', 'dataset', 'prices'],
+      ['backend', '/etc/app.toml', 'project', undefined],
+      ['backend', '/uploads', 'instance', undefined],
+      ['db', '/run/secrets/db', 'instance', undefined],
+    ]);
+    expect(r.mountProblems).toEqual([]);
+  });
+
+  it('flags a declared dataset that is missing, mounted read-write, or mounted from elsewhere', () => {
+    expect(checkIsolation(ID, [container('backend')], policy()).problems).toEqual([`${ID}-backend-1: the shared dataset prices (/mnt/datasets/prices) is not mounted at /datasets/prices`]);
+    const rw = checkIsolation(ID, [container('backend', { mounts: [bind('/mnt/datasets/prices', '/datasets/prices', true)] })], policy());
+    expect(rw.passed).toBe(false);
+    expect(rw.problems).toEqual([`${ID}-backend-1: the shared dataset prices (/mnt/datasets/prices) is mounted read-write at /datasets/prices; data.shared declares it read-only`]);
+    // A rw dataset may be mounted either way.
+    const rwDeclared = checkIsolation(ID, [container('backend', { mounts: [bind('/mnt/datasets/prices', '/datasets/prices', true)] })], policy({ datasets: [{ ...prices, mode: 'rw' }] }));
+    expect(rwDeclared.passed).toBe(true);
+    const volume = checkIsolation(ID, [container('backend', { mounts: [{ type: 'volume', source: '/var/lib/docker/volumes/x/_data', destination: '/datasets/prices', rw: true, name: 'x' }] })], policy());
+    expect(volume.problems).toEqual([`${ID}-backend-1: /datasets/prices is mounted from volume x, not from the shared dataset prices (/mnt/datasets/prices)`]);
+    // Services the dataset is not declared for are not expected to have it.
+    expect(checkIsolation(ID, [container('db')], policy()).passed).toBe(true);
+  });
+
+  it('accepts a dataset reported under its real path (symlinks resolved)', () => {
+    const r = checkIsolation(ID, [container('backend', { mounts: [bind('/data/real/prices', '/datasets/prices')] })], policy({ datasets: [{ ...prices, realHost: '/data/real/prices' }] }));
+    expect(r.passed).toBe(true);
+  });
+
+  it('flags an undeclared host mount outside the project and the state folder, naming the lint rule', () => {
+    const r = checkIsolation(
+      ID,
+      [container('backend', { mounts: [bind('/mnt/datasets/prices', '/datasets/prices'), bind('/tmp/scratch', '/scratch', true), bind('/mnt/datasets/prices', '/other')] })],
+      policy({ ruleFor: () => ({ ruleId: 'SS015' }) }),
+    );
+    expect(r.passed).toBe(false);
+    expect(r.problems).toEqual([
+      `${ID}-backend-1: bind-mounts the host path /tmp/scratch at /scratch, outside the project and the instance's state folder, not declared under data.shared (lint SS015; allow it under policy.allow for backend with a reason if it is meant)`,
+      `${ID}-backend-1: bind-mounts the host path /mnt/datasets/prices at /other (read-only), outside the project and the instance's state folder, data.shared declares prices for backend at /datasets/prices, not at /other (lint SS015; allow it under policy.allow for backend with a reason if it is meant)`,
+    ]);
+    expect(r.mountProblems).toEqual(r.problems);
+    expect(r.mounts?.filter((m) => m.kind === 'undeclared').map((m) => [m.source, m.ruleId])).toEqual([
+      ['/tmp/scratch', 'SS015'],
+      ['/mnt/datasets/prices', 'SS015'],
+    ]);
+    // The dataset of another service is not this one's.
+    const other = checkIsolation(ID, [container('worker', { mounts: [bind('/mnt/datasets/prices', '/datasets/prices')] })], policy());
+    expect(other.problems[0]).toContain('data.shared declares prices for backend at /datasets/prices, not for worker');
+    // A folder beside the project, or another instance's state folder, is outside too.
+    const beside = checkIsolation(ID, [container('backend', { mounts: [bind('/mnt/datasets/prices', '/datasets/prices'), bind('/work/shop-other/data', '/d'), bind('/home/dev/.local/share/sandstack/instances/feat-b/data', '/e')] })], policy());
+    expect(beside.problems).toHaveLength(2);
+  });
+
+  it('accepts a host mount that policy.allow allows for that service (by the rule lint gives it)', () => {
+    const ruleFor = (service: string, source: string) =>
+      source === '/var/run/docker.sock' ? { ruleId: 'SS004', ...(service === 'agent' ? { allowedReason: 'the agent lists containers' } : {}) } : { ruleId: 'SS015' };
+    const r = checkIsolation(ID, [container('agent', { mounts: [bind('/var/run/docker.sock', '/var/run/docker.sock')] }), container('web', { mounts: [bind('/var/run/docker.sock', '/sock')] })], policy({ datasets: [], ruleFor }));
+    expect(r.mounts?.map((m) => [m.service, m.kind, m.ruleId, m.reason])).toEqual([
+      ['agent', 'allowed', 'SS004', 'the agent lists containers'],
+      ['web', 'undeclared', 'SS004', undefined],
+    ]);
+    expect(r.problems).toHaveLength(1);
+    expect(r.problems[0]).toContain(`${ID}-web-1: bind-mounts the host path /var/run/docker.sock at /sock (read-only), outside the project`);
+  });
+
+  it('checks no mounts without a mount policy', () => {
+    const r = checkIsolation(ID, [container('backend', { mounts: [bind('/tmp/x', '/x', true)] })]);
+    expect(r.passed).toBe(true);
+    expect(r.mounts).toBeUndefined();
   });
 });

@@ -59,7 +59,7 @@ describe('rule catalogue', () => {
       ['SS016', 'password-in-url', 'error', false],
       ['SS017', 'dotenv-secret', 'warning', false],
       ['SS018', 'fixed-address', 'warning', true],
-      ['SS019', 'shared-data-mode', 'error', false],
+      ['SS019', 'shared-data-mode', 'error', true],
     ]);
     for (const r of RULES) {
       expect(r.description.length).toBeGreaterThan(20);
@@ -737,7 +737,7 @@ describe('host paths, URL passwords, .env, fixed addresses, shared data (issue 1
       { ruleId: 'SS015', service: 'report', subject: '/mnt/datasets/ohlc', line: 14, column: 9 },
       { ruleId: 'SS015', service: 'trainer', subject: '/mnt/datasets/ohlc', line: 21, column: 9 },
     ]);
-    expect(findings[0]).toMatchObject({ severity: 'error', neutralisedByRender: false });
+    expect(findings[0]).toMatchObject({ severity: 'error', neutralisedByRender: true });
     expect(findings[0]!.message).toBe('service ingest mounts the shared dataset ohlc (/mnt/datasets/ohlc) read-write, but data.shared declares it read-only');
     expect(findings[0]!.fix).toContain('"/mnt/datasets/ohlc:/data/ohlc:ro"');
     expect(findings[1]!.message).toContain('(data.shared declares it as ohlc for backtest, ingest at /data/ohlc, not for report)');
