@@ -16,6 +16,7 @@ import { SandstackError } from '../errors.js';
 import { sandstackVersion } from '../version.js';
 import { gateCheck, gateFresh } from '../gate/run.js';
 import { gc, type GcResult } from '../lifecycle/gc.js';
+import { listSnapshots, removeSnapshot, saveSnapshot } from '../data/snapshot.js';
 import { assertDockerAvailable } from '../engine/docker.js';
 import { budgetStatus, diskUsage, type BudgetCheck, type DfResult } from '../lifecycle/df.js';
 import { formatSize, loadUserConfig } from '../config/user.js';
@@ -246,12 +247,13 @@ export function registerCommands(program: Command, run: Runner): void {
     .option('--no-build', 'do not build images first')
     .option('--no-gate', 'skip the gate checks after health (probes, isolation)')
     .option('--ttl <duration>', 'remove the instance after this long without use (e.g. 2h; overrides instance.ttl)')
-    .addHelpText('after', '\nExample:\n  sandstack up --json | jq .services')
+    .option('--from <snapshot>', "seed the new instance's volumes (and data root) from a snapshot before anything starts (see `sandstack snapshot`)")
+    .addHelpText('after', '\nExamples:\n  sandstack up --json | jq .services\n  sandstack up --from with-prices')
     .action(
       run(async (ctx, out, cmd) => {
-        const opts = cmd.opts<{ build: boolean; gate: boolean; ttl?: string }>();
+        const opts = cmd.opts<{ build: boolean; gate: boolean; ttl?: string; from?: string }>();
         if (opts.ttl !== undefined) ctx.ttlMs = parseDuration('--ttl', opts.ttl);
-        const r = await up(ctx, { build: opts.build, gate: opts.gate });
+        const r = await up(ctx, { build: opts.build, gate: opts.gate, from: opts.from });
         out.notices(r.notices);
         out.result(r, () => `${statusText(r)}\n\n${gateText(r.gate)}\nready in ${(r.timings.totalMs / 1000).toFixed(1)} s`);
       }),
@@ -262,6 +264,7 @@ export function registerCommands(program: Command, run: Runner): void {
     .description('the Startability Gate: check the running instance, or with --fresh build, start, probe and tear down a throwaway one')
     .option('--fresh', 'run every stage on a brand-new throwaway instance and tear it down, whatever the outcome')
     .option('--no-build', 'with --fresh: do not build images first')
+    .option('--from <snapshot>', "with --fresh: seed the throwaway instance's volumes from a snapshot")
     .addHelpText(
       'after',
       '\nStages: config, build, start, healthy, probes, isolation, observability, teardown (--fresh).\n' +
@@ -272,8 +275,8 @@ export function registerCommands(program: Command, run: Runner): void {
         'The report is saved under <state home>/reports/<instance>/.\n\nExamples:\n  sandstack gate\n  sandstack gate --fresh --json > gate-report.json')
     .action(
       run(async (ctx, out, cmd) => {
-        const opts = cmd.opts<{ fresh?: boolean; build: boolean }>();
-        const { report, error } = opts.fresh ? await gateFresh(ctx, { build: opts.build }) : await gateCheck(ctx);
+        const opts = cmd.opts<{ fresh?: boolean; build: boolean; from?: string }>();
+        const { report, error } = opts.fresh ? await gateFresh(ctx, { build: opts.build, from: opts.from }) : await gateCheck(ctx);
         if (error !== undefined) {
           const code = out.error(error, { printJson: false });
           out.result(report, () => gateText(report));
@@ -364,6 +367,69 @@ export function registerCommands(program: Command, run: Runner): void {
           ...(o.evidence ? { evidence: o.evidence } : {}),
         });
         out.result({ dir: r.dir, markdown: r.markdown, json: r.json, packet: r.packet }, () => `escalation written:\n  ${r.markdown}\n  ${r.json}`);
+      }),
+    );
+
+  const snapshotCmd = program
+    .command('snapshot')
+    .description("capture an instance's volumes (and data root) and seed new instances from them (`up --from`)")
+    .addHelpText('after', '\nExamples:\n  sandstack snapshot save with-prices\n  sandstack snapshot ls --json\n  sandstack up --from with-prices\n  sandstack snapshot rm with-prices');
+  snapshotCmd
+    .command('save <name>')
+    .description('capture the named volumes and the data root of this instance: runs snapshot.before first, stops the services writing to them for the copy and starts them again')
+    .option('--force', 'replace a snapshot of that name')
+    .addHelpText('after', '\nExample:\n  sandstack snapshot save with-prices --json')
+    .action(
+      run(async (ctx, out, cmd) => {
+        await assertDockerAvailable(ctx.docker);
+        const r = await saveSnapshot(ctx, String(cmd.args[0]), { force: cmd.opts<{ force?: boolean }>().force });
+        out.notices(r.notices);
+        const m = r.snapshot;
+        const total = m.volumes.reduce((n, v) => n + v.bytes, m.dataRoot?.bytes ?? 0);
+        out.result(r, () =>
+          [
+            `snapshot ${m.name} of ${m.source.instance}${m.source.commit ? ` at ${m.source.commit.slice(0, 12)}${m.source.dirty ? ' (uncommitted changes)' : ''}` : ''}: ${m.volumes.map((v) => `${v.key} ${(v.bytes / 1e6).toFixed(1)} MB`).join(', ')}${m.dataRoot ? `, data root ${(m.dataRoot.bytes / 1e6).toFixed(1)} MB` : ''} (${(total / 1e6).toFixed(1)} MB) in ${(m.durationMs / 1000).toFixed(1)} s`,
+            m.stopped.length ? `stopped ${m.stopped.join(', ')} for the copy; started again` : '',
+            m.secrets.length ? `kept the secrets the data was written with: ${m.secrets.join(', ')} (owner-only, never printed)` : '',
+            `stored in ${r.dir}`,
+          ]
+            .filter(Boolean)
+            .join('\n'),
+        );
+      }),
+    );
+  snapshotCmd
+    .command('ls', { isDefault: true })
+    .description('list the snapshots of this state home')
+    .addHelpText('after', '\nExample:\n  sandstack snapshot ls --json')
+    .action(
+      run(async (ctx, out) => {
+        const snapshots = await listSnapshots(ctx.home);
+        out.result({ snapshots }, () =>
+          snapshots.length === 0
+            ? 'no snapshots'
+            : table(
+                ['NAME', 'FROM', 'COMMIT', 'VOLUMES', 'SIZE', 'TAKEN'],
+                snapshots.map((x) => [
+                  x.name,
+                  x.manifest?.source.instance ?? '-',
+                  x.manifest?.source.commit?.slice(0, 12) ?? '-',
+                  x.manifest ? x.manifest.volumes.map((v) => v.key).join(', ') + (x.manifest.dataRoot ? ' +data root' : '') : `unusable: ${x.problem}`,
+                  `${(x.bytes / 1e6).toFixed(1)} MB`,
+                  x.manifest?.createdAt ?? '-',
+                ]),
+              ),
+        );
+      }),
+    );
+  snapshotCmd
+    .command('rm <name>')
+    .description('remove a snapshot (its archives, manifest and stored secrets)')
+    .addHelpText('after', '\nExample:\n  sandstack snapshot rm with-prices')
+    .action(
+      run(async (ctx, out, cmd) => {
+        const r = await removeSnapshot(ctx.home, String(cmd.args[0]));
+        out.result(r, () => `removed snapshot ${r.name} (${(r.bytes / 1e6).toFixed(1)} MB)`);
       }),
     );
 

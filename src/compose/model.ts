@@ -124,3 +124,35 @@ export function activeServices(model: ComposeModel, profiles: string[]): string[
     .filter(([, s]) => !s.profiles || s.profiles.length === 0 || s.profiles.some((p) => profiles.includes(p)))
     .map(([name]) => name);
 }
+
+/** A service's mount as the resolved model gives it (v2: long syntax; v1: `source:target[:mode]`). */
+export interface ServiceMount {
+  type: 'volume' | 'bind' | 'tmpfs' | string;
+  /** Volume key, or host path; undefined for an anonymous volume or tmpfs. */
+  source?: string;
+  target: string;
+  readOnly: boolean;
+}
+
+/** The mounts of a service in a resolved model, long or short syntax. */
+export function serviceMounts(service: unknown): ServiceMount[] {
+  const list = (service as { volumes?: unknown } | undefined)?.volumes;
+  if (!Array.isArray(list)) return [];
+  const out: ServiceMount[] = [];
+  for (const v of list) {
+    if (typeof v === 'string') {
+      const parts = v.split(':');
+      if (parts.length === 1) {
+        out.push({ type: 'volume', target: parts[0]!, readOnly: false });
+        continue;
+      }
+      const [source, target, mode] = parts as [string, string, string | undefined];
+      out.push({ type: /^[./~]/.test(source) ? 'bind' : 'volume', source, target, readOnly: (mode ?? '').split(',').includes('ro') });
+    } else if (v && typeof v === 'object') {
+      const m = v as { type?: string; source?: string; target?: string; read_only?: boolean };
+      if (typeof m.target !== 'string') continue;
+      out.push({ type: m.type ?? 'volume', ...(m.source ? { source: m.source } : {}), target: m.target, readOnly: m.read_only === true });
+    }
+  }
+  return out;
+}

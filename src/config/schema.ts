@@ -260,6 +260,11 @@ export const ConfigSchema = z
           })
           .optional()
           .describe('The per-instance data root (${SANDSTACK_DATA_ROOT} in compose files): seeded from a template folder when the instance is created'),
+        seed: z
+          .string()
+          .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a snapshot name: letters, digits, . _ -')
+          .optional()
+          .describe('Snapshot (`sandstack snapshot save`) that fills a new instance\'s fresh volumes before its services start, as `up --from` does; an instance that already has its volumes keeps them'),
       })
       .prefault({})
       .describe('Data shared by instances, and each instance\'s own data root'),
@@ -287,6 +292,19 @@ export const ConfigSchema = z
       })
       .prefault({})
       .describe('Shared observability (Prometheus, Grafana, Jaeger) with every signal labelled by instance'),
+    snapshot: z
+      .strictObject({
+        before: z
+          .strictObject({
+            service: serviceName.describe('Service the command runs in (it must be running)'),
+            command: z.array(z.string()).min(1).describe('Command (exec form), e.g. ["psql", "-U", "app", "-c", "CHECKPOINT"]'),
+            timeoutSeconds: z.number().int().min(1).max(3600).default(120).describe('How long it may take'),
+          })
+          .optional()
+          .describe('Runs first when `sandstack snapshot save` captures the volumes (a database checkpoint, a flush); a non-zero exit stops the snapshot'),
+      })
+      .prefault({})
+      .describe('Snapshots of the instance\'s volumes (`sandstack snapshot save`)'),
     gate: z
       .strictObject({
         timeoutSeconds: z

@@ -122,7 +122,7 @@ export async function teardownStage(rec: StageRecorder, throwaway: Context): Pro
 }
 
 /** Runs the whole gate on a new throwaway instance (kind `sandbox`) and tears it down. */
-export async function gateFresh(ctx: Context, opts: { build?: boolean } = {}): Promise<GateOutcome> {
+export async function gateFresh(ctx: Context, opts: { build?: boolean; from?: string } = {}): Promise<GateOutcome> {
   const rec = new StageRecorder(ctx.onProgress);
   const base = await resolveOrReport(ctx, rec, 'fresh');
   if ('report' in base) return base;
@@ -133,7 +133,7 @@ export async function gateFresh(ctx: Context, opts: { build?: boolean } = {}): P
   ctx.onProgress({ type: 'step', message: `gate --fresh on throwaway instance ${id}` });
   let error: unknown;
   try {
-    await startInstance(freshCtx, rec, { build: opts.build, gate: true, rollbackOnFailure: false, inst });
+    await startInstance(freshCtx, rec, { build: opts.build, gate: true, rollbackOnFailure: false, inst, from: opts.from });
   } catch (e) {
     error = e;
     recordOutsideStage(rec, e);

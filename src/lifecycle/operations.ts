@@ -19,6 +19,7 @@ import type { InstanceRecord } from '../state/registry.js';
 import type { Context } from './context.js';
 import { reapedLine, reapFirst } from './reap.js';
 import { budgetNotices } from './df.js';
+import { adoptSnapshotSecrets, planSeed, readSnapshot, seedVolumes } from '../data/snapshot.js';
 import { assertOwnHome, findRecord, handOver, recordServices, otherHomes, prepareInstance, releaseInstance, renderedProject, resolveInstance, type PreparedInstance, type ResolvedInstance } from './instance.js';
 import { currentOwner, formatOwner } from '../state/owner.js';
 import { expiry, serviceStatuses, type InstanceSummary, type ServiceStatus, summarizeState } from './status.js';
@@ -70,6 +71,8 @@ export interface StartOptions {
   gate?: boolean;
   /** Roll back what was started when a stage fails (up: yes; gate --fresh tears down itself). */
   rollbackOnFailure?: boolean;
+  /** Seed the instance's fresh volumes from this snapshot before anything starts (`--from`). */
+  from?: string;
 }
 
 /**
@@ -85,7 +88,19 @@ export async function startInstance(ctx: Context, rec: StageRecorder, opts: Star
   const existing = await labelledResources(ctx.docker, inst.identity.id);
   assertOwnHome(ctx, inst.identity.id, existing);
   const deadline = deadlineFrom(inst.loaded.config.gate.timeoutSeconds);
-  const prepared = await rec.run('config', (s) => configStage(ctx, s, { persist: true, inst }));
+  const hadVolumes = existing.volumes.length > 0;
+  // data.seed applies to a new instance only (its volumes do not exist yet); --from always.
+  const from = opts.from ?? (hadVolumes ? undefined : inst.loaded.config.data.seed);
+  const prepared = await rec.run('config', async (s) => {
+    // A snapshot to seed from is checked before anything is made; a new instance takes the secrets
+    // its data was written with (before its own are generated).
+    if (from) {
+      const snap = await readSnapshot(ctx.home, from);
+      s.details.snapshot = from;
+      if (!hadVolumes) await adoptSnapshotSecrets(inst.paths.dir, snap.dir, snap.manifest, inst.loaded.config.secrets.map((x) => x.name));
+    }
+    return configStage(ctx, s, { persist: true, inst });
+  });
   const id = prepared.identity.id;
   try {
     const before = await instanceContainers(ctx.docker, id);
@@ -99,10 +114,19 @@ export async function startInstance(ctx: Context, rec: StageRecorder, opts: Star
     if (prepared.createdRecord) await releaseInstance(ctx, id).catch(() => undefined);
     throw e;
   }
-  const hadVolumes = existing.volumes.length > 0;
   let mayFinish: string[] = [];
   let run: (GateRun & { stop: () => void }) | undefined;
   try {
+    if (from) {
+      await rec.run('seed', async (s) => {
+        const plan = await planSeed(ctx, prepared, from);
+        ctx.onProgress({ type: 'step', message: `seeding ${plan.manifest.volumes.length} volume(s) from snapshot ${from}` });
+        const r = await seedVolumes(ctx, prepared, plan);
+        s.details.seeded = r;
+        const bytes = r.volumes.reduce((n, v) => n + v.bytes, r.dataRoot?.bytes ?? 0);
+        s.details.summary = `seeded ${r.volumes.map((v) => v.key).join(', ')}${r.dataRoot ? ' and the data root' : ''} from snapshot ${from} (${(bytes / 1e6).toFixed(1)} MB)`;
+      });
+    }
     if (opts.build === false) rec.skip('build', '--no-build');
     else await rec.run('build', (s) => buildStage(ctx, s, prepared, deadline));
     // From here to the verdict, one event watch fails the stage running when a container fails.
@@ -151,7 +175,7 @@ export async function runObservabilityStage(ctx: Context, rec: StageRecorder, in
 }
 
 /** Renders, builds, starts, waits until every service is healthy, then runs the gate's checks. */
-export async function up(ctx: Context, opts: { build?: boolean; gate?: boolean } = {}): Promise<UpResult> {
+export async function up(ctx: Context, opts: { build?: boolean; gate?: boolean; from?: string } = {}): Promise<UpResult> {
   const t0 = Date.now();
   const rec = new StageRecorder(ctx.onProgress);
   const inst = await resolveInstance(ctx);

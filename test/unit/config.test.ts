@@ -37,6 +37,7 @@ const DEFAULTS = {
   policy: { allow: [] },
   data: { shared: [] },
   observability: { enabled: false, metrics: [] },
+  snapshot: {},
   gate: { timeoutSeconds: 180, stableSeconds: 3, services: {}, probes: [] },
 };
 
@@ -83,6 +84,7 @@ external:
       policy: { allow: [] },
       data: { shared: [] },
       observability: { enabled: false, metrics: [] },
+      snapshot: {},
       gate: { timeoutSeconds: 180, stableSeconds: 3, services: {}, probes: [] },
     });
   });
