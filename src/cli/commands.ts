@@ -138,7 +138,7 @@ function dfText(r: DfResult, budget: BudgetCheck): string {
   const bc = r.buildCache;
   const lines = [
     rows.length ? table(['INSTANCE', 'CONTAINERS', 'VOLUMES', 'IMAGES', 'STATE DIR', 'TOTAL'], rows) : 'no instances in this state home',
-    `total: ${formatSize(t.size)} (containers ${formatSize(t.containers.size)}, volumes ${formatSize(t.volumes.size)}, images ${formatSize(t.images.disk)} (${formatSize(t.images.size)} as docker image ls lists them; shared layers counted once), state dirs ${formatSize(t.stateDirs)})`,
+    `total: ${formatSize(t.size)} (containers ${formatSize(t.containers.size)}, volumes ${formatSize(t.volumes.size)}, images ${formatSize(t.images.disk)} (${formatSize(t.images.size)} as docker image ls lists them; shared layers counted once), state dirs ${formatSize(t.stateDirs)}, snapshots ${formatSize(t.snapshots.size)} (${t.snapshots.count}))`,
     `build cache (engine-wide, every build on this engine, not only sandstack's; not in the total): ${formatSize(bc.size)}, ${formatSize(bc.reclaimable)} reclaimable, ${bc.records} records`,
   ];
   if (bc.untaggedImages.count > 0) lines.push(`untagged images of this state home (build layers, superseded builds; counted under IMAGES): ${formatSize(bc.untaggedImages.size)} (${bc.untaggedImages.count})`);

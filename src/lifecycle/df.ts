@@ -17,6 +17,7 @@ import { homeLabelValue, LABELS } from '../identity/identity.js';
 import { instancePaths } from '../state/paths.js';
 import { readRegistrySnapshot } from '../state/registry.js';
 import type { Context } from './context.js';
+import { listSnapshots } from '../data/snapshot.js';
 import { registryOptions } from './instance.js';
 
 const Labels = z.record(z.string(), z.string()).nullish();
@@ -138,7 +139,9 @@ export interface DfResult {
     /** All images of this home; `disk` counts layers shared between instances' images once. */
     images: Omit<ImagesDisk, 'list'>;
     stateDirs: number;
-    /** What sandstack holds in this state home: containers + volumes + images.disk + state dirs (not the build cache). */
+    /** Snapshots (`sandstack snapshot save`) in this state home: their archives. */
+    snapshots: { count: number; size: number };
+    /** What sandstack holds in this state home: containers + volumes + images.disk + state dirs + snapshots (not the build cache). */
     size: number;
   };
   buildCache: {
@@ -214,6 +217,8 @@ export interface AggregateInput {
   registered: string[];
   /** Sizes of the instances' state dirs (missing: not measured, counted as 0). */
   stateDirs?: Map<string, DirDisk>;
+  /** Snapshots of this home (count and archive bytes). */
+  snapshots?: { count: number; size: number };
 }
 
 /** Aggregates a `/system/df` answer and the registry into per-instance and total usage (pure). */
@@ -296,9 +301,10 @@ export function aggregateDiskUsage(input: AggregateInput): Omit<DfResult, 'durat
     volumes: { count: sum((i) => i.volumes.count), size: sum((i) => i.volumes.size), unknown: unknownVolumes.length },
     images,
     stateDirs: sum((i) => i.stateDir.size),
+    snapshots: input.snapshots ?? { count: 0, size: 0 },
     size: 0,
   };
-  total.size = total.containers.size + total.volumes.size + images.disk + total.stateDirs;
+  total.size = total.containers.size + total.volumes.size + images.disk + total.stateDirs + total.snapshots.size;
 
   // As `docker system df` counts it: shared records are not the cache's own; in-use ones are not reclaimable.
   let size = 0;
@@ -393,7 +399,8 @@ export async function diskUsage(ctx: Context): Promise<DfResult> {
   const ids = instanceIdsOf(df, homeLabel, registered);
   const stateDirs = new Map<string, DirDisk>();
   for (const id of ids) stateDirs.set(id, await dirSize(instancePaths(ctx.home, id).dir));
-  const r = aggregateDiskUsage({ df, home: ctx.home, homeLabel, registered, stateDirs });
+  const snapshots = (await listSnapshots(ctx.home)).reduce((a, x) => ({ count: a.count + 1, size: a.size + x.bytes }), { count: 0, size: 0 });
+  const r = aggregateDiskUsage({ df, home: ctx.home, homeLabel, registered, stateDirs, snapshots });
   return { ...r, notices: [...registryNotices, ...r.notices], durationMs: Date.now() - t0 };
 }
 

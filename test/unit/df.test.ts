@@ -190,6 +190,13 @@ describe('aggregateDiskUsage', () => {
     expect(r.instances).toEqual([]);
     expect(r.total.size).toBe(0);
     expect(r.buildCache).toMatchObject({ size: 0, reclaimable: 0, records: 0 });
+    expect(r.total.snapshots).toEqual({ count: 0, size: 0 });
+  });
+
+  it('counts snapshots in the total', () => {
+    const r = aggregateDiskUsage({ df: parseDockerDf({ LayersSize: 0, Images: null, Containers: null, Volumes: null, BuildCache: null }), home: HOME, homeLabel: H, registered: [], snapshots: { count: 2, size: 5_000 } });
+    expect(r.total.snapshots).toEqual({ count: 2, size: 5_000 });
+    expect(r.total.size).toBe(5_000);
   });
 
   it('rejects an answer of another shape', () => {
