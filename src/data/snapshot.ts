@@ -507,6 +507,8 @@ export async function seedVolumes(ctx: Context, prepared: PreparedInstance, plan
   );
   let dataRoot: SeedResult['dataRoot'];
   if (plan.manifest.dataRoot) {
+    // The snapshot's data root replaces whatever the new one held (a data.root.template copy).
+    await rm(prepared.paths.dataRoot, { recursive: true, force: true });
     await mkdir(prepared.paths.dataRoot, { recursive: true, mode: 0o700 });
     await fill(DATA_ROOT_KEY, { Type: 'bind', Source: prepared.paths.dataRoot, Target: `${SEED_MOUNT}/${DATA_ROOT_KEY}`, ReadOnly: false }, plan.manifest.dataRoot);
     dataRoot = { bytes: plan.manifest.dataRoot.bytes };

@@ -14,7 +14,7 @@ import { instanceContainers, watchInstanceEvents, type ContainerView, type Insta
 import { diagnose, hintFor, type FailureDiagnosis, type ServiceFailure, type ServicePolicies } from './readiness.js';
 
 /** How long an `oom` event waits for the container's `die` (for its exit code) before failing alone. */
-const OOM_DIE_GRACE_MS = 300;
+const OOM_DIE_GRACE_MS = 1000;
 /** How long the verdict waits for a failure's log tail before going ahead without it. */
 const DIAGNOSIS_WAIT_MS = 250;
 
