@@ -436,8 +436,9 @@ export async function planSeed(ctx: Context, prepared: PreparedInstance, name: s
     )
       existing.push(v.name);
   }
-  // An instance registered before this start may hold files in its data root: not a fresh one.
-  if (manifest.dataRoot && !prepared.createdRecord && !(await isEmptyDir(prepared.paths.dataRoot))) existing.push(`data root ${prepared.paths.dataRoot}`);
+  // An instance registered before this start may hold files in its data root (unless this start just
+  // copied them from data.root.template): not a fresh one.
+  if (manifest.dataRoot && !prepared.createdRecord && !prepared.dataSeed && !(await isEmptyDir(prepared.paths.dataRoot))) existing.push(`data root ${prepared.paths.dataRoot}`);
   if (existing.length) {
     throw new SandstackError('SANDSTACK_SNAPSHOT_EXISTS', `Instance ${prepared.identity.id} already has data (${existing.join(', ')}); a snapshot seeds fresh volumes only.`, {
       hint: `Destroy the instance first (sandstack destroy) to start it from snapshot "${name}", or start it without --from to keep its data.`,
