@@ -140,6 +140,16 @@ export function modelVolumes(model: ComposeModel, id: string): { key: string; na
   return out;
 }
 
+function volumeExists(docker: Docker, name: string): Promise<boolean> {
+  return docker
+    .getVolume(name)
+    .inspect()
+    .then(
+      () => true,
+      () => false,
+    );
+}
+
 async function isEmptyDir(dir: string): Promise<boolean> {
   return (await readdir(dir).catch(() => [] as string[])).length === 0;
 }
@@ -173,12 +183,7 @@ export async function saveSnapshot(ctx: Context, name: string, opts: { force?: b
   const notices: string[] = [];
   const volumes: ReturnType<typeof modelVolumes> = [];
   for (const v of modelVolumes(rendered.model, id)) {
-    const exists = await ctx.docker
-      .getVolume(v.name)
-      .inspect()
-      .then(() => true)
-      .catch(() => false);
-    if (exists) volumes.push(v);
+    if (await volumeExists(ctx.docker, v.name)) volumes.push(v);
     else notices.push(`volume ${v.key} (${v.name}) does not exist yet; not in the snapshot`);
   }
   const dataRoot = existsSync(inst.paths.dataRoot) && !(await isEmptyDir(inst.paths.dataRoot));
@@ -395,13 +400,13 @@ export interface SeedPlan {
 }
 
 /**
- * Checks, before anything is built or started, that snapshot `name` can seed this instance: every
+ * Checks, before anything is built or started, that a snapshot (as readSnapshot read it) can seed this instance: every
  * volume it holds exists in this compose model, mounted where it was; none of them exists yet
  * (seeding fills fresh volumes only); and the secrets its data was written with are the ones this
  * instance will run with.
  */
-export async function planSeed(ctx: Context, prepared: PreparedInstance, name: string): Promise<SeedPlan> {
-  const { manifest, dir } = await readSnapshot(ctx.home, name);
+export async function planSeed(ctx: Context, prepared: PreparedInstance, snapshot: { name: string; manifest: SnapshotManifest; dir: string }): Promise<SeedPlan> {
+  const { name, manifest, dir } = snapshot;
   const here = modelVolumes(prepared.model, prepared.identity.id);
   const problems: string[] = [];
   const volumes: SeedPlan['volumes'] = [];
@@ -426,16 +431,7 @@ export async function planSeed(ctx: Context, prepared: PreparedInstance, name: s
     });
   }
   const existing: string[] = [];
-  for (const v of volumes) {
-    if (
-      await ctx.docker
-        .getVolume(v.name)
-        .inspect()
-        .then(() => true)
-        .catch(() => false)
-    )
-      existing.push(v.name);
-  }
+  for (const v of volumes) if (await volumeExists(ctx.docker, v.name)) existing.push(v.name);
   // An instance registered before this start may hold files in its data root (unless this start just
   // copied them from data.root.template): not a fresh one.
   if (manifest.dataRoot && !prepared.createdRecord && !prepared.dataSeed && !(await isEmptyDir(prepared.paths.dataRoot))) existing.push(`data root ${prepared.paths.dataRoot}`);

@@ -91,11 +91,12 @@ export async function startInstance(ctx: Context, rec: StageRecorder, opts: Star
   const hadVolumes = existing.volumes.length > 0;
   // data.seed applies to a new instance only (its volumes do not exist yet); --from always.
   const from = opts.from ?? (hadVolumes ? undefined : inst.loaded.config.data.seed);
+  // A snapshot to seed from is read (and checked) once, before anything is made.
+  let snap: Awaited<ReturnType<typeof readSnapshot>> | undefined;
   const prepared = await rec.run('config', async (s) => {
-    // A snapshot to seed from is checked before anything is made; a new instance takes the secrets
-    // its data was written with (before its own are generated).
+    // A new instance takes the secrets its data was written with (before its own are generated).
     if (from) {
-      const snap = await readSnapshot(ctx.home, from);
+      snap = await readSnapshot(ctx.home, from);
       s.details.snapshot = from;
       if (!hadVolumes) await adoptSnapshotSecrets(inst.paths.dir, snap.dir, snap.manifest, inst.loaded.config.secrets.map((x) => x.name));
     }
@@ -117,9 +118,10 @@ export async function startInstance(ctx: Context, rec: StageRecorder, opts: Star
   let mayFinish: string[] = [];
   let run: (GateRun & { stop: () => void }) | undefined;
   try {
-    if (from) {
+    if (from && snap) {
+      const read = snap;
       await rec.run('seed', async (s) => {
-        const plan = await planSeed(ctx, prepared, from);
+        const plan = await planSeed(ctx, prepared, { name: from, ...read });
         ctx.onProgress({ type: 'step', message: `seeding ${plan.manifest.volumes.length} volume(s) from snapshot ${from}` });
         const r = await seedVolumes(ctx, prepared, plan);
         s.details.seeded = r;
