@@ -37,6 +37,7 @@ setup=(--with-chromium)
 bash scripts/setup-system.sh "${setup[@]}"
 bash scripts/ensure-node-deps.sh
 mkdir -p test-results
+rm -f test-results/vitest.log test-results/vitest-v1.log
 
 budget_end=$((SECONDS + ${SANDSTACK_TEST_BUDGET_MIN:-60} * 60))
 duration() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
@@ -107,6 +108,10 @@ if [ "$RUN_V1" -eq 1 ]; then
 fi
 
 printf '\n'
+# The failed tests again, last, where a log cut to its tail still shows them.
+for log in test-results/vitest.log test-results/vitest-v1.log; do
+  [ -f "$log" ] && grep -E '^FAILED ' "$log" | sed "s|^|$(basename "$log" .log): |" || true
+done
 printf '%s\n' "${RESULTS[@]}"
 echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
 [ "$FAILED" -eq 0 ]
