@@ -39,6 +39,7 @@ const codeExit = {
   SANDSTACK_SNAPSHOT_EXISTS: ExitCode.badInput,
   SANDSTACK_SNAPSHOT_SECRET_MISMATCH: ExitCode.failed,
   SANDSTACK_SNAPSHOT_FAILED: ExitCode.failed,
+  SANDSTACK_REKEY_FAILED: ExitCode.failed,
   SANDSTACK_PORT_IN_USE: ExitCode.failed,
   SANDSTACK_PORT_RANGE_EXHAUSTED: ExitCode.failed,
   SANDSTACK_REGISTRY_LOCKED: ExitCode.failed,

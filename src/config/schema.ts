@@ -302,6 +302,18 @@ export const ConfigSchema = z
           })
           .optional()
           .describe('Runs first when `sandstack snapshot save` captures the volumes (a database checkpoint, a flush); a non-zero exit stops the snapshot'),
+        rekey: z
+          .strictObject({
+            service: serviceName.describe('Service holding the seeded data (a database); it alone is started for the hook, before the rest'),
+            command: z
+              .array(z.string())
+              .min(1)
+              .describe('Command (exec form) that gives the data the new credentials; it sees each re-keyed secret as NAME (new value) and NAME_PREVIOUS (the snapshot\'s), e.g. psql\'s ALTER USER … PASSWORD through sh -c'),
+            secrets: z.array(envName).min(1).describe('Secrets (declared under secrets) this hook re-keys: a seeded instance generates its own values for them instead of taking the snapshot\'s'),
+            timeoutSeconds: z.number().int().min(1).max(3600).default(60).describe('How long the hook may take'),
+          })
+          .optional()
+          .describe('Re-key hook for seeded instances (`up --from`, data.seed): runs in its service, started alone on the seeded data, so each instance gets its own credentials; without it a seeded instance reuses the snapshot\'s secret values'),
       })
       .prefault({})
       .describe('Snapshots of the instance\'s volumes (`sandstack snapshot save`)'),
@@ -336,6 +348,11 @@ export const ConfigSchema = z
         probes: z.array(ProbeSchema).default([]).describe('Checks run as soon as their service is ready (command probes once all are)'),
       })
       .prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    for (const [i, name] of (c.snapshot.rekey?.secrets ?? []).entries()) {
+      if (!c.secrets.some((s) => s.name === name)) ctx.addIssue({ code: 'custom', path: ['snapshot', 'rekey', 'secrets', i], message: `${name} is not a declared secret (declare it under secrets)` });
+    }
   })
   .describe('sandstack.yaml: how sandstack runs this Compose project as isolated instances');
 

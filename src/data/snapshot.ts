@@ -381,11 +381,12 @@ export async function snapshotSecrets(dir: string, manifest: SnapshotManifest): 
  * Before a seeded instance's secrets are generated: the snapshot's values are taken for the
  * secrets its data was written with (declared by this project too), so logins keep working.
  */
-export async function adoptSnapshotSecrets(instanceDir: string, dir: string, manifest: SnapshotManifest, declared: string[]): Promise<string[]> {
+export async function adoptSnapshotSecrets(instanceDir: string, dir: string, manifest: SnapshotManifest, declared: string[], rekeyed: string[] = []): Promise<string[]> {
   const adopted: string[] = [];
   await mkdir(secretsDir(instanceDir), { recursive: true, mode: 0o700 });
   for (const s of await snapshotSecrets(dir, manifest)) {
-    if (!declared.includes(s.name)) continue;
+    // A secret the re-key hook (snapshot.rekey) gives the data anew is generated for this instance.
+    if (!declared.includes(s.name) || rekeyed.includes(s.name)) continue;
     await writeFileAtomic(path.join(secretsDir(instanceDir), s.name), s.value, { mode: 0o600 });
     adopted.push(s.name);
   }
@@ -397,6 +398,8 @@ export interface SeedPlan {
   dir: string;
   manifest: SnapshotManifest;
   volumes: ReturnType<typeof modelVolumes>;
+  /** Secrets this instance runs with values other than the snapshot's, which snapshot.rekey re-keys. */
+  rekey: string[];
 }
 
 /**
@@ -442,16 +445,21 @@ export async function planSeed(ctx: Context, prepared: PreparedInstance, snapsho
     });
   }
   const stored = await snapshotSecrets(dir, manifest);
+  const rekeyable = prepared.loaded.config.snapshot.rekey?.secrets ?? [];
+  const rekey: string[] = [];
   for (const s of stored) {
     const mine = prepared.secrets.find((x) => x.name === s.name);
-    if (mine && mine.value !== s.value) {
-      throw new SandstackError('SANDSTACK_SNAPSHOT_SECRET_MISMATCH', `The data of snapshot "${name}" was written with the secret ${s.name}, but this instance runs with a different ${s.name}: its services could not log in to that data.`, {
-        hint: `Start the instance from scratch (sandstack destroy, then sandstack up --from ${name}): a new instance takes the snapshot's ${s.name}.`,
-        details: { snapshot: name, secret: s.name },
-      });
+    if (!mine || mine.value === s.value) continue;
+    if (rekeyable.includes(s.name)) {
+      rekey.push(s.name);
+      continue;
     }
+    throw new SandstackError('SANDSTACK_SNAPSHOT_SECRET_MISMATCH', `The data of snapshot "${name}" was written with the secret ${s.name}, but this instance runs with a different ${s.name}: its services could not log in to that data.`, {
+      hint: `Start the instance from scratch (sandstack destroy, then sandstack up --from ${name}): a new instance takes the snapshot's ${s.name}. Or declare a re-key hook for ${s.name} (snapshot.rekey in sandstack.yaml).`,
+      details: { snapshot: name, secret: s.name },
+    });
   }
-  return { name, dir, manifest, volumes };
+  return { name, dir, manifest, volumes, rekey };
 }
 
 export interface SeedResult {

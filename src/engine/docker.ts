@@ -326,8 +326,9 @@ export interface ExecResult {
 }
 
 /** Runs a command in a running container (no TTY) and returns its exit code and combined output. */
-export async function execInContainer(docker: Docker, containerId: string, cmd: string[], timeoutMs = 10_000): Promise<ExecResult> {
-  const exec = await docker.getContainer(containerId).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, Tty: false });
+export async function execInContainer(docker: Docker, containerId: string, cmd: string[], timeoutMs = 10_000, env?: Record<string, string>): Promise<ExecResult> {
+  const Env = env ? Object.entries(env).map(([k, v]) => `${k}=${v}`) : undefined;
+  const exec = await docker.getContainer(containerId).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, Tty: false, ...(Env ? { Env } : {}) });
   const stream = await exec.start({ hijack: true, stdin: false });
   const out = new PassThrough();
   const chunks: Buffer[] = [];

@@ -5,7 +5,7 @@ import writeFileAtomic from 'write-file-atomic';
 import { isSandstackError, SandstackError } from '../errors.js';
 import type { ProgressEvent } from '../lifecycle/context.js';
 
-export const STAGES = ['config', 'seed', 'build', 'start', 'healthy', 'probes', 'isolation', 'observability', 'teardown'] as const;
+export const STAGES = ['config', 'seed', 'build', 'rekey', 'start', 'healthy', 'probes', 'isolation', 'observability', 'teardown'] as const;
 export type StageName = (typeof STAGES)[number];
 export type StageStatus = 'passed' | 'failed' | 'skipped' | 'warning';
 

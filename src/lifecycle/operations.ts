@@ -19,7 +19,8 @@ import type { InstanceRecord } from '../state/registry.js';
 import type { Context } from './context.js';
 import { reapedLine, reapFirst } from './reap.js';
 import { budgetNotices } from './df.js';
-import { adoptSnapshotSecrets, planSeed, readSnapshot, seedVolumes } from '../data/snapshot.js';
+import { rekeyData } from '../data/rekey.js';
+import { adoptSnapshotSecrets, planSeed, readSnapshot, seedVolumes, type SeedPlan } from '../data/snapshot.js';
 import { assertOwnHome, findRecord, handOver, recordServices, otherHomes, prepareInstance, releaseInstance, renderedProject, resolveInstance, type PreparedInstance, type ResolvedInstance } from './instance.js';
 import { currentOwner, formatOwner } from '../state/owner.js';
 import { expiry, serviceStatuses, type InstanceSummary, type ServiceStatus, summarizeState } from './status.js';
@@ -98,7 +99,7 @@ export async function startInstance(ctx: Context, rec: StageRecorder, opts: Star
     if (from) {
       snap = await readSnapshot(ctx.home, from);
       s.details.snapshot = from;
-      if (!hadVolumes) await adoptSnapshotSecrets(inst.paths.dir, snap.dir, snap.manifest, inst.loaded.config.secrets.map((x) => x.name));
+      if (!hadVolumes) await adoptSnapshotSecrets(inst.paths.dir, snap.dir, snap.manifest, inst.loaded.config.secrets.map((x) => x.name), inst.loaded.config.snapshot.rekey?.secrets);
     }
     return configStage(ctx, s, { persist: true, inst });
   });
@@ -117,11 +118,13 @@ export async function startInstance(ctx: Context, rec: StageRecorder, opts: Star
   }
   let mayFinish: string[] = [];
   let run: (GateRun & { stop: () => void }) | undefined;
+  let seedPlan: SeedPlan | undefined;
   try {
     if (from && snap) {
       const read = snap;
       await rec.run('seed', async (s) => {
         const plan = await planSeed(ctx, prepared, { name: from, ...read });
+        seedPlan = plan;
         ctx.onProgress({ type: 'step', message: `seeding ${plan.manifest.volumes.length} volume(s) from snapshot ${from}` });
         const r = await seedVolumes(ctx, prepared, plan);
         s.details.seeded = r;
@@ -131,6 +134,16 @@ export async function startInstance(ctx: Context, rec: StageRecorder, opts: Star
     }
     if (opts.build === false) rec.skip('build', '--no-build');
     else await rec.run('build', (s) => buildStage(ctx, s, prepared, deadline));
+    // Seeded data written with other values of secrets this instance generated anew: the re-key hook
+    // gives it this instance's values before anything else starts.
+    const plan = seedPlan;
+    if (plan && plan.rekey.length > 0) {
+      await rec.run('rekey', async (s) => {
+        const r = await rekeyData(ctx, prepared, plan, deadline.at);
+        s.details.rekey = r;
+        s.details.summary = `re-keyed ${r.secrets.join(', ')} in ${r.service}`;
+      });
+    }
     // From here to the verdict, one event watch fails the stage running when a container fails.
     run = await openGateRun(ctx, prepared, deadline);
     const gateRun = run;

@@ -1,7 +1,8 @@
 /**
  * Snapshots on the real engine with the demo stack: a snapshot of an instance with rows (taken while
- * the backend writes) seeds two new instances that pass the gate with the snapshot's password and
- * see the rows, each writing only its own; PostgreSQL starts from it without recovery. Missing,
+ * the backend writes) seeds two new instances that pass the gate, each with its own password given
+ * to the data by the demo's re-key hook (or the snapshot's without one), and see the rows, each
+ * writing only its own; PostgreSQL starts from it without recovery. Missing,
  * corrupt and incompatible snapshots fail before anything starts; `snapshot rm` and destroy leave
  * nothing.
  */
@@ -15,6 +16,12 @@ const SOURCE = 'snap-src';
 async function dbLog(id: string): Promise<string> {
   const c = (await docker.listContainers({ all: true, filters: { label: [`dev.sandstack.instance=${id}`, 'com.docker.compose.service=db'] } }))[0]!;
   return ((await docker.getContainer(c.Id).logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer).toString('utf8');
+}
+
+async function secretOf(dir: string): Promise<string> {
+  const file = path.join(dir, 'secrets', 'DB_PASSWORD');
+  expect((await stat(file)).mode & 0o777).toBe(0o600);
+  return (await readFile(file, 'utf8')).trim();
 }
 
 async function itemNames(url: string): Promise<string[]> {
@@ -79,12 +86,13 @@ describe('snapshots', () => {
     expect(ls.json.snapshots[0].bytes).toBe(m.volumes[0].bytes);
   }, 300_000);
 
-  it('seeds two new instances: both pass the gate with the snapshot password, see the rows, and write only their own', async () => {
+  it('seeds two new instances: the re-key hook gives each its own password, both pass the gate, see the rows, and write only their own', async () => {
     const [a, b] = await Promise.all(['seed-a', 'seed-b'].map((id) => sb.run(sb.repo, ['up', '--from', 'rows', '--json', '--instance', id])));
     for (const r of [a!, b!]) {
       expect(r.exitCode, r.stderr).toBe(0);
       const stages = r.json.gate.stages.map((s: { name: string; status: string }) => `${s.name}:${s.status}`);
-      expect(stages).toEqual(expect.arrayContaining(['seed:passed', 'probes:passed', 'isolation:passed']));
+      expect(stages).toEqual(expect.arrayContaining(['seed:passed', 'rekey:passed', 'probes:passed', 'isolation:passed']));
+      expect(stages.indexOf('rekey:passed')).toBeLessThan(stages.indexOf('start:passed'));
     }
     const urlA = apiUrl(a!.json);
     const urlB = apiUrl(b!.json);
@@ -97,14 +105,50 @@ describe('snapshots', () => {
     const log = await dbLog('seed-a');
     expect(log).toContain('database system was shut down');
     expect(log).not.toMatch(/not properly shut down|automatic recovery|interrupted/);
-    // Each seeded instance runs with the snapshot's password, in its own 0600 file.
-    const snapSecret = (await readFile(path.join(sb.home, 'snapshots', 'rows', 'secrets', 'DB_PASSWORD'), 'utf8')).trim();
-    expect((await readFile(path.join(sb.home, 'instances', 'seed-a', 'secrets', 'DB_PASSWORD'), 'utf8')).trim()).toBe(snapSecret);
+    // Each seeded instance has its own password (0600), neither the snapshot's nor the other's,
+    // never printed; the backend logged in with it (the probes passed).
+    const snapSecret = await secretOf(path.join(sb.home, 'snapshots', 'rows'));
+    const secretA = await secretOf(path.join(sb.home, 'instances', 'seed-a'));
+    const secretB = await secretOf(path.join(sb.home, 'instances', 'seed-b'));
+    expect(new Set([snapSecret, secretA, secretB]).size).toBe(3);
+    for (const [r, v] of [[a!, secretA], [b!, secretB]] as const) expect(r.stdout + r.stderr).not.toContain(v);
+    expect(a!.stdout + a!.stderr).not.toContain(snapSecret);
 
     for (const id of ['seed-a', 'seed-b']) {
       const d = await sb.run(sb.repo, ['destroy', '--json', '--instance', id]);
       expect(d.exitCode, d.stderr).toBe(0);
       expect(await labelled(id)).toEqual({ containers: 0, volumes: 0, networks: 0 });
+    }
+  }, 600_000);
+
+  it('without a re-key hook a seeded instance reuses the snapshot password; a failing hook stops before the rest starts', async () => {
+    const config = path.join(sb.repo, 'sandstack.yaml');
+    const text = await readFile(config, 'utf8');
+    const hook = text.slice(text.indexOf('  rekey:'));
+    expect(hook).toContain('secrets: [DB_PASSWORD]');
+    try {
+      await writeFile(config, text.replace(hook, ''));
+      const reuse = await sb.run(sb.repo, ['up', '--from', 'rows', '--json', '--instance', 'seed-c']);
+      expect(reuse.exitCode, reuse.stderr).toBe(0);
+      expect(reuse.json.gate.stages.map((s: { name: string }) => s.name)).not.toContain('rekey');
+      expect(await itemNames(apiUrl(reuse.json))).toEqual(expect.arrayContaining(['alpha', 'beta', 'gamma']));
+      expect(await secretOf(path.join(sb.home, 'instances', 'seed-c'))).toBe(await secretOf(path.join(sb.home, 'snapshots', 'rows')));
+      const d = await sb.run(sb.repo, ['destroy', '--json', '--instance', 'seed-c']);
+      expect(d.exitCode, d.stderr).toBe(0);
+
+      // A hook that fails: the error names the secret, only db was started, and nothing is left.
+      await writeFile(config, text.replace(/^( {4}command: \["sh", "-c", ")echo .*$/m, '$1echo bad >&2; exit 3"]'));
+      const bad = await sb.run(sb.repo, ['up', '--from', 'rows', '--json', '--instance', 'seed-x']);
+      expect(bad.exitCode, bad.stdout).toBe(1);
+      expect(bad.json.error.code).toBe('SANDSTACK_REKEY_FAILED');
+      expect(bad.json.error.message).toContain('DB_PASSWORD');
+      expect(bad.json.error.message).toContain('exited 3');
+      const stages = bad.json.error.details.gate.stages.map((s: { name: string; status: string }) => `${s.name}:${s.status}`);
+      expect(stages).toContain('rekey:failed');
+      expect(stages.some((s: string) => s.startsWith('start:'))).toBe(false);
+      expect(await labelled('seed-x')).toEqual({ containers: 0, volumes: 0, networks: 0 });
+    } finally {
+      await writeFile(config, text);
     }
   }, 600_000);
 

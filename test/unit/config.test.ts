@@ -352,4 +352,13 @@ describe('parseConfig: data.shared', () => {
     const extra = configError('data:\n  shared:\n    - { name: a, host: /mnt/a, services: [x], target: /a, readonly: true }\n');
     expect(extra.problems[0]!.line).toBe(3);
   });
+
+  it('accepts a re-key hook for declared secrets only, with a default timeout', () => {
+    const cfg = parseConfig('secrets: [{ name: DB_PASSWORD }]\nsnapshot:\n  rekey: { service: db, secrets: [DB_PASSWORD], command: [sh, -c, "true"] }\n', FILE);
+    expect(cfg.snapshot.rekey).toEqual({ service: 'db', secrets: ['DB_PASSWORD'], command: ['sh', '-c', 'true'], timeoutSeconds: 60 });
+    const undeclared = configError('secrets: [{ name: DB_PASSWORD }]\nsnapshot:\n  rekey: { service: db, secrets: [DB_PASSWORD, API_TOKEN], command: [x] }\n');
+    expect(undeclared.problems.map((p) => [p.path, p.message])).toEqual([['snapshot.rekey.secrets[1]', 'API_TOKEN is not a declared secret (declare it under secrets)']]);
+    const empty = configError('snapshot:\n  rekey: { service: db, secrets: [], command: [x] }\n');
+    expect(empty.problems[0]!.path).toBe('snapshot.rekey.secrets');
+  });
 });
