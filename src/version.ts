@@ -1,8 +1,10 @@
-/** sandstack's own version (from its package.json), and the versions of what it runs on. */
+/**
+ * sandstack's own version (from its package.json), and the versions of what it runs on. Imported by
+ * the CLI entry point, so the Compose adapter and the Docker client are imported only when the
+ * versions of what sandstack runs on are asked for (versionReport).
+ */
 import { readFileSync } from 'node:fs';
-import { detectCompose } from './compose/cli.js';
-import { engineVersion, type DockerClient } from './engine/docker.js';
-import { composeCacheFile } from './state/paths.js';
+import type { DockerClient } from './engine/docker.js';
 
 let cached: string | undefined;
 export function sandstackVersion(): string {
@@ -41,6 +43,7 @@ export interface VersionReport {
  * trusting the cache (and refreshes it).
  */
 export async function versionReport(opts: { env: NodeJS.ProcessEnv; home: string; docker: DockerClient; fresh?: boolean }): Promise<VersionReport> {
+  const [{ detectCompose }, { engineVersion }, { composeCacheFile }] = await Promise.all([import('./compose/cli.js'), import('./engine/docker.js'), import('./state/paths.js')]);
   const problems: string[] = [];
   const [compose, engine] = await Promise.all([
     detectCompose(opts.env, { cacheFile: composeCacheFile(opts.home), fresh: opts.fresh }).then(

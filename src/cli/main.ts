@@ -2,11 +2,14 @@
 /** The sandstack CLI entry point: global options, signal handling, the one error boundary. */
 import { Command, CommanderError } from 'commander';
 import { ExitCode } from '../errors.js';
-import { contextFrom, registerCommands, type GlobalOptions } from './commands.js';
+import type { GlobalOptions } from './context.js';
 import { Output } from './output.js';
-import { sandstackVersion, versionReport, type VersionReport } from '../version.js';
-import { createDocker } from '../engine/docker.js';
-import { sandstackHome } from '../state/paths.js';
+import { registerCommands } from './register.js';
+import { sandstackVersion, type VersionReport } from '../version.js';
+
+// Only what every invocation needs is imported above (commander, the command table, the output
+// renderer): a command's implementation, the Docker client and the core modules are imported when
+// that command runs (register.ts), so `--version` and `--help` stay fast.
 
 const program = new Command()
   .name('sandstack')
@@ -44,12 +47,13 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-registerCommands(program, (fn) => async (...args: unknown[]) => {
+registerCommands(program, (load) => async (...args: unknown[]) => {
   // Commander passes the command itself last (after the arguments and options).
   const cmd = args[args.length - 1] as Command;
   const globals = program.opts<GlobalOptions>();
   const out = new Output({ json: Boolean(globals.json), verbose: Boolean(globals.verbose) });
   try {
+    const [{ contextFrom }, fn] = await Promise.all([import('./context.js'), load()]);
     const code = await fn(contextFrom(globals, abort.signal, out), out, cmd);
     process.exitCode = typeof code === 'number' ? code : ExitCode.ok;
   } catch (e) {
@@ -105,6 +109,7 @@ if (wantVersion) {
   if (!wantVersion.verbose) {
     out.result({ sandstack: sandstackVersion() }, () => sandstackVersion());
   } else {
+    const [{ versionReport }, { createDocker }, { sandstackHome }] = await Promise.all([import('../version.js'), import('../engine/docker.js'), import('../state/paths.js')]);
     const r = await versionReport({ env: process.env, home: sandstackHome(process.env), docker: createDocker(), fresh: true });
     out.result(r, () => versionText(r));
   }
