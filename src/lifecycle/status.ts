@@ -1,12 +1,15 @@
-/** Status of one instance and the list of all instances, from Docker (truth) and the registry (intent). */
-import { instanceContainers, labelledResources, type ContainerView } from '../engine/docker.js';
+/**
+ * Status of one instance and the list of all instances, from Docker (truth) and the registry (intent).
+ * `sandstack ls` loads this module alone: lifecycle/instance.ts (config, Compose, rendering) is imported
+ * only when the registry must be rebuilt or an unregistered instance adopted.
+ */
+import { instanceContainers, type ContainerView, type LabelledResources } from '../engine/docker.js';
 import path from 'node:path';
 import { COMPOSE_SERVICE_LABEL, homeLabelValue, LABELS } from '../identity/identity.js';
 import { leaseKey } from '../ports/leases.js';
-import type { InstanceRecord, Lease } from '../state/registry.js';
+import type { InstanceRecord, Lease, RegistryOptions } from '../state/registry.js';
 import { expiresAt, readRegistrySnapshot, withRegistry } from '../state/registry.js';
 import type { Context } from './context.js';
-import { recordsFromLabels, registryOptions } from './instance.js';
 import { versionReport } from '../version.js';
 
 export interface ServicePort {
@@ -159,13 +162,38 @@ export function listedState(id: string, containers: ListedContainer[], rec: Inst
 }
 
 /**
+ * The registry options of lifecycle/instance.ts (registryOptions), without importing that module
+ * until the registry is missing or corrupt and must be rebuilt from Docker's labels.
+ */
+function lazyRegistryOptions(ctx: Context): RegistryOptions {
+  return {
+    home: ctx.home,
+    reconcile: async () => {
+      const { reconcile } = (await import('./instance.js')).registryOptions(ctx);
+      return reconcile ? reconcile() : [];
+    },
+  };
+}
+
+/**
  * Every instance known to the registry or found in Docker by label. An instance of this state home
  * that Docker has and the registry lacks is adopted into the registry (its leases from its labels,
  * so no other instance is given its ports) and named in a notice; other disagreements are named
- * per instance (`drift`).
+ * per instance (`drift`). The engine is asked twice, whatever the number of instances: one listing of
+ * the labelled containers and one of the labelled volumes (networks only when an instance is adopted).
  */
 export async function listInstances(ctx: Context): Promise<{ instances: ListedInstance[]; notices: string[] }> {
-  const [{ result: registry, notices }, resources] = await Promise.all([readRegistrySnapshot(registryOptions(ctx)), labelledResources(ctx.docker)]);
+  const filters = { label: [LABELS.instance] };
+  const [{ result: registry, notices }, all, volumeList] = await Promise.all([
+    readRegistrySnapshot(lazyRegistryOptions(ctx)),
+    ctx.docker.listContainers({ all: true, filters }),
+    ctx.docker.listVolumes({ filters }),
+  ]);
+  const resources: LabelledResources = {
+    containers: all.map((c) => ({ id: c.Id, name: (c.Names?.[0] ?? c.Id).replace(/^\//, ''), labels: c.Labels ?? {} })),
+    volumes: (volumeList.Volumes ?? []).map((v) => ({ name: v.Name, labels: (v.Labels ?? {}) as Record<string, string> })),
+    networks: [],
+  };
   // Instances of another state home (another SANDSTACK_HOME on the same engine) are not ours to list.
   const home = homeLabelValue(ctx.home);
   const foreign = new Set<string>();
@@ -177,7 +205,6 @@ export async function listInstances(ctx: Context): Promise<{ instances: ListedIn
     }
     return true;
   };
-  const all = await ctx.docker.listContainers({ all: true, filters: { label: [LABELS.instance] } });
   const containersById = new Map<string, ListedContainer[]>();
   for (const c of all) {
     const id = c.Labels?.[LABELS.instance];
@@ -201,6 +228,8 @@ export async function listInstances(ctx: Context): Promise<{ instances: ListedIn
   const unregistered = [...ids].filter((id) => !registry.instances[id]);
   if (unregistered.length > 0) {
     const mine = (r: { labels: Record<string, string> }) => unregistered.includes(r.labels[LABELS.instance] ?? '');
+    const [{ recordsFromLabels, registryOptions }, networks] = await Promise.all([import('./instance.js'), ctx.docker.listNetworks({ filters })]);
+    resources.networks = networks.map((n) => ({ id: n.Id, name: n.Name, labels: n.Labels ?? {} }));
     const { records } = recordsFromLabels({ containers: resources.containers.filter(mine), volumes: resources.volumes.filter(mine), networks: resources.networks.filter(mine) }, home);
     if (records.length > 0) {
       const adopted = await withRegistry(registryOptions(ctx), (r) => {
