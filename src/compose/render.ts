@@ -2,6 +2,7 @@
  * Rendering: turns the resolved Compose model into the isolated model sandstack runs. Pure: it takes
  * the model, the identity and the leases and returns a new model plus a report of every change.
  */
+import type { ImageAddress } from './content-hash.js';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { SandstackError } from '../errors.js';
@@ -38,6 +39,13 @@ export interface RenderInput {
    * each is bind-mounted into each of its services, read-only unless declared rw.
    */
   sharedData?: SharedDataMount[];
+  /**
+   * Content addresses of the services that build (src/compose/content-hash.ts): an addressed
+   * service's image is `sandstack/<project>-<service>:<hash>`, shared by every instance of the same
+   * source and labelled for the state home, not the instance. Without an address, an image is the
+   * instance's own.
+   */
+  images?: Record<string, ImageAddress>;
 }
 
 /** A shared dataset to mount (see src/data/shared.ts DeclaredDataset). */
@@ -68,6 +76,8 @@ export interface RenderReport {
   scopedNetworks: string[];
   keptExternal: { kind: 'volume' | 'network'; key: string; name: string }[];
   renamedImages: { from: string; to: string }[];
+  /** Per built service: its content-addressed image, or why it is built for this instance alone. */
+  builtImages: { service: string; image: string; hash?: string; reason?: string }[];
   /** Pass-through environment entries dropped because the host variable is not allowed. */
   droppedEnv: { service: string; name: string }[];
   /** Services on the internal network only (egress: none). */
@@ -297,6 +307,7 @@ export function renderIsolated(input: RenderInput): RenderResult {
     scopedNetworks: [],
     keptExternal: [],
     renamedImages: [],
+    builtImages: [],
     droppedEnv: [],
     egressNone: [],
     logIdentity: [],
@@ -327,12 +338,18 @@ export function renderIsolated(input: RenderInput): RenderResult {
 
   mountSharedData(model, input.sharedData ?? [], report.sharedData);
 
-  // Built images with a fixed `image:` name would be overwritten by every instance's build.
+  // A built image gets its content address (shared by every instance of the same source), else a
+  // name of the instance's own: a fixed `image:` name would be overwritten by every instance's build.
   const imageRenames = new Map<string, string>();
+  const builtImage = new Map<string, string>();
   for (const [name, svc] of Object.entries(model.services)) {
-    if (svc.build !== undefined && svc.image && !imageRenames.has(svc.image)) {
-      imageRenames.set(svc.image, `${id}-${name}:sandstack`);
-    }
+    if (svc.build === undefined) continue;
+    const address = input.images?.[name];
+    // Unaddressed and unnamed: Compose's own name for it (<project>-<service>) is the instance's already.
+    const image = address && 'tag' in address ? address.tag : svc.image ? (imageRenames.get(svc.image) ?? `${id}-${name}:sandstack`) : undefined;
+    if (image) builtImage.set(name, image);
+    if (image && svc.image && !imageRenames.has(svc.image)) imageRenames.set(svc.image, image);
+    report.builtImages.push({ service: name, image: image ?? `${id}-${name}`, ...(address && 'hash' in address ? { hash: address.hash } : address ? { reason: address.reason } : {}) });
   }
   for (const [from, to] of imageRenames) report.renamedImages.push({ from, to });
 
@@ -379,10 +396,13 @@ export function renderIsolated(input: RenderInput): RenderResult {
 
     if (svc.build !== undefined) {
       const build = typeof svc.build === 'string' ? { context: svc.build } : svc.build;
-      build.labels = { ...toRecord(build.labels), ...imageLabels } as Record<string, string>;
+      const address = input.images?.[name];
+      // A content-addressed image belongs to the state home (destroy removes it with its last user).
+      const labels = address && 'hash' in address ? { ...(identity.home ? { [LABELS.home]: identity.home } : {}), [LABELS.content]: address.hash } : imageLabels;
+      build.labels = { ...toRecord(build.labels), ...labels } as Record<string, string>;
       svc.build = build;
-    }
-    if (svc.image && imageRenames.has(svc.image)) svc.image = imageRenames.get(svc.image);
+      if (builtImage.has(name)) svc.image = builtImage.get(name);
+    } else if (svc.image && imageRenames.has(svc.image)) svc.image = imageRenames.get(svc.image);
     neutraliseServiceAddresses(name, svc, report.neutralised);
     if (usesDefaultNetwork(svc)) anyDefault = true;
   }

@@ -243,6 +243,40 @@ export async function removeInstanceImages(docker: Docker, id: string, notices: 
   return removed;
 }
 
+/** The images (IDs) the instance's containers were created from. */
+export async function imagesUsedBy(docker: Docker, id: string): Promise<string[]> {
+  const list = await docker.listContainers({ all: true, filters: instanceFilter(id) });
+  return [...new Set(list.map((c) => c.ImageID))];
+}
+
+/**
+ * Removes, among `candidates` (image IDs; all of this home's when omitted), the content-addressed
+ * images of this state home (label LABELS.content) that no container on the engine uses: a shared
+ * image goes with its last user. Returns the removed tags.
+ */
+export async function removeUnusedContentImages(docker: Docker, home: string, notices: string[], candidates?: string[]): Promise<string[]> {
+  const images = await docker.listImages({ filters: { label: [`${LABELS.home}=${home}`, LABELS.content] } });
+  const pick = images.filter((i) => !candidates || candidates.includes(i.Id));
+  if (pick.length === 0) return [];
+  const used = new Set((await docker.listContainers({ all: true })).map((c) => c.ImageID));
+  const removed: string[] = [];
+  for (const img of pick) {
+    if (used.has(img.Id)) continue;
+    const tags = (img.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
+    // force: one image carries a tag per service built from the same content.
+    await docker
+      .getImage(img.Id)
+      .remove({ force: true })
+      .then(
+        () => removed.push(...(tags.length ? tags : [img.Id])),
+        (e: { statusCode?: number; message: string }) => {
+          if (e.statusCode !== 404) notices.push(`could not remove image ${tags.join(', ') || img.Id}: ${e.message}`);
+        },
+      );
+  }
+  return removed;
+}
+
 /**
  * Last `lines` lines of a container's stdout+stderr, demultiplexed. `tty` (from an inspect the
  * caller already made) saves inspecting the container again.

@@ -105,8 +105,9 @@ export async function teardownStage(rec: StageRecorder, throwaway: Context): Pro
   return rec.run('teardown', async (s) => {
     let proof: TeardownProof;
     try {
-      // A throwaway instance's images go with it (the build cache layers stay).
-      const r = await destroy({ ...throwaway, signal: undefined });
+      // A throwaway instance's own images go with it; its content-addressed ones stay for the next
+      // run of the same source (gc --images, or destroy of their last user, removes them).
+      const r = await destroy({ ...throwaway, signal: undefined }, { keepSharedImages: true });
       proof = { at: new Date().toISOString(), instance: id, removed: { containers: r.removed.containers, volumes: r.removed.volumes, networks: r.removed.networks }, remaining: r.verified, durationMs: Date.now() - t0 };
       s.details.removed = r.removed;
       s.details.summary = `removed ${r.removed.containers.length} containers, ${r.removed.volumes.length} volumes, ${r.removed.networks.length} networks, ${r.removed.images.length} image tags; 0 labelled resources remain`;

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { COMPOSE_RUNTIME_ENV, composeErrorText, runCompose } from '../compose/cli.js';
 import { instanceContainers } from '../engine/docker.js';
+import { LABELS } from '../identity/identity.js';
 import { evaluateReadiness, waitForReadiness, type ReadinessVerdict, type ServicePolicies } from '../engine/readiness.js';
 import { StackWatch } from '../engine/watch.js';
 import type { PortCheckResult } from './answers.js';
@@ -219,10 +220,43 @@ async function dockerfilesOf(prepared: PreparedInstance, services: string[]): Pr
 
 /** build: builds every image of the instance (Compose's build, in parallel on v1 too). */
 export async function buildStage(ctx: Context, s: StageContext, prepared: PreparedInstance, deadline: Deadline): Promise<void> {
-  const built = Object.entries(prepared.model.services).filter(([name, svc]) => svc.build !== undefined && prepared.services.includes(name)).map(([n]) => n);
-  s.details.services = built;
-  if (built.length === 0) {
+  const withBuild = Object.entries(prepared.model.services).filter(([name, svc]) => svc.build !== undefined && prepared.services.includes(name)).map(([n]) => n);
+  s.details.services = withBuild;
+  if (withBuild.length === 0) {
     s.details.summary = 'nothing to build';
+    return;
+  }
+  // A content-addressed image that exists already (built by another instance of the same source)
+  // is reused without calling the builder; one of the same content under another service's name is
+  // tagged.
+  const images: { service: string; image: string; result: 'built' | 'reused' | 'tagged'; hash?: string; reason?: string }[] = [];
+  const byHash = new Map<string, string>();
+  for (const service of withBuild) {
+    const b = prepared.report.builtImages.find((x) => x.service === service);
+    if (!b?.hash) continue;
+    const found = await ctx.docker.getImage(b.image).inspect().catch(() => undefined);
+    if (found && found.Config?.Labels?.[LABELS.content] === b.hash) {
+      images.push({ service, image: b.image, result: 'reused', hash: b.hash });
+      byHash.set(b.hash, found.Id);
+    }
+  }
+  for (const service of withBuild) {
+    const b = prepared.report.builtImages.find((x) => x.service === service);
+    if (!b?.hash || images.some((x) => x.service === service)) continue;
+    const same = byHash.get(b.hash);
+    if (!same) continue;
+    const [repo, tag] = [b.image.slice(0, b.image.lastIndexOf(':')), b.image.slice(b.image.lastIndexOf(':') + 1)];
+    await ctx.docker.getImage(same).tag({ repo, tag });
+    images.push({ service, image: b.image, result: 'tagged', hash: b.hash });
+  }
+  const built = withBuild.filter((x) => !images.some((i) => i.service === x));
+  const summary = () => {
+    s.details.images = images;
+    const reused = images.filter((i) => i.result !== 'built');
+    s.details.summary = [built.length ? `built ${built.length} image(s)` : '', reused.length ? `reused ${reused.map((i) => `${i.service} (${i.hash})`).join(', ')}` : ''].filter(Boolean).join('; ');
+  };
+  if (built.length === 0) {
+    summary();
     return;
   }
   const r = await runCompose(prepared.project, ['build', ...(prepared.project.cli.variant === 'v1' ? ['--parallel', '--force-rm'] : []), ...built], {
@@ -241,7 +275,11 @@ export async function buildStage(ctx: Context, s: StageContext, prepared: Prepar
       details: { failure: { service: f.service, exitCode: f.exitCode, logTail: tail, healthLog: [] }, step: f.step, instruction: f.instruction },
     });
   }
-  s.details.summary = `built ${built.length} image(s)`;
+  for (const service of built) {
+    const b = prepared.report.builtImages.find((x) => x.service === service);
+    images.push({ service, image: b?.image ?? service, result: 'built', ...(b?.hash ? { hash: b.hash } : {}), ...(b?.reason ? { reason: b.reason } : {}) });
+  }
+  summary();
 }
 
 /** Refuses to start when a leased host port is taken by a process other than this instance. */

@@ -49,6 +49,8 @@ export const LABELS = {
   owner: 'dev.sandstack.owner',
   /** On an instance with a ttl: the ttl in ms (so a registry rebuilt from labels keeps its expiry). */
   ttl: 'dev.sandstack.ttl',
+  /** On a content-addressed image (src/compose/content-hash.ts): the hash of what went into it. */
+  content: 'dev.sandstack.content',
 } as const;
 
 export const COMPOSE_PROJECT_LABEL = 'com.docker.compose.project';

@@ -4,13 +4,14 @@
  * removed with `worktreeGone`, an interactive `local` one only when named), registry records and
  * leases of instances that exist nowhere any more, scrape targets and (with `evidenceOlderThanMs`)
  * evidence folders of instances that do not exist, images built for instances that are gone, and
- * (with `images`) untagged images of this home that no container uses.
+ * (with `images`) shared content-addressed images and untagged images of this home that no
+ * container uses.
  * Everything is found by sandstack's labels and this home's label; `dryRun` only lists.
  */
 import { existsSync } from 'node:fs';
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { removeInstanceImages } from '../engine/docker.js';
+import { removeInstanceImages, removeUnusedContentImages } from '../engine/docker.js';
 import { homeLabelValue, LABELS } from '../identity/identity.js';
 import { obsPaths } from '../observability/stack.js';
 import type { Context } from './context.js';
@@ -40,7 +41,7 @@ export interface GcOptions {
   named?: string[];
   /** Remove evidence folders of instances that do not exist when older than this. */
   evidenceOlderThanMs?: number;
-  /** Also remove untagged images of this home that no container uses (image layers no instance uses). */
+  /** Also remove shared (content-addressed) and untagged images of this home that no container uses. */
   images?: boolean;
 }
 
@@ -141,9 +142,18 @@ export async function gc(ctx: Context, opts: GcOptions = {}): Promise<GcResult> 
   if (opts.images) {
     const used = new Set((await ctx.docker.listContainers({ all: true })).map((c) => c.ImageID));
     const parents = new Set(images.map((i) => i.ParentId).filter(Boolean));
+    // Content-addressed images (shared by the instances of one source) that no container uses.
+    for (const img of images) {
+      const hash = img.Labels?.[LABELS.content];
+      if (!hash || used.has(img.Id)) continue;
+      const tags = tagsOf(img);
+      const removed = dry ? false : (await removeUnusedContentImages(ctx.docker, homeLabelValue(ctx.home), [], [img.Id])).length > 0;
+      if (!dry && !removed) continue;
+      items.push({ kind: 'image', id: '-', subject: `${tags.join(', ') || img.Id.slice(7, 19)} (${Math.round(img.Size / 1e6)} MB)`, why: 'a shared image (content-addressed) that no container uses', removed });
+    }
     for (const img of images) {
       const id = img.Labels?.[LABELS.instance] ?? '';
-      if (goneImages.has(id) || tagsOf(img).length > 0 || used.has(img.Id) || parents.has(img.Id)) continue;
+      if (img.Labels?.[LABELS.content] || goneImages.has(id) || tagsOf(img).length > 0 || used.has(img.Id) || parents.has(img.Id)) continue;
       let removed = false;
       if (!dry) {
         removed = await ctx.docker

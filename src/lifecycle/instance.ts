@@ -10,6 +10,7 @@ import path from 'node:path';
 import { detectCompose, type ComposeProject } from '../compose/cli.js';
 import { activeServices, type ComposeModel } from '../compose/model.js';
 import { interpolationEnv, renderIsolated, type RenderReport } from '../compose/render.js';
+import { contentAddresses } from '../compose/content-hash.js';
 import { parseResolvedModel, resolveModelDetailed } from '../compose/resolve.js';
 import { composeFilesOf, composeProjectDir, locateComposeFiles } from '../compose/files.js';
 import { stringifyModel } from '../compose/yaml.js';
@@ -346,7 +347,13 @@ export async function prepareInstance(ctx: Context, opts: { persist: boolean; in
     const project = { ...source, env: { ...interpolationEnv(inst.identity, leased.record.leases, inst.paths.dataRoot), ...secretEnv(inst, secrets) } };
     ctx.onProgress({ type: 'step', message: `resolving compose model (${source.cli.argv.join(' ')} ${source.cli.version})` });
     const { model, unsetVariables } = await resolveModelDetailed(project, ctx.signal);
+    const images = await contentAddresses(model, {
+      project: path.basename(inst.git?.mainWorktree ?? inst.projectDir),
+      home: inst.identity.home ?? '',
+      imageId: (ref) => ctx.docker.getImage(ref).inspect().then((i) => i.Id, () => undefined),
+    });
     const { model: rendered, report } = renderIsolated({
+      images,
       model,
       identity: inst.identity,
       leases: leased.record.leases,

@@ -8,7 +8,7 @@ import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { parse as parseYaml, parseDocument, stringify } from 'yaml';
-import { cleanEnv, docker, git, runCli } from '../integration/helpers.js';
+import { cleanEnv, docker, git, removeHomeImages, runCli } from '../integration/helpers.js';
 import { META_FILE, SUPPORT_DIR, type Meta, type Project } from './meta.js';
 import type { Model } from './invariants.js';
 
@@ -260,5 +260,6 @@ export async function cleanupWorkspace(ws: Workspace): Promise<void> {
       await docker.getImage(img.Id).remove({ force: true }).catch(() => undefined);
     }
   }
+  for (const version of VERSIONS) await removeHomeImages(homeFor(ws, version));
   await rm(ws.root, { recursive: true, force: true });
 }

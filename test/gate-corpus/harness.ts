@@ -10,7 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { execa } from 'execa';
 import { parseDocument } from 'yaml';
-import { CLI as BUILT_CLI, docker, git, ROOT, runCli, type CliResult } from '../integration/helpers.js';
+import { CLI as BUILT_CLI, docker, git, removeHomeImages, ROOT, runCli, type CliResult } from '../integration/helpers.js';
 import { META_FILE, SUPPORT_DIR, type Case, type CaseMeta } from './meta.js';
 import { VERSIONS, type ComposeVersion } from '../conformance/harness.js';
 
@@ -268,6 +268,7 @@ export async function cleanupWorkspace(ws: Workspace): Promise<void> {
         await docker.getImage(img.Id).remove({ force: true }).catch(() => undefined);
       }
     }
+    for (const version of VERSIONS) await removeHomeImages(homeFor(ws, version));
   } finally {
     await rm(ws.root, { recursive: true, force: true });
   }

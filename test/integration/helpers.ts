@@ -91,9 +91,22 @@ export async function makeSandbox(mutate?: (repo: string) => Promise<void>): Pro
     const vols = (await docker.listVolumes({ filters: { label: ['dev.sandstack.instance'] } })).Volumes ?? [];
     for (const v of vols) if ((v.Labels?.['dev.sandstack.worktree'] ?? '').startsWith(base)) ids.add(v.Labels!['dev.sandstack.instance']!);
     for (const id of ids) await run(base, ['destroy', '--instance', id, '--json']);
+    await removeHomeImages(home);
     await rm(base, { recursive: true, force: true });
   };
   return { base, repo, home, run, cleanup };
+}
+
+/**
+ * Removes the images a test state home left on purpose: the shared, content-addressed images that
+ * throwaway teardowns keep for the next run of the same source (labelled with the home, not an
+ * instance).
+ */
+export async function removeHomeImages(home: string): Promise<void> {
+  const { homeLabelValue } = await import('../../src/identity/identity.js');
+  for (const img of await docker.listImages({ filters: { label: [`dev.sandstack.home=${homeLabelValue(home)}`] } }).catch(() => [])) {
+    await docker.getImage(img.Id).remove({ force: true }).catch(() => undefined);
+  }
 }
 
 export async function labelled(id: string): Promise<{ containers: number; volumes: number; networks: number }> {

@@ -454,6 +454,33 @@ describe('renderIsolated: other cases', () => {
     expect(out.services.app).not.toHaveProperty('image');
   });
 
+  it('gives a content-addressed service the shared tag and home labels, and the other users of its image name that tag', () => {
+    const model: ComposeModel = {
+      services: {
+        api: { build: { context: './app', labels: { team: 'web' } }, image: 'acme/app' },
+        job: { image: 'acme/app', command: ['run-job'] },
+        remote: { build: { context: 'https://example.com/x.git' } },
+      },
+    };
+    const { model: out, report } = renderIsolated({
+      model,
+      identity: { ...idA, home: 'h1' },
+      leases: [],
+      allowExternal: noExternal,
+      images: { api: { service: 'api', hash: 'abc123', tag: 'sandstack/demo-api:abc123' }, remote: { service: 'remote', reason: 'a remote build context' } },
+    });
+    expect(out.services.api?.image).toBe('sandstack/demo-api:abc123');
+    expect(out.services.job?.image).toBe('sandstack/demo-api:abc123');
+    // Shared by instances: the home and the hash, never the instance.
+    expect((out.services.api?.build as { labels: Record<string, string> }).labels).toEqual({ team: 'web', [LABELS.home]: 'h1', [LABELS.content]: 'abc123' });
+    expect((out.services.remote?.build as { labels: Record<string, string> }).labels[LABELS.instance]).toBe('feat-a');
+    expect(out.services.remote).not.toHaveProperty('image');
+    expect(report.builtImages).toEqual([
+      { service: 'api', image: 'sandstack/demo-api:abc123', hash: 'abc123' },
+      { service: 'remote', image: 'feat-a-remote', reason: 'a remote build context' },
+    ]);
+  });
+
   it('keeps build labels given as a list', () => {
     const out = render({ services: { app: { build: { context: '.', labels: ['team=web'] } } } }, idA, []).model;
     const labels = (out.services.app?.build as { labels: Record<string, string> }).labels;
