@@ -142,7 +142,7 @@ export async function instanceContainers(docker: Docker, id: string): Promise<Co
 }
 
 export interface LabelledResources {
-  containers: { id: string; name: string; labels: Record<string, string> }[];
+  containers: { id: string; name: string; labels: Record<string, string>; imageId?: string }[];
   volumes: { name: string; labels: Record<string, string> }[];
   networks: { id: string; name: string; labels: Record<string, string> }[];
 }
@@ -159,7 +159,7 @@ export async function labelledResources(docker: Docker, selector?: string | { la
     docker.listNetworks({ filters }),
   ]);
   return {
-    containers: containers.map((c) => ({ id: c.Id, name: (c.Names[0] ?? c.Id).replace(/^\//, ''), labels: c.Labels ?? {} })),
+    containers: containers.map((c) => ({ id: c.Id, name: (c.Names[0] ?? c.Id).replace(/^\//, ''), labels: c.Labels ?? {}, imageId: c.ImageID })),
     volumes: (volumes.Volumes ?? []).map((v) => ({ name: v.Name, labels: (v.Labels ?? {}) as Record<string, string> })),
     networks: networks.map((n) => ({ id: n.Id, name: n.Name, labels: n.Labels ?? {} })),
   };
@@ -194,18 +194,21 @@ export async function detachShared(docker: Docker, id: string): Promise<string[]
  * Force-removes every container, network and volume labelled with the instance id (and only those).
  * Returns what could not be removed.
  */
-export async function sweepInstance(docker: Docker, id: string): Promise<string[]> {
+export async function sweepInstance(docker: Docker, id: string, listed?: LabelledResources): Promise<string[]> {
   const problems: string[] = [];
-  await detachShared(docker, id).catch(() => undefined);
   // A resource that is already gone (404) is what we wanted; anything else is reported.
   const attempt = (what: string, op: Promise<unknown>) =>
     op.catch((e: { statusCode?: number; message: string }) => {
       if (e.statusCode !== 404) problems.push(`${what}: ${e.message}`);
     });
-  const found = await labelledResources(docker, id);
+  // What the caller listed just before (destroy), else a listing now; the caller verifies after.
+  const [found] = await Promise.all([listed ?? labelledResources(docker, id), detachShared(docker, id).catch(() => undefined)]);
+  // All at once: the containers, then (no longer in use) every network and volume.
   await Promise.all(found.containers.map((c) => attempt(`container ${c.name}`, docker.getContainer(c.id).remove({ force: true, v: true }))));
-  for (const n of found.networks) await attempt(`network ${n.name}`, docker.getNetwork(n.id).remove());
-  for (const v of found.volumes) await attempt(`volume ${v.name}`, docker.getVolume(v.name).remove());
+  await Promise.all([
+    ...found.networks.map((n) => attempt(`network ${n.name}`, docker.getNetwork(n.id).remove())),
+    ...found.volumes.map((v) => attempt(`volume ${v.name}`, docker.getVolume(v.name).remove())),
+  ]);
   return problems;
 }
 
@@ -241,12 +244,6 @@ export async function removeInstanceImages(docker: Docker, id: string, notices: 
     );
   }
   return removed;
-}
-
-/** The images (IDs) the instance's containers were created from. */
-export async function imagesUsedBy(docker: Docker, id: string): Promise<string[]> {
-  const list = await docker.listContainers({ all: true, filters: instanceFilter(id) });
-  return [...new Set(list.map((c) => c.ImageID))];
 }
 
 /**

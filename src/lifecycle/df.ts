@@ -46,6 +46,7 @@ export const DockerDfSchema = z.object({
         /** The writable layer; absent when 0. */
         SizeRw: z.number().nullish(),
         State: z.string().optional(),
+        ImageID: z.string().optional(),
         Labels,
       }),
     )
@@ -261,13 +262,20 @@ export function aggregateDiskUsage(input: AggregateInput): Omit<DfResult, 'durat
     if (size === undefined || size < 0) inst.volumes.unknown.push(v.Name);
     else inst.volumes.size += size;
   }
+  // A shared (content-addressed) image carries no instance label: it counts for the first instance
+  // (by id) whose containers use it, once.
+  const usersOf = new Map<string, string[]>();
+  for (const c of df.Containers ?? []) {
+    const id = c.Labels?.[LABELS.instance];
+    if (id && c.ImageID && own(c.Labels, homeLabel)) usersOf.set(c.ImageID, [...new Set([...(usersOf.get(c.ImageID) ?? []), id])].sort());
+  }
   const imagesOf = new Map<string, ImageDisk[]>();
   const unattributedList: ImageDisk[] = [];
   const gone = new Set<string>();
   for (const img of df.Images ?? []) {
     if (!own(img.Labels, homeLabel) || !once(`i:${img.Id}`)) continue;
     const tags = (img.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
-    const instance = img.Labels[LABELS.instance];
+    const instance = img.Labels[LABELS.instance] ?? (img.Labels[LABELS.content] ? usersOf.get(img.Id)?.[0] : undefined);
     const view: ImageDisk = {
       id: img.Id,
       tags,

@@ -3,7 +3,7 @@ import { rm, stat } from 'node:fs/promises';
 import { composeErrorText, runCompose, type ComposeProject } from '../compose/cli.js';
 import { saveGateReport, StageRecorder, withReport, type GateReport } from '../gate/report.js';
 import { buildStage, configStage, deadlineFrom, healthyStage, isolationStage, openGateRun, probesStage, startStage, type GateRun } from '../gate/stages.js';
-import { assertDockerAvailable, countResources, imagesUsedBy, instanceContainers, labelledResources, removeInstanceImages, removeUnusedContentImages, sweepInstance, type LabelledResources } from '../engine/docker.js';
+import { assertDockerAvailable, countResources, instanceContainers, labelledResources, removeInstanceImages, removeUnusedContentImages, sweepInstance, type LabelledResources } from '../engine/docker.js';
 import { instanceObservability, leaveSharedStack, observabilityStage, removeTargets, type InstanceObservability } from '../observability/wiring.js';
 import { isSandstackError, SandstackError } from '../errors.js';
 import { gitInfo, removeWorktree } from '../git/git.js';
@@ -296,8 +296,8 @@ export async function destroy(ctx: Context, opts: { keepWorktree?: boolean; keep
   ctx.onProgress({ type: 'step', message: `removing ${id}: ${before.containers.length} containers, ${before.volumes.length} volumes, ${before.networks.length} networks` });
   // (the sweep takes the shared stack's containers off the networks itself)
   await removeTargets(ctx.home, id);
-  const used = opts.keepImages || opts.keepSharedImages ? [] : await imagesUsedBy(ctx.docker, id);
-  const problems = await sweepInstance(ctx.docker, id);
+  const used = opts.keepImages || opts.keepSharedImages ? [] : [...new Set(before.containers.flatMap((c) => (c.imageId ? [c.imageId] : [])))];
+  const problems = await sweepInstance(ctx.docker, id, before);
   // The instance's own images, and the shared (content-addressed) ones it was the last user of.
   const images = opts.keepImages ? [] : [...(await removeInstanceImages(ctx.docker, id, notices)), ...(used.length ? await removeUnusedContentImages(ctx.docker, homeLabelValue(ctx.home), notices, used) : [])];
   const after = await labelledResources(ctx.docker, id);

@@ -171,6 +171,18 @@ describe('aggregateDiskUsage', () => {
     expect(aggregate(['alpha', 'beta', 'idle', 'gone']).instances.find((i) => i.id === 'gone')!.images.size).toBe(70);
   });
 
+  it('counts a shared content-addressed image once, for the first instance whose containers use it; unused, it is unattributed', () => {
+    const shared = image('s1', ['sandstack/demo-backend:abc'], { 'dev.sandstack.home': H, 'dev.sandstack.content': 'abc' }, 600, 0);
+    const unused = image('s2', ['sandstack/demo-db:def'], { 'dev.sandstack.home': H, 'dev.sandstack.content': 'def' }, 90, 0);
+    const users = [{ ...container('k1', 'beta', H, 1), ImageID: 'sha256:s1' }, { ...container('k2', 'alpha', H, 1), ImageID: 'sha256:s1' }];
+    const r = aggregateDiskUsage({ df: parseDockerDf({ ...DF, Images: [...DF.Images, shared, unused], Containers: [...DF.Containers, ...users] }), home: HOME, homeLabel: H, registered: ['alpha', 'beta'] });
+    const ids = (id: string) => r.instances.find((i) => i.id === id)!.images.list.map((i) => i.id);
+    expect(ids('alpha')).toContain('sha256:s1');
+    expect(ids('beta')).not.toContain('sha256:s1');
+    expect(r.unattributed.images.list.map((i) => i.id)).toContain('sha256:s2');
+    expect(r.unattributed.images.list.map((i) => i.id)).not.toContain('sha256:s1');
+  });
+
   it('totals everything of this home and nothing else; the build cache is the engine-wide figure', () => {
     const r = aggregate();
     expect(r.total.containers).toEqual({ count: 4, size: 1029 });
