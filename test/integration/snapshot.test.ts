@@ -39,7 +39,10 @@ describe('snapshots', () => {
     const up = await sb.run(sb.repo, ['up', '--no-gate', '--json', '--instance', SOURCE]);
     expect(up.exitCode, up.stderr).toBe(0);
     sourceUrl = apiUrl(up.json);
-    for (const name of ['alpha', 'beta', 'gamma']) expect((await http(`${sourceUrl}/api/v1/items`, { method: 'POST', body: JSON.stringify({ name }) })).status).toBe(201);
+    for (const name of ['alpha', 'beta', 'gamma']) {
+      const r = await http(`${sourceUrl}/api/v1/items`, { method: 'POST', body: JSON.stringify({ name }) });
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+    }
   }, 600_000);
 
   afterAll(async () => {
