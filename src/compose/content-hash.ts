@@ -189,6 +189,8 @@ export async function addressOf(service: string, svc: ComposeService, opts: Addr
 /** The content address of every service of the model that builds an image. */
 export async function contentAddresses(model: ComposeModel, opts: AddressOptions): Promise<Record<string, ImageAddress>> {
   const built = Object.entries(model.services).filter(([, s]) => s.build !== undefined);
-  const out = await Promise.all(built.map(([name, svc]) => addressOf(name, svc, opts)));
+  // A context that cannot be read (missing, unreadable files) is built per instance: the builder
+  // then reports the problem in the build stage, as it would without sandstack.
+  const out = await Promise.all(built.map(([name, svc]) => addressOf(name, svc, opts).catch((e: Error): ImageAddress => ({ service: name, reason: `the build context could not be read (${e.message})` }))));
   return Object.fromEntries(out.map((a) => [a.service, a]));
 }

@@ -44,7 +44,10 @@ describe('sandstack df and the disk budget', () => {
     expect(inst.volumes.unknown).toEqual([]);
     expect(inst.volumes.size).toBeGreaterThan(0); // the database's files
 
-    const images = await docker.listImages({ filters });
+    // The demo's images are content-addressed (shared, labelled for the home): they count for the
+    // instance whose containers use them.
+    const used = new Set(containers.map((c) => c.ImageID));
+    const images = (await docker.listImages({ filters: { label: ['dev.sandstack.content'] } })).filter((i) => used.has(i.Id));
     expect(inst.images.count).toBe(new Set(images.map((i) => i.Id)).size);
     expect(inst.images.count).toBeGreaterThan(0);
     expect(inst.images.size).toBeGreaterThan(0);

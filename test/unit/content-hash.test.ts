@@ -2,7 +2,7 @@ import { chmod, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { addressOf, baseImages, contentTag, repoSlug, type ImageAddress } from '../../src/compose/content-hash.js';
+import { addressOf, baseImages, contentAddresses, contentTag, repoSlug, type ImageAddress } from '../../src/compose/content-hash.js';
 import type { ComposeService } from '../../src/compose/model.js';
 
 let dir: string;
@@ -88,6 +88,22 @@ describe('content hash of a build', () => {
     expect(await hashOf({ build: { context: ctx } }, { ...opts, home: 'h2' })).not.toBe(a);
     // A build arg that picks another base image.
     expect(await hashOf({ build: { context: ctx, args: { BASE: 'debian:bookworm' } } })).not.toBe(a);
+  });
+
+  it('gives no address to a context that cannot be read (the build stage reports it)', async () => {
+    const r = await contentAddresses(
+      {
+        services: {
+          web: { build: { context: path.join(dir, 'missing') } },
+          api: { build: { context: ctx, additional_contexts: { assets: path.join(dir, 'no-assets') } } as ComposeService['build'] },
+          db: { image: 'postgres' },
+        },
+      },
+      opts,
+    );
+    expect(Object.keys(r).sort()).toEqual(['api', 'web']);
+    expect(r.web).toMatchObject({ service: 'web', reason: expect.stringContaining('no Dockerfile') });
+    expect(r.api).toMatchObject({ service: 'api', reason: expect.stringContaining('could not be read') });
   });
 
   it('gives no address to a remote context or a no_cache build', async () => {
