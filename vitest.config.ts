@@ -8,5 +8,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 600_000,
     reporters: ['default', './test/summary-reporter.ts'],
+    // Tests assert on the CLI's plain text. picocolors colours output when CI is set (CI runners set
+    // it), even into a pipe; NO_COLOR keeps every spawned CLI plain wherever the suite runs.
+    env: { NO_COLOR: '1' },
   },
 });
