@@ -12,5 +12,5 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
     npm install --no-audit --no-fund >&2
   fi
 fi
-echo "sandstack: building (tsc)" >&2
+echo "sandstack: building (tsc, then the CLI bundle with esbuild)" >&2
 npm run --silent build >&2

@@ -6,9 +6,15 @@
 import { readFileSync } from 'node:fs';
 import type { DockerClient } from './engine/docker.js';
 
+/** Set by the CLI bundle (scripts/bundle-cli.mjs), whose chunks do not sit where package.json is relative to them. */
+declare const __SANDSTACK_VERSION__: string | undefined;
+
 let cached: string | undefined;
 export function sandstackVersion(): string {
-  cached ??= (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  cached ??=
+    typeof __SANDSTACK_VERSION__ === 'string'
+      ? __SANDSTACK_VERSION__
+      : (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
   return cached;
 }
 
