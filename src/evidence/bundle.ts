@@ -184,7 +184,8 @@ export async function writeEvidence(ctx: Context, opts: WriteEvidenceOptions): P
   }
   const redacted = redactedBefore + modelRedactions + (await redactTree(dir, secrets, [RENDERED_FILE]));
 
-  const git = await gitInfo(inst.identity.worktree);
+  // The commit the run started from (resolved with the instance), not whatever HEAD is by now.
+  const git = inst.git ?? (await gitInfo(inst.identity.worktree));
   const dockerVersion = await ctx.docker.version().then((v) => v.Version, () => null);
   const compose = await detectCompose(ctx.env, { cacheFile: composeCacheFile(ctx.home) }).then((c) => `${c.argv.join(' ')} ${c.version}`, () => null);
   const testsPassed = tests ? tests.passed : null;

@@ -129,7 +129,7 @@ export async function gateFresh(ctx: Context, opts: { build?: boolean; from?: st
   if ('report' in base) return base;
   const freshCtx = throwawayContext(ctx, base.identity.id);
   const id = freshCtx.instanceFlag!;
-  const inst = await resolveInstance(freshCtx);
+  const inst = await resolveInstance(freshCtx, base);
   const identity = { id, worktree: inst.identity.worktree, kind: inst.identity.kind, baseId: base.identity.id };
   ctx.onProgress({ type: 'step', message: `gate --fresh on throwaway instance ${id}` });
   let error: unknown;

@@ -25,21 +25,29 @@ export interface GitInfo {
   dirty: boolean;
 }
 
-/** Returns git facts for `cwd`, or undefined when `cwd` is not inside a git worktree. */
+/**
+ * Returns git facts for `cwd`, or undefined when `cwd` is not inside a git worktree. Two git
+ * processes, run at once: `rev-parse` for the folders, `status --porcelain=v2 --branch` for the
+ * branch (`# branch.head`), the commit (`# branch.oid`) and whether anything changed.
+ */
 export async function gitInfo(cwd: string): Promise<GitInfo | undefined> {
-  const top = await git(cwd, ['rev-parse', '--show-toplevel']);
-  if (!top.ok) return undefined;
-  const common = await git(cwd, ['rev-parse', '--path-format=absolute', '--git-common-dir']);
-  const mainWorktree = common.ok ? path.dirname(common.stdout) : top.stdout;
-  const branch = await git(cwd, ['symbolic-ref', '--quiet', '--short', 'HEAD']);
-  const commit = await git(cwd, ['rev-parse', '--verify', '--quiet', 'HEAD']);
-  const status = await git(cwd, ['status', '--porcelain']);
+  const [where, status] = await Promise.all([
+    git(cwd, ['rev-parse', '--path-format=absolute', '--show-toplevel', '--git-common-dir']),
+    git(cwd, ['status', '--porcelain=v2', '--branch']),
+  ]);
+  if (!where.ok) return undefined;
+  const [top, common] = where.stdout.split(/\r?\n/);
+  if (!top) return undefined;
+  const header = (name: string): string | undefined =>
+    status.stdout.split(/\r?\n/).find((l) => l.startsWith(`# branch.${name} `))?.slice(`# branch.${name} `.length).trim();
+  const head = status.ok ? header('head') : undefined;
+  const oid = status.ok ? header('oid') : undefined;
   return {
-    worktree: top.stdout,
-    mainWorktree,
-    branch: branch.ok && branch.stdout ? branch.stdout : undefined,
-    commit: commit.ok && commit.stdout ? commit.stdout : undefined,
-    dirty: status.ok && status.stdout.length > 0,
+    worktree: top,
+    mainWorktree: common ? path.dirname(common) : top,
+    branch: head && head !== '(detached)' ? head : undefined,
+    commit: oid && /^[0-9a-f]{7,}$/.test(oid) ? oid : undefined,
+    dirty: status.ok && status.stdout.split(/\r?\n/).some((l) => l.length > 0 && !l.startsWith('#')),
   };
 }
 

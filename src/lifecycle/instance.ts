@@ -37,10 +37,14 @@ export interface ResolvedInstance {
   projectDir: string;
 }
 
-/** Works out the instance for the context's folder without changing anything. */
-export async function resolveInstance(ctx: Context): Promise<ResolvedInstance> {
-  const git = await gitInfo(ctx.cwd);
-  const loaded = await loadConfig(ctx.cwd, { explicitFile: ctx.configFile, stopAt: git?.worktree });
+/**
+ * Works out the instance for the context's folder without changing anything. `sameFolder`: the
+ * resolution of another instance of this same folder and config file (the worktree's own instance,
+ * when resolving a throwaway of it), whose git facts and loaded config are reused as they are.
+ */
+export async function resolveInstance(ctx: Context, sameFolder?: Pick<ResolvedInstance, 'git' | 'loaded'>): Promise<ResolvedInstance> {
+  const git = sameFolder ? sameFolder.git : await gitInfo(ctx.cwd);
+  const loaded = sameFolder ? sameFolder.loaded : await loadConfig(ctx.cwd, { explicitFile: ctx.configFile, stopAt: git?.worktree });
   const worktree = git?.worktree ?? loaded.projectDir;
   const id = deriveInstanceId({
     flag: ctx.instanceFlag,

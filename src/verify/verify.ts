@@ -36,7 +36,7 @@ export async function verify(ctx: Context, opts: { build?: boolean } = {}): Prom
   const base = await resolveInstance(ctx);
   const freshCtx = throwawayContext(ctx, base.identity.id);
   const id = freshCtx.instanceFlag!;
-  const inst = await resolveInstance(freshCtx);
+  const inst = await resolveInstance(freshCtx, base);
   const rec = new StageRecorder(ctx.onProgress);
   const problems: VerifyResult['problems'] = [];
   let error: unknown;
