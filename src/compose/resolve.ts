@@ -41,15 +41,9 @@ export async function resolveModel(project: ComposeProject, signal?: AbortSignal
 export async function resolveModelDetailed(project: ComposeProject, signal?: AbortSignal): Promise<ResolvedModel> {
   // v2 prints JSON on request: no YAML version question at all. v1 prints YAML 1.1 (PyYAML).
   const args = project.cli.variant === 'v2' ? ['config', '--format', 'json'] : ['config'];
-  let withProfiles = project;
-  if (project.cli.variant === 'v2') {
-    // v2 leaves out services of inactive profiles; activate every profile so the model is whole.
-    const list = await runCompose({ ...project, profiles: [] }, ['config', '--profiles'], { signal });
-    if (list.exitCode === 0) {
-      const all = list.stdout.split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
-      withProfiles = { ...project, profiles: [...new Set([...project.profiles, ...all])] };
-    }
-  }
+  // v2 leaves out services of inactive profiles; the special profile `*` (compose-go, every v2
+  // release) activates all of them, so the model is whole in one Compose run.
+  const withProfiles = project.cli.variant === 'v2' ? { ...project, profiles: [...new Set([...project.profiles, '*'])] } : project;
   const r = await runCompose(withProfiles, args, { signal });
   if (r.exitCode !== 0) {
     const text = composeErrorText(r.stderr) || r.tail.join('\n');
