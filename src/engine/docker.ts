@@ -213,9 +213,34 @@ export async function sweepInstance(docker: Docker, id: string, listed?: Labelle
 }
 
 /**
+ * Removes images by ID at once (force: one image carries a tag per service built from it), adding
+ * each removed image's tags (its ID when untagged, with `idWhenUntagged`) to `removed`. An image already gone is not a
+ * problem; another failure is a notice naming the image, and its ID is added to `failed`.
+ */
+async function removeImages(
+  docker: Docker,
+  images: Docker.ImageInfo[],
+  opts: { noprune?: boolean; idWhenUntagged?: boolean; removed: string[]; notices: string[]; failed?: Set<string> },
+): Promise<void> {
+  await Promise.all(
+    images.map((img) => {
+      const tags = (img.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
+      return docker.getImage(img.Id).remove({ force: true, ...(opts.noprune ? { noprune: true } : {}) }).then(
+        () => opts.removed.push(...(tags.length || !opts.idWhenUntagged ? tags : [img.Id])),
+        (e: { statusCode?: number; message: string }) => {
+          if (e.statusCode === 404) return;
+          opts.failed?.add(img.Id);
+          opts.notices.push(`could not remove image ${tags.join(', ') || img.Id}: ${e.message}`);
+        },
+      );
+    }),
+  );
+}
+
+/**
  * Removes the images built for an instance: the tagged ones and the untagged layers that carry its
  * label (the classic builder adds one layer per build label), and nothing else, so the layers the
- * build shares with other builds stay as cache. Returns the removed tags (or ids).
+ * build shares with other builds stay as cache. Returns the removed tags (untagged layers are not listed).
  */
 export async function removeInstanceImages(docker: Docker, id: string, notices: string[], home?: string): Promise<string[]> {
   const removed: string[] = [];
@@ -228,20 +253,7 @@ export async function removeInstanceImages(docker: Docker, id: string, notices: 
     if (list.length === 0) break;
     const parents = new Set(list.map((i) => i.ParentId).filter(Boolean));
     const leaves = list.filter((i) => !parents.has(i.Id));
-    await Promise.all(
-      (leaves.length ? leaves : list).map((img) => {
-        const tags = (img.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
-        // force: one image carries a tag per service built from it (all this instance's).
-        return docker.getImage(img.Id).remove({ force: true, noprune: true }).then(
-          () => removed.push(...tags),
-          (e: { statusCode?: number; message: string }) => {
-            if (e.statusCode === 404) return;
-            failed.add(img.Id);
-            notices.push(`could not remove image ${tags.join(', ') || img.Id}: ${e.message}`);
-          },
-        );
-      }),
-    );
+    await removeImages(docker, leaves.length ? leaves : list, { noprune: true, removed, notices, failed });
   }
   return removed;
 }
@@ -257,20 +269,7 @@ export async function removeUnusedContentImages(docker: Docker, home: string, no
   if (pick.length === 0) return [];
   const used = new Set((await docker.listContainers({ all: true })).map((c) => c.ImageID));
   const removed: string[] = [];
-  for (const img of pick) {
-    if (used.has(img.Id)) continue;
-    const tags = (img.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
-    // force: one image carries a tag per service built from the same content.
-    await docker
-      .getImage(img.Id)
-      .remove({ force: true })
-      .then(
-        () => removed.push(...(tags.length ? tags : [img.Id])),
-        (e: { statusCode?: number; message: string }) => {
-          if (e.statusCode !== 404) notices.push(`could not remove image ${tags.join(', ') || img.Id}: ${e.message}`);
-        },
-      );
-  }
+  await removeImages(docker, pick.filter((img) => !used.has(img.Id)), { idWhenUntagged: true, removed, notices });
   return removed;
 }
 

@@ -230,21 +230,25 @@ export async function buildStage(ctx: Context, s: StageContext, prepared: Prepar
   // is reused without calling the builder; one of the same content under another service's name is
   // tagged.
   const images: { service: string; image: string; result: 'built' | 'reused' | 'tagged'; hash?: string; reason?: string }[] = [];
+  const planned = new Map(prepared.report.builtImages.map((b) => [b.service, b]));
+  // Every service's image is inspected at once; a service whose tag exists with the right content is reused.
+  const found = await Promise.all(
+    withBuild.map(async (service) => {
+      const b = planned.get(service);
+      const img = b?.hash ? await ctx.docker.getImage(b.image).inspect().catch(() => undefined) : undefined;
+      return { service, b, img };
+    }),
+  );
   const byHash = new Map<string, string>();
-  for (const service of withBuild) {
-    const b = prepared.report.builtImages.find((x) => x.service === service);
-    if (!b?.hash) continue;
-    const found = await ctx.docker.getImage(b.image).inspect().catch(() => undefined);
-    if (found && found.Config?.Labels?.[LABELS.content] === b.hash) {
+  for (const { service, b, img } of found) {
+    if (b?.hash && img && img.Config?.Labels?.[LABELS.content] === b.hash) {
       images.push({ service, image: b.image, result: 'reused', hash: b.hash });
-      byHash.set(b.hash, found.Id);
+      byHash.set(b.hash, img.Id);
     }
   }
-  for (const service of withBuild) {
-    const b = prepared.report.builtImages.find((x) => x.service === service);
-    if (!b?.hash || images.some((x) => x.service === service)) continue;
-    const same = byHash.get(b.hash);
-    if (!same) continue;
+  for (const { service, b } of found) {
+    const same = b?.hash && !images.some((x) => x.service === service) ? byHash.get(b.hash) : undefined;
+    if (!b || !same) continue;
     const [repo, tag] = [b.image.slice(0, b.image.lastIndexOf(':')), b.image.slice(b.image.lastIndexOf(':') + 1)];
     await ctx.docker.getImage(same).tag({ repo, tag });
     images.push({ service, image: b.image, result: 'tagged', hash: b.hash });
@@ -276,7 +280,7 @@ export async function buildStage(ctx: Context, s: StageContext, prepared: Prepar
     });
   }
   for (const service of built) {
-    const b = prepared.report.builtImages.find((x) => x.service === service);
+    const b = planned.get(service);
     images.push({ service, image: b?.image ?? service, result: 'built', ...(b?.hash ? { hash: b.hash } : {}), ...(b?.reason ? { reason: b.reason } : {}) });
   }
   summary();

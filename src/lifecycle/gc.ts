@@ -142,12 +142,15 @@ export async function gc(ctx: Context, opts: GcOptions = {}): Promise<GcResult> 
   if (opts.images) {
     const used = new Set((await ctx.docker.listContainers({ all: true })).map((c) => c.ImageID));
     const parents = new Set(images.map((i) => i.ParentId).filter(Boolean));
-    // Content-addressed images (shared by the instances of one source) that no container uses.
-    for (const img of images) {
-      const hash = img.Labels?.[LABELS.content];
-      if (!hash || used.has(img.Id)) continue;
+    // Content-addressed images (shared by the instances of one source) that no container uses,
+    // removed in one call (which checks again that no container uses them).
+    const unusedShared = images.filter((img) => img.Labels?.[LABELS.content] && !used.has(img.Id));
+    const removedShared = new Set(
+      dry || unusedShared.length === 0 ? [] : await removeUnusedContentImages(ctx.docker, homeLabelValue(ctx.home), [], unusedShared.map((i) => i.Id)),
+    );
+    for (const img of unusedShared) {
       const tags = tagsOf(img);
-      const removed = dry ? false : (await removeUnusedContentImages(ctx.docker, homeLabelValue(ctx.home), [], [img.Id])).length > 0;
+      const removed = !dry && removedShared.has(tags[0] ?? img.Id);
       if (!dry && !removed) continue;
       items.push({ kind: 'image', id: '-', subject: `${tags.join(', ') || img.Id.slice(7, 19)} (${Math.round(img.Size / 1e6)} MB)`, why: 'a shared image (content-addressed) that no container uses', removed });
     }
