@@ -7,7 +7,7 @@ import { access, mkdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import writeFileAtomic from 'write-file-atomic';
-import { z } from 'zod';
+import * as z from 'zod';
 import { SandstackError } from '../errors.js';
 
 export interface ComposeCli {

@@ -2,7 +2,7 @@
  * The parts of a resolved Compose model sandstack reads or changes, validated with loose schemas
  * (everything else passes through untouched). Both v1's and v2's `config` output shapes are accepted.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 const scalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 const stringMapOrList = z.union([z.record(z.string(), scalar), z.array(z.string())]);

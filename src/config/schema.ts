@@ -3,7 +3,7 @@
  * it, and a unit test fails when the two drift.
  */
 import ms from 'ms';
-import { z } from 'zod';
+import * as z from 'zod';
 import { RULES } from '../policy/rules.js';
 
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');

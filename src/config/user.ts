@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import bytes from 'bytes';
-import { z } from 'zod';
+import * as z from 'zod';
 import { SandstackError } from '../errors.js';
 import { parseYamlWith } from './load.js';
 

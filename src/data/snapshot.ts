@@ -19,7 +19,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type Docker from 'dockerode';
 import writeFileAtomic from 'write-file-atomic';
-import { z } from 'zod';
+import * as z from 'zod';
 import { serviceMounts, toRecord, type ComposeModel } from '../compose/model.js';
 import { stringifyModel } from '../compose/yaml.js';
 import { execInContainer, instanceContainers } from '../engine/docker.js';

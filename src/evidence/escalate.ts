@@ -6,7 +6,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { SandstackError } from '../errors.js';
 import type { Context } from '../lifecycle/context.js';
 import { resolveInstance } from '../lifecycle/instance.js';

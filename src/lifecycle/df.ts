@@ -10,7 +10,7 @@
  */
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { loadUserConfig, formatSize, type LoadedUserConfig } from '../config/user.js';
 import { SandstackError } from '../errors.js';
 import { homeLabelValue, LABELS } from '../identity/identity.js';
