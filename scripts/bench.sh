@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): sandstack against raw Docker Compose on the demo stack
 # (examples/demo-stack), each round running sandstack and raw Compose alternately:
-#   1. gate --fresh            vs up -d --build --wait + down -v -t 0 (v1: up -d --build, poll health, down)
+#   1. gate --fresh            vs up -d --build --wait + down -v -t 0 (v1: up -d --build, poll health, down);
+#      and gate --fresh of a copy with gate.stableSeconds 0 (no stability window) against the same raw runs
 #   2. one up                  vs up -d --build --wait (v1: up -d --build, poll health)
 #   3. three ups in parallel   vs three raw projects in parallel (three worktrees from `sandstack new`)
 #   4. the build stage of a second instance of the same source while the first runs (content-addressed
@@ -89,6 +90,7 @@ for i in (d.get("instances", d) if isinstance(d, dict) else d): print(i.get("id"
   for id in $ids $SINGLE $FIRST $SECOND; do ss --instance "$id" destroy >/dev/null 2>&1; done
   $CLI --cwd "$REPO" gc >/dev/null 2>&1
   [ -d "$CRASH" ] && $CLI --cwd "$CRASH" gc >/dev/null 2>&1
+  [ -d "${NOWIN:-}" ] && $CLI --cwd "$NOWIN" gc >/dev/null 2>&1
   $CLI --cwd "$REPO" gc --images >/dev/null 2>&1
   for p in "$RAW" "${RAW}p1" "${RAW}p2" "${RAW}p3"; do raw_compose "$p" down -v -t 0 --rmi local >/dev/null 2>&1; done
   [ -d "$CRASH" ] && RAW_DIR="$CRASH" raw_compose "${RAW}crash" down -v -t 0 --rmi local >/dev/null 2>&1
@@ -124,6 +126,19 @@ EOF
 (cd "$CRASH" && git init -q -b main && git add -A && git -c user.name=b -c user.email=b@b commit -qm crash)
 make_raw_file "$CRASH"
 raw_crash() { RAW_DIR="$CRASH" raw_compose "${RAW}crash" "$@"; }
+
+# The copy without a stability window (gate.stableSeconds 0): what the window costs.
+NOWIN="$BASE/${NAME}nowin"
+cp -r "$ROOT/examples/demo-stack" "$NOWIN"
+python3 - "$NOWIN/sandstack.yaml" <<'EOF'
+import re, sys
+p = sys.argv[1]
+s = open(p).read()
+s, n = re.subn(r'^gate:\n', 'gate:\n  stableSeconds: 0\n', s, count=1, flags=re.M)
+assert n == 1, "no gate: section in the demo sandstack.yaml"
+open(p, 'w').write(s)
+EOF
+(cd "$NOWIN" && git init -q -b main && git add -A && git -c user.name=b -c user.email=b@b commit -qm nowin)
 
 # ---- 5. ls --json with 20 registered instances, --version (no containers needed) -----------------
 say "5: --version and ls --json with 20 registered instances, $QUICK_RUNS runs each"
@@ -206,6 +221,7 @@ say "warm-up: building the images (sandstack, raw Compose, the crashing copy, th
 quiet ss gate --fresh || say "warning: the warm-up gate --fresh failed"
 quiet raw_gate_cycle || say "warning: the raw warm-up failed"
 EXPECT_FAIL=1 quiet $CLI --cwd "$CRASH" gate --fresh || true
+quiet $CLI --cwd "$NOWIN" gate --fresh || say "warning: the warm-up gate --fresh without a stability window failed"
 EXPECT_FAIL=1 quiet raw_crash up -d --build || true; quiet raw_crash down -v -t 0 || true
 for b in p1 p2 p3; do quiet ss new "$b"; done
 quiet $CLI --cwd "${WORKTREES[0]}" up || say "warning: the warm-up up of a worktree failed"
@@ -214,9 +230,10 @@ quiet $CLI --cwd "${WORKTREES[0]}" destroy --keep-worktree --keep-images || true
 for r in $(seq 1 "$ROUNDS"); do
   # 1. gate --fresh vs raw up --wait + down.
   ok=1; timed quiet ss gate --fresh || ok=0; record gate sandstack "$T" $ok; g=$T
-  ok=1; timed quiet raw_gate_cycle || ok=0; record gate raw "$T" $ok
+  ok=1; timed quiet raw_gate_cycle || ok=0; record gate raw "$T" $ok; rawg=$T; rawok=$ok
   quiet raw_compose "$RAW" down -v -t 0 || true
-  say "round $r/$ROUNDS 1: gate --fresh $g s, raw $T s"
+  ok=1; timed quiet $CLI --cwd "$NOWIN" gate --fresh || ok=0; record gate0 sandstack "$T" $ok; record gate0 raw "$rawg" $rawok
+  say "round $r/$ROUNDS 1: gate --fresh $g s, raw $rawg s; without the stability window $T s"
 
   # 2. one up vs raw up --wait (teardown untimed).
   ok=1; timed quiet ss --instance "$SINGLE" up || ok=0; record up sandstack "$T" $ok; g=$T
@@ -295,6 +312,7 @@ def row(label, m, digits=2, raw=True):
 print("| measure | sandstack (median s) | raw Compose (median s) | ratio |")
 print("|---|---:|---:|---:|")
 row(f"1. `gate --fresh` vs `{raw_gate}`", 'gate')
+row(f"1. `gate --fresh` with `gate.stableSeconds: 0` (no stability window) vs the same raw runs", 'gate0')
 row(f"2. one `up` vs `{raw_up}`", 'up')
 row(f"3. three `up`s in parallel vs three raw projects (`{raw_up}`)", 'parallel')
 row("4. build stage of a second instance of the same source (the first still running)", 'build-second', 3, raw=False)
