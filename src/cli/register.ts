@@ -197,6 +197,29 @@ export function registerCommands(program: Command, run: Runner): void {
     .addHelpText('after', '\nExamples:\n  sandstack shell backend\n  sandstack shell db -- psql -U ktrdr -c "select 1"')
     .action(run(async () => (await import('./commands/workspace.js')).shell));
 
+  program
+    .command('mcp')
+    .description("run sandstack's MCP server over stdio for a coding agent, bound to this worktree's instance")
+    .option('--all-instances', 'accept any instance id (a supervising agent); adds the ls tool')
+    .option('--allow-new', 'offer the new tool (a sibling worktree for a sub-task)')
+    .option('--print-config <client>', 'print the snippet that registers this server with an MCP client (generic, claude, cursor, vscode) and exit')
+    .addHelpText(
+      'after',
+      '\nTools (each calls the core function of the CLI command of the same name; results carry structuredContent\n' +
+        'in the --json shape): status, up, down, destroy, gate, test, verify, evidence, logs, exec, ports, lint,\n' +
+        'escalate, and new (--allow-new) or ls (--all-instances). Every tool acts on the bound instance only;\n' +
+        'destroy of a local instance needs confirm: true. Long tools send progress notifications and honour\n' +
+        'cancellation (a cancelled gate with fresh: true or verify tears its throwaway instance down).\n\n' +
+        'Examples:\n  sandstack mcp --print-config generic   # an mcpServers entry (e.g. for .cursor/mcp.json)\n  sandstack mcp --print-config claude    # the `claude mcp add` command to run in the worktree',
+    )
+    .action(run(async () => (await import('./commands/mcp.js')).mcp));
+
+  program
+    .command('agent-guide')
+    .description('print a short Markdown working agreement for coding agents (for AGENTS.md)')
+    .addHelpText('after', '\nExample:\n  sandstack agent-guide >> AGENTS.md')
+    .action(run(async () => (await import('./commands/mcp.js')).agentGuide));
+
   const obs = program
     .command('obs')
     .description('the shared observability stack (Prometheus, Grafana, Jaeger) every instance with observability.enabled reports to')

@@ -277,11 +277,11 @@ export async function removeUnusedContentImages(docker: Docker, home: string, no
  * Last `lines` lines of a container's stdout+stderr, demultiplexed. `tty` (from an inspect the
  * caller already made) saves inspecting the container again.
  */
-export async function containerLogTail(docker: Docker, containerId: string, lines = 50, tty?: boolean): Promise<string[]> {
+export async function containerLogTail(docker: Docker, containerId: string, lines = 50, tty?: boolean, sinceSeconds?: number): Promise<string[]> {
   try {
     const c = docker.getContainer(containerId);
     const raw = tty ?? (await c.inspect()).Config.Tty;
-    const buf = (await c.logs({ stdout: true, stderr: true, tail: lines, follow: false, timestamps: false })) as unknown as Buffer;
+    const buf = (await c.logs({ stdout: true, stderr: true, tail: lines, follow: false, timestamps: false, ...(sinceSeconds !== undefined ? { since: sinceSeconds } : {}) })) as unknown as Buffer;
     let text: string;
     if (raw) {
       text = buf.toString('utf8');

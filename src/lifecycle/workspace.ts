@@ -11,7 +11,7 @@ import type { ComposeModel } from '../compose/model.js';
 import { allowancesOf, fixFiles, lintProject, type Allowance, type FixResult, type ProjectLint } from '../policy/check.js';
 import type { Finding } from '../policy/rules.js';
 import { CONFIG_FILE, findConfigFile, parseConfig } from '../config/load.js';
-import { assertDockerAvailable, instanceContainers } from '../engine/docker.js';
+import { assertDockerAvailable, containerLogTail, execInContainer, instanceContainers, type ContainerView } from '../engine/docker.js';
 import { SandstackError } from '../errors.js';
 import { addWorktree, branchExists, deleteBranch, gitInfo, isValidBranchName, removeWorktree } from '../git/git.js';
 import { branchSlug, deriveInstanceId, sanitizeInstanceId } from '../identity/identity.js';
@@ -277,6 +277,77 @@ export async function logs(ctx: Context, opts: { service?: string; follow?: bool
   const args = ['logs', '--no-color', ...(opts.follow ? ['--follow'] : []), ...(opts.tail !== undefined ? ['--tail', String(opts.tail)] : []), ...(opts.service ? [opts.service] : [])];
   const r = await spawnCompose(rp.project, args, { interactive: true, signal: ctx.signal });
   return r.exitCode ?? 1;
+}
+
+export interface LogTailResult {
+  instance: { id: string };
+  /** One entry per container of the asked services, in service order. */
+  services: { service: string; container: string; state: string; lines: string[] }[];
+}
+
+/** The last `tail` log lines of each container (of `service`, or all), since `sinceSeconds` ago when given, captured rather than streamed. */
+export async function logTail(ctx: Context, opts: { service?: string; tail?: number; sinceSeconds?: number } = {}): Promise<LogTailResult> {
+  const { inst, rp } = await attachedProject(ctx);
+  if (opts.service && !rp.model.services[opts.service]) {
+    throw new SandstackError('SANDSTACK_UNKNOWN_SERVICE', `No service "${opts.service}".`, { hint: `Services: ${Object.keys(rp.model.services).join(', ')}.` });
+  }
+  const containers = (await instanceContainers(ctx.docker, inst.identity.id)).filter((c) => !opts.service || c.service === opts.service).sort((a, b) => a.service.localeCompare(b.service) || a.name.localeCompare(b.name));
+  const since = opts.sinceSeconds !== undefined ? Math.floor(Date.now() / 1000 - opts.sinceSeconds) : undefined;
+  return {
+    instance: { id: inst.identity.id },
+    services: await Promise.all(
+      containers.map(async (c) => ({ service: c.service, container: c.name, state: c.state, lines: await containerLogTail(ctx.docker, c.id, opts.tail ?? 100, c.tty, since) })),
+    ),
+  };
+}
+
+export interface ExecResultData {
+  instance: { id: string };
+  service: string;
+  command: string[];
+  exitCode: number;
+  output: string;
+  /** The output was longer than the cap: its end is kept. */
+  truncated: boolean;
+  durationMs: number;
+}
+
+/** A running container of the service, or SANDSTACK_NOT_RUNNING naming the running ones. */
+async function runningContainer(ctx: Context, id: string, service: string): Promise<ContainerView> {
+  const containers = await instanceContainers(ctx.docker, id);
+  const c = containers.find((x) => x.service === service && x.state === 'running');
+  if (!c) {
+    const running = [...new Set(containers.filter((x) => x.state === 'running').map((x) => x.service))];
+    throw new SandstackError('SANDSTACK_NOT_RUNNING', `Service ${service} of ${id} is not running.`, {
+      hint: running.length ? `Running services: ${running.join(', ')}.` : 'Start the instance with `sandstack up`.',
+    });
+  }
+  return c;
+}
+
+/** Runs a command (no shell, no TTY) in a running container of the service, within a time limit; the output's last `maxBytes` are kept. */
+export async function execInService(ctx: Context, opts: { service: string; command: string[]; timeoutSeconds?: number; maxBytes?: number }): Promise<ExecResultData> {
+  const { inst } = await attachedProject(ctx);
+  const c = await runningContainer(ctx, inst.identity.id, opts.service);
+  const t0 = Date.now();
+  const timeoutMs = (opts.timeoutSeconds ?? 60) * 1000;
+  const r = await execInContainer(ctx.docker, c.id, opts.command, timeoutMs).catch((e: Error) => {
+    throw new SandstackError('SANDSTACK_EXEC_FAILED', `\`${opts.command.join(' ')}\` in ${opts.service}: ${e.message}.`, {
+      hint: 'Give it a larger time limit, or run something that finishes (exec has no input and no terminal).',
+    });
+  });
+  const max = opts.maxBytes ?? 64 * 1024;
+  const bytes = Buffer.from(r.output, 'utf8');
+  const truncated = bytes.length > max;
+  return {
+    instance: { id: inst.identity.id },
+    service: opts.service,
+    command: opts.command,
+    exitCode: r.exitCode,
+    output: truncated ? bytes.subarray(bytes.length - max).toString('utf8') : r.output,
+    truncated,
+    durationMs: Date.now() - t0,
+  };
 }
 
 /** Opens bash (or sh where bash is missing) in a running service container. */
