@@ -113,6 +113,11 @@ describe('sandstack mcp over stdio', () => {
     expect(exData.output).toMatch(/pw=\[REDACTED:[A-Z_]+\]/);
     expect(exData.output).toContain('[REDACTED:PLANTED_API_TOKEN]');
     expect(exData.truncated).toBe(false);
+    // Two changing calls at once on the instance run one after the other, in order.
+    const first = call('exec', { service: 'db', command: ['sleep', '2'] }).then(() => Date.now());
+    const second = call('exec', { service: 'db', command: ['true'] }).then(() => Date.now());
+    const [firstDone, secondDone] = await Promise.all([first, second]);
+    expect(secondDone).toBeGreaterThanOrEqual(firstDone);
     const slow = await call('exec', { service: 'backend', command: ['sleep', '30'], timeoutSeconds: 1 });
     expect(slow.isError).toBe(true);
     expect(text(slow)).toContain('SANDSTACK_EXEC_FAILED');
@@ -218,4 +223,30 @@ describe('sandstack mcp over stdio', () => {
     }
     void docker;
   }, 600_000);
+});
+
+describe('sandstack mcp --all-instances --allow-new', () => {
+  it('offers ls and new, and accepts another instance id', async () => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [CLI, 'mcp', '--all-instances', '--allow-new'],
+      cwd: sb.repo,
+      env: { ...cleanEnv(), SANDSTACK_HOME: sb.home, NO_COLOR: '1' },
+      stderr: 'pipe',
+    });
+    const supervisor = new Client({ name: 'sandstack-supervisor', version: '0.0.0' });
+    await supervisor.connect(transport);
+    try {
+      const names = (await supervisor.listTools()).tools.map((t) => t.name);
+      expect(names).toEqual(expect.arrayContaining(['ls', 'new']));
+      const ls = (await supervisor.callTool({ name: 'ls', arguments: {} })) as CallToolResult;
+      expect(ls.isError, JSON.stringify(ls.content)).toBeFalsy();
+      expect(Array.isArray((ls.structuredContent as { instances: unknown[] }).instances)).toBe(true);
+      const other = (await supervisor.callTool({ name: 'ports', arguments: { instance: 'someone-else' } })) as CallToolResult;
+      expect(other.isError).toBeFalsy();
+      expect((other.structuredContent as { instance: { id: string } }).instance.id).toBe('someone-else');
+    } finally {
+      await supervisor.close();
+    }
+  }, 120_000);
 });
