@@ -193,6 +193,22 @@ describe('sandstack mcp over stdio', () => {
     expect(tooFew.isError).toBe(true);
   }, 1_200_000);
 
+  it('lint reports findings; down stops the services and keeps the data', async () => {
+    const lint = await call('lint');
+    expect(lint.isError, text(lint)).toBeFalsy();
+    // The demo's compose file keeps a fixed container name and host ports on purpose (sandstack neutralises them).
+    const found = lint.structuredContent as { summary: { errors: number }; findings: { ruleId: string; severity: string }[] };
+    expect(found.summary.errors).toBe(found.findings.filter((f) => f.severity === 'error').length);
+    expect(found.findings.length).toBeGreaterThan(0);
+    expect(text(lint)).toContain(found.findings[0]!.ruleId);
+    const down = await call('down');
+    expect(down.isError, text(down)).toBeFalsy();
+    expect((down.structuredContent as { stopped: string[] }).stopped).toEqual(expect.arrayContaining(['backend', 'db']));
+    const l = await labelled('demo');
+    expect(l.containers).toBe(0);
+    expect(l.volumes).toBeGreaterThan(0);
+  }, 300_000);
+
   it('destroy of the local instance needs confirm: true, then leaves nothing; no result carried a secret', async () => {
     const refused = await call('destroy');
     expect(refused.isError).toBe(true);
