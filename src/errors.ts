@@ -62,8 +62,6 @@ const codeExit = {
   SANDSTACK_EXEC_FAILED: ExitCode.failed,
   /** An MCP tool asked about another instance than the server's own. */
   SANDSTACK_OUT_OF_SCOPE: ExitCode.badInput,
-  /** An MCP tool on an instance busy with another call. */
-  SANDSTACK_BUSY: ExitCode.failed,
   /** An action that needs an explicit confirmation (MCP destroy of a local instance). */
   SANDSTACK_CONFIRMATION_REQUIRED: ExitCode.badInput,
   SANDSTACK_DOCKER_UNAVAILABLE: ExitCode.environment,

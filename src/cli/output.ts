@@ -12,6 +12,12 @@ export interface OutputOptions {
   verbose: boolean;
 }
 
+/** `ready 2/4; waiting for backend (health: starting), ...`: a readiness change, as the CLI and the MCP server report it. */
+export function readinessLine(e: Extract<ProgressEvent, { type: 'services' }>): string {
+  const waiting = e.waiting.map((w) => `${w.service} (${w.state})`).join(', ');
+  return `ready ${e.ready.length}/${e.ready.length + e.waiting.length}${waiting ? `; waiting for ${waiting}` : ''}`;
+}
+
 export class Output {
   private readonly tty = Boolean(process.stderr.isTTY);
   private readonly started = Date.now();
@@ -42,12 +48,9 @@ export class Output {
         process.stderr.write(`${pc.dim(`[${this.elapsed()}]`)} ${mark} ${e.name}${took}${e.message ? pc.dim(` — ${e.message}`) : ''}\n`);
         break;
       }
-      case 'services': {
-        const waiting = e.waiting.map((w) => `${w.service} (${w.state})`).join(', ');
-        const line = `${pc.dim(`[${this.elapsed()}]`)} ready ${e.ready.length}/${e.ready.length + e.waiting.length}${waiting ? `; waiting for ${waiting}` : ''}`;
-        process.stderr.write(`${line}\n`);
+      case 'services':
+        process.stderr.write(`${pc.dim(`[${this.elapsed()}]`)} ${readinessLine(e)}\n`);
         break;
-      }
     }
   };
 

@@ -38,16 +38,16 @@ export async function gitInfo(cwd: string): Promise<GitInfo | undefined> {
   if (!where.ok) return undefined;
   const [top, common] = where.stdout.split(/\r?\n/);
   if (!top) return undefined;
-  const header = (name: string): string | undefined =>
-    status.stdout.split(/\r?\n/).find((l) => l.startsWith(`# branch.${name} `))?.slice(`# branch.${name} `.length).trim();
-  const head = status.ok ? header('head') : undefined;
-  const oid = status.ok ? header('oid') : undefined;
+  const lines = status.ok ? status.stdout.split(/\r?\n/) : [];
+  const header = (name: string): string | undefined => lines.find((l) => l.startsWith(`# branch.${name} `))?.slice(`# branch.${name} `.length).trim();
+  const head = header('head');
+  const oid = header('oid');
   return {
     worktree: top,
     mainWorktree: common ? path.dirname(common) : top,
     branch: head && head !== '(detached)' ? head : undefined,
     commit: oid && /^[0-9a-f]{7,}$/.test(oid) ? oid : undefined,
-    dirty: status.ok && status.stdout.split(/\r?\n/).some((l) => l.length > 0 && !l.startsWith('#')),
+    dirty: lines.some((l) => l.length > 0 && !l.startsWith('#')),
   };
 }
 

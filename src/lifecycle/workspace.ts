@@ -312,14 +312,17 @@ export interface ExecResultData {
   durationMs: number;
 }
 
-/** A running container of the service, or SANDSTACK_NOT_RUNNING naming the running ones. */
-async function runningContainer(ctx: Context, id: string, service: string): Promise<ContainerView> {
-  const containers = await instanceContainers(ctx.docker, id);
-  const c = containers.find((x) => x.service === service && x.state === 'running');
+/**
+ * A running container of the service (of any service, the first running one, when none is named),
+ * or SANDSTACK_NOT_RUNNING naming the running services.
+ */
+async function runningContainer(ctx: Context, id: string, service?: string): Promise<ContainerView> {
+  const running = (await instanceContainers(ctx.docker, id)).filter((x) => x.state === 'running');
+  const c = service === undefined ? running[0] : running.find((x) => x.service === service);
   if (!c) {
-    const running = [...new Set(containers.filter((x) => x.state === 'running').map((x) => x.service))];
-    throw new SandstackError('SANDSTACK_NOT_RUNNING', `Service ${service} of ${id} is not running.`, {
-      hint: running.length ? `Running services: ${running.join(', ')}.` : 'Start the instance with `sandstack up`.',
+    const names = [...new Set(running.map((x) => x.service))];
+    throw new SandstackError('SANDSTACK_NOT_RUNNING', service ? `Service ${service} of ${id} is not running.` : `No service of ${id} is running.`, {
+      hint: names.length ? `Running services: ${names.join(', ')}.` : 'Start the instance with `sandstack up`.',
     });
   }
   return c;
@@ -353,14 +356,7 @@ export async function execInService(ctx: Context, opts: { service: string; comma
 /** Opens bash (or sh where bash is missing) in a running service container. */
 export async function shell(ctx: Context, opts: { service?: string; tty: boolean; command?: string[] }): Promise<number> {
   const { inst, rp } = await attachedProject(ctx);
-  const containers = await instanceContainers(ctx.docker, inst.identity.id);
-  const running = containers.filter((c) => c.state === 'running').map((c) => c.service);
-  const service = opts.service ?? running[0];
-  if (!service || !running.includes(service)) {
-    throw new SandstackError('SANDSTACK_NOT_RUNNING', service ? `Service ${service} of ${inst.identity.id} is not running.` : `No service of ${inst.identity.id} is running.`, {
-      hint: running.length ? `Running services: ${running.join(', ')}.` : 'Start the instance with `sandstack up`.',
-    });
-  }
+  const { service } = await runningContainer(ctx, inst.identity.id, opts.service);
   const cmd = opts.command && opts.command.length > 0 ? opts.command : ['sh', '-c', 'if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi'];
   const r = await spawnCompose(rp.project, ['exec', ...(opts.tty ? [] : ['-T']), service, ...cmd], { interactive: true });
   return r.exitCode ?? 1;

@@ -15,7 +15,7 @@ import * as z from 'zod';
 import { isSandstackError, SandstackError } from '../errors.js';
 import { gatherSecrets } from '../evidence/bundle.js';
 import { redactText, redactValue, type Secret } from '../evidence/redact.js';
-import { gateText } from '../cli/output.js';
+import { gateText, readinessLine } from '../cli/output.js';
 import { createContext, type Context, type ProgressEvent } from '../lifecycle/context.js';
 import { findRecord, resolveInstance } from '../lifecycle/instance.js';
 import { loadSecrets } from '../secrets/secrets.js';
@@ -63,7 +63,7 @@ function progressLine(e: ProgressEvent): string | undefined {
     case 'stage':
       return e.status === 'running' ? `${e.name} ...` : `${e.name} ${e.status}${e.durationMs !== undefined ? ` ${(e.durationMs / 1000).toFixed(1)}s` : ''}${e.message ? ` — ${e.message}` : ''}`;
     case 'services':
-      return `ready ${e.ready.length}/${e.ready.length + e.waiting.length}${e.waiting.length ? `; waiting for ${e.waiting.map((w) => `${w.service} (${w.state})`).join(', ')}` : ''}`;
+      return readinessLine(e);
     default:
       return undefined;
   }
