@@ -192,6 +192,8 @@ export interface ComposeProject {
   env: Record<string, string>;
   /** Host environment variables Compose may see besides those it needs to run (env.allow, env.required). */
   allowEnv: string[];
+  /** What points Compose at the instance's engine (engine/engine.ts `composeEnv`); replaces the host's DOCKER_HOST/DOCKER_CONTEXT. */
+  engineEnv?: Record<string, string>;
 }
 
 /**
@@ -214,7 +216,8 @@ export function composeEnv(project: ComposeProject, base: NodeJS.ProcessEnv = pr
     const v = base[k];
     if (v !== undefined) env[k] = v;
   }
-  return { ...env, ...project.env, COMPOSE_PROJECT_NAME: project.projectName };
+  if (project.engineEnv?.DOCKER_HOST) delete env.DOCKER_CONTEXT;
+  return { ...env, ...project.engineEnv, ...project.env, COMPOSE_PROJECT_NAME: project.projectName };
 }
 
 export function composeArgs(project: ComposeProject, args: string[]): { file: string; args: string[] } {

@@ -33,10 +33,10 @@ function failed(message: string, secrets: string[], details: Record<string, unkn
 async function ready(ctx: Context, prepared: PreparedInstance, service: string, deadlineAt: number, secrets: string[]): Promise<ContainerView> {
   for (;;) {
     if (ctx.signal?.aborted) throw new SandstackError('SANDSTACK_INTERRUPTED', `Interrupted while ${service} started for the re-key hook.`);
-    const c = (await instanceContainers(ctx.docker, prepared.identity.id)).find((x) => x.service === service);
+    const c = (await instanceContainers(ctx.engine.docker, prepared.identity.id)).find((x) => x.service === service);
     if (c && c.state === 'running' && (c.health === undefined || c.health === 'healthy')) return c;
     if (c && (c.state === 'exited' || c.state === 'dead' || c.health === 'unhealthy')) {
-      const tail = await containerLogTail(ctx.docker, c.id, 20, c.tty).catch(() => []);
+      const tail = await containerLogTail(ctx.engine.docker, c.id, 20, c.tty).catch(() => []);
       const text = redactText(tail.join('\n'), prepared.secrets).text;
       throw failed(`${service} ${c.health === 'unhealthy' ? 'turned unhealthy' : `exited ${c.exitCode}`} on the seeded data before the re-key hook could run:\n${text}`, secrets, { service, logTail: text.split('\n') });
     }
@@ -65,7 +65,7 @@ export async function rekeyData(ctx: Context, prepared: PreparedInstance, plan: 
   }
   ctx.onProgress({ type: 'step', message: `snapshot.rekey in ${hook.service} for ${secrets.join(', ')}` });
   const timeoutMs = Math.min(hook.timeoutSeconds * 1000, Math.max(1000, deadlineAt - Date.now()));
-  const out = await execInContainer(ctx.docker, c.id, hook.command, timeoutMs, env).catch((e: Error) => {
+  const out = await execInContainer(ctx.engine.docker, c.id, hook.command, timeoutMs, env).catch((e: Error) => {
     throw failed(`The re-key hook in ${hook.service} (for ${secrets.join(', ')}) ${e.message}.`, secrets, { service: hook.service });
   });
   if (out.exitCode !== 0) {

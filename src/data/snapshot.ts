@@ -183,7 +183,7 @@ export async function saveSnapshot(ctx: Context, name: string, opts: { force?: b
   const notices: string[] = [];
   const volumes: ReturnType<typeof modelVolumes> = [];
   for (const v of modelVolumes(rendered.model, id)) {
-    if (await volumeExists(ctx.docker, v.name)) volumes.push(v);
+    if (await volumeExists(ctx.engine.docker, v.name)) volumes.push(v);
     else notices.push(`volume ${v.key} (${v.name}) does not exist yet; not in the snapshot`);
   }
   const dataRoot = existsSync(inst.paths.dataRoot) && !(await isEmptyDir(inst.paths.dataRoot));
@@ -194,14 +194,14 @@ export async function saveSnapshot(ctx: Context, name: string, opts: { force?: b
   }
 
   // The hook first (e.g. a database checkpoint), while everything runs.
-  const containers = await instanceContainers(ctx.docker, id);
+  const containers = await instanceContainers(ctx.engine.docker, id);
   let hook: SnapshotManifest['hook'];
   const before = inst.loaded.config.snapshot.before;
   if (before) {
     const c = containers.find((x) => x.service === before.service && x.state === 'running');
     if (!c) throw new SandstackError('SANDSTACK_NOT_RUNNING', `snapshot.before runs in ${before.service}, which is not running.`, { hint: 'Start the instance with `sandstack up`, then snapshot it.' });
     ctx.onProgress({ type: 'step', message: `snapshot.before in ${before.service}: ${before.command.join(' ')}` });
-    const r = await execInContainer(ctx.docker, c.id, before.command, before.timeoutSeconds * 1000);
+    const r = await execInContainer(ctx.engine.docker, c.id, before.command, before.timeoutSeconds * 1000);
     if (r.exitCode !== 0) {
       throw new SandstackError('SANDSTACK_SNAPSHOT_FAILED', `snapshot.before (${before.command.join(' ')} in ${before.service}) exited ${r.exitCode}: ${r.output.split('\n').slice(-5).join(' | ')}`, {
         hint: 'Fix the hook in sandstack.yaml (snapshot.before); nothing was stopped or copied.',
@@ -214,7 +214,7 @@ export async function saveSnapshot(ctx: Context, name: string, opts: { force?: b
   const names = new Set(volumes.map((v) => v.name));
   const writers: { id: string; service: string }[] = [];
   for (const c of containers.filter((x) => x.state === 'running')) {
-    const info = await ctx.docker.getContainer(c.id).inspect();
+    const info = await ctx.engine.docker.getContainer(c.id).inspect();
     if ((info.Mounts ?? []).some((m) => m.Type === 'volume' && names.has(m.Name ?? '') && m.RW)) writers.push({ id: c.id, service: c.service });
   }
   const tmp = `${dest}.partial-${process.pid}`;
@@ -222,14 +222,14 @@ export async function saveSnapshot(ctx: Context, name: string, opts: { force?: b
   await mkdir(path.join(tmp, 'volumes'), { recursive: true, mode: 0o700 });
   try {
     if (writers.length) ctx.onProgress({ type: 'step', message: `stopping ${writers.map((w) => w.service).join(', ')} for a consistent copy` });
-    await Promise.all(writers.map((w) => ctx.docker.getContainer(w.id).stop({ t: 30 }).catch((e: { statusCode?: number }) => (e.statusCode === 304 ? undefined : Promise.reject(e)))));
+    await Promise.all(writers.map((w) => ctx.engine.docker.getContainer(w.id).stop({ t: 30 }).catch((e: { statusCode?: number }) => (e.statusCode === 304 ? undefined : Promise.reject(e)))));
     const archived: SnapshotManifest['volumes'] = [];
     let rootArchive: SnapshotManifest['dataRoot'];
     try {
-      const image = await helperImage(ctx.docker, containers.map((c) => c.imageId));
+      const image = await helperImage(ctx.engine.docker, containers.map((c) => c.imageId));
       const mounts: HelperMount[] = volumes.map((v) => ({ Type: 'volume', Source: v.name, Target: `${SNAP_MOUNT}/${v.key}`, ReadOnly: true }));
       if (dataRoot) mounts.push({ Type: 'bind', Source: inst.paths.dataRoot, Target: `${SNAP_MOUNT}/${DATA_ROOT_KEY}`, ReadOnly: true });
-      await withHelper(ctx.docker, inst.identity, image, mounts, async (helper) => {
+      await withHelper(ctx.engine.docker, inst.identity, image, mounts, async (helper) => {
         const copy = async (key: string, file: string) => {
           const h = hasher();
           const stream = (await helper.getArchive({ path: `${SNAP_MOUNT}/${key}` })) as unknown as NodeJS.ReadableStream;
@@ -246,7 +246,7 @@ export async function saveSnapshot(ctx: Context, name: string, opts: { force?: b
       });
     } finally {
       // Started again whatever happened.
-      await Promise.all(writers.map((w) => ctx.docker.getContainer(w.id).start().catch(() => notices.push(`could not start ${w.service} again; run sandstack up`))));
+      await Promise.all(writers.map((w) => ctx.engine.docker.getContainer(w.id).start().catch(() => notices.push(`could not start ${w.service} again; run sandstack up`))));
     }
 
     // The secrets the data was written with, owner-only.
@@ -273,7 +273,7 @@ export async function saveSnapshot(ctx: Context, name: string, opts: { force?: b
     await writeFileAtomic(path.join(tmp, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
     await rm(dest, { recursive: true, force: true });
     await rename(tmp, dest);
-    if (writers.length) await waitRunning(ctx.docker, writers, notices);
+    if (writers.length) await waitRunning(ctx.engine.docker, writers, notices);
     return { snapshot: manifest, dir: dest, notices };
   } catch (e) {
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
@@ -434,7 +434,7 @@ export async function planSeed(ctx: Context, prepared: PreparedInstance, snapsho
     });
   }
   const existing: string[] = [];
-  for (const v of volumes) if (await volumeExists(ctx.docker, v.name)) existing.push(v.name);
+  for (const v of volumes) if (await volumeExists(ctx.engine.docker, v.name)) existing.push(v.name);
   // An instance registered before this start may hold files in its data root (unless this start just
   // copied them from data.root.template): not a fresh one.
   if (manifest.dataRoot && !prepared.createdRecord && !prepared.dataSeed && !(await isEmptyDir(prepared.paths.dataRoot))) existing.push(`data root ${prepared.paths.dataRoot}`);
@@ -478,13 +478,13 @@ export async function seedVolumes(ctx: Context, prepared: PreparedInstance, plan
   const t0 = Date.now();
   const { identity } = prepared;
   const image = await helperImage(
-    ctx.docker,
+    ctx.engine.docker,
     Object.values(prepared.model.services)
       .map((s) => s.image)
       .filter((x): x is string => !!x),
   );
   const fill = async (key: string, mount: HelperMount, archive: z.output<typeof Archive>) => {
-    await withHelper(ctx.docker, identity, image, [mount], async (helper) => {
+    await withHelper(ctx.engine.docker, identity, image, [mount], async (helper) => {
       const h = hasher();
       const input = createReadStream(path.join(plan.dir, archive.file)).pipe(h);
       await helper.putArchive(input, { path: SEED_MOUNT });
@@ -501,7 +501,7 @@ export async function seedVolumes(ctx: Context, prepared: PreparedInstance, plan
   const volumes = await Promise.all(
     plan.manifest.volumes.map(async (archive) => {
       const v = plan.volumes.find((x) => x.key === archive.key)!;
-      await ctx.docker.createVolume({
+      await ctx.engine.docker.createVolume({
         Name: v.name,
         ...(v.driver ? { Driver: v.driver } : {}),
         ...(v.driverOpts ? { DriverOpts: v.driverOpts } : {}),

@@ -132,13 +132,13 @@ export async function writeEvidence(ctx: Context, opts: WriteEvidenceOptions): P
 
   // Services, logs and images: from the containers while they exist; kept from an earlier pass after teardown.
   const { record } = await findRecord(ctx, runInst.identity.id);
-  const containers = await instanceContainers(ctx.docker, runInst.identity.id).catch(() => []);
+  const containers = await instanceContainers(ctx.engine.docker, runInst.identity.id).catch(() => []);
   let services: ServiceRow[];
   if (containers.length > 0) {
     await mkdir(path.join(dir, 'logs'), { recursive: true });
     services = [];
     for (const c of containers.filter((x) => x.labels['com.docker.compose.oneoff'] !== 'True')) {
-      await writeFile(path.join(dir, 'logs', `${c.service}.log`), `${(await containerLogTail(ctx.docker, c.id, 10_000, c.tty)).join('\n')}\n`);
+      await writeFile(path.join(dir, 'logs', `${c.service}.log`), `${(await containerLogTail(ctx.engine.docker, c.id, 10_000, c.tty)).join('\n')}\n`);
       services.push({
         name: c.service,
         state: c.state,
@@ -186,7 +186,7 @@ export async function writeEvidence(ctx: Context, opts: WriteEvidenceOptions): P
 
   // The commit the run started from (resolved with the instance), not whatever HEAD is by now.
   const git = inst.git ?? (await gitInfo(inst.identity.worktree));
-  const dockerVersion = await ctx.docker.version().then((v) => v.Version, () => null);
+  const dockerVersion = await ctx.engine.docker.version().then((v) => v.Version, () => null);
   const compose = await detectCompose(ctx.env, { cacheFile: composeCacheFile(ctx.home) }).then((c) => `${c.argv.join(' ')} ${c.version}`, () => null);
   const testsPassed = tests ? tests.passed : null;
   const gatePassed = gate ? gate.passed : null;

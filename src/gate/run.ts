@@ -31,7 +31,7 @@ export async function gateCheck(ctx: Context): Promise<GateOutcome> {
   let error: unknown;
   let run: (GateRun & { stop: () => void }) | undefined;
   try {
-    await assertDockerAvailable(ctx.docker);
+    await assertDockerAvailable(ctx.engine.docker);
     const { record } = await findRecord(ctx, inst.identity.id);
     if (!record) {
       throw new SandstackError('SANDSTACK_NOT_RUNNING', `Instance ${inst.identity.id} is not registered (never started).`, {

@@ -235,7 +235,7 @@ export async function buildStage(ctx: Context, s: StageContext, prepared: Prepar
   const found = await Promise.all(
     withBuild.map(async (service) => {
       const b = planned.get(service);
-      const img = b?.hash ? await ctx.docker.getImage(b.image).inspect().catch(() => undefined) : undefined;
+      const img = b?.hash ? await ctx.engine.docker.getImage(b.image).inspect().catch(() => undefined) : undefined;
       return { service, b, img };
     }),
   );
@@ -250,7 +250,7 @@ export async function buildStage(ctx: Context, s: StageContext, prepared: Prepar
     const same = b?.hash && !images.some((x) => x.service === service) ? byHash.get(b.hash) : undefined;
     if (!b || !same) continue;
     const [repo, tag] = [b.image.slice(0, b.image.lastIndexOf(':')), b.image.slice(b.image.lastIndexOf(':') + 1)];
-    await ctx.docker.getImage(same).tag({ repo, tag });
+    await ctx.engine.docker.getImage(same).tag({ repo, tag });
     images.push({ service, image: b.image, result: 'tagged', hash: b.hash });
   }
   const built = withBuild.filter((x) => !images.some((i) => i.service === x));
@@ -288,7 +288,7 @@ export async function buildStage(ctx: Context, s: StageContext, prepared: Prepar
 
 /** Refuses to start when a leased host port is taken by a process other than this instance. */
 export async function checkLeasedPorts(ctx: Context, prepared: PreparedInstance): Promise<void> {
-  const ours = await instanceContainers(ctx.docker, prepared.identity.id);
+  const ours = await instanceContainers(ctx.engine.docker, prepared.identity.id);
   const heldByUs = new Set(ours.filter((c) => c.state === 'running').flatMap((c) => c.ports.map((p) => p.hostPort)));
   for (const lease of prepared.record.leases) {
     if (heldByUs.has(lease.hostPort)) continue;
@@ -323,9 +323,9 @@ export interface GateRun {
 export async function openGateRun(ctx: Context, prepared: PreparedInstance, deadline: Deadline): Promise<GateRun & { stop: () => void }> {
   const config = prepared.loaded.config;
   const policies = servicePolicies(prepared.model, prepared.services, config);
-  const watch = await StackWatch.start(ctx.docker, prepared.identity.id, prepared.services, policies);
+  const watch = await StackWatch.start(ctx.engine.docker, prepared.identity.id, prepared.services, policies);
   const checks = new ReadyChecks({
-    docker: ctx.docker,
+    docker: ctx.engine.docker,
     instanceId: prepared.identity.id,
     leases: prepared.record.leases,
     publish: config.ports.publish,
@@ -390,7 +390,7 @@ export async function startStage(ctx: Context, s: StageContext, prepared: Prepar
     async (r) => {
       if (r.exitCode === 0) return;
       // A container that failed while Compose waited for it is the cause; Compose's error the symptom.
-      const verdict = evaluateReadiness(prepared.services, await instanceContainers(ctx.docker, id), { since, upFinished: false, policies: run.policies });
+      const verdict = evaluateReadiness(prepared.services, await instanceContainers(ctx.engine.docker, id), { since, upFinished: false, policies: run.policies });
       if (verdict.failure) watch.fail(verdict.failure);
       if (watch.failure || verdict.failure) {
         const e = await watch.failed.catch((x: unknown) => x as SandstackError);
@@ -410,7 +410,7 @@ export async function startStage(ctx: Context, s: StageContext, prepared: Prepar
       if (watch.failure) throw watch.failure;
       if (!(e instanceof SandstackError && e.code === 'SANDSTACK_TIMEOUT')) throw e;
       // Compose waited past the deadline (a dependency that never became healthy, a job that never exits): say for what.
-      const verdict = evaluateReadiness(prepared.services, await instanceContainers(ctx.docker, id), { since, upFinished: false, policies: run.policies });
+      const verdict = evaluateReadiness(prepared.services, await instanceContainers(ctx.engine.docker, id), { since, upFinished: false, policies: run.policies });
       const waiting = verdict.waiting.map((w) => `${w.service} (${w.state})`).join(', ');
       throw new SandstackError('SANDSTACK_TIMEOUT', `compose up did not finish within the gate deadline of ${deadline.seconds} s${waiting ? `; still waiting for: ${waiting}` : ''}.`, {
         hint: verdict.waiting.some((w) => run.policies[w.service]?.job)
@@ -422,7 +422,7 @@ export async function startStage(ctx: Context, s: StageContext, prepared: Prepar
   );
   composeChecked.catch(() => undefined);
   const readiness = waitForReadiness({
-    docker: ctx.docker,
+    docker: ctx.engine.docker,
     watch,
     expected: prepared.services,
     policies: run.policies,
@@ -459,7 +459,7 @@ export async function startStage(ctx: Context, s: StageContext, prepared: Prepar
 
 /** What the healthy stage reports: each container, and each service's stability window. */
 async function describeReady(ctx: Context, s: StageContext, prepared: PreparedInstance, run: GateRun): Promise<void> {
-  const containers = await instanceContainers(ctx.docker, prepared.identity.id);
+  const containers = await instanceContainers(ctx.engine.docker, prepared.identity.id);
   s.details.services = containers.map((c) => ({
     service: c.service,
     state: c.state,
@@ -488,14 +488,14 @@ export async function healthyStage(ctx: Context, s: StageContext, prepared: Prep
 
 /** healthy, for a running instance (`gate` without --fresh): waits out services still starting. */
 export async function healthyCheckStage(ctx: Context, s: StageContext, prepared: PreparedInstance, run: GateRun): Promise<void> {
-  const containers = await instanceContainers(ctx.docker, prepared.identity.id);
+  const containers = await instanceContainers(ctx.engine.docker, prepared.identity.id);
   if (!containers.some((c) => c.state === 'running')) {
     throw new SandstackError('SANDSTACK_NOT_RUNNING', `Instance ${prepared.identity.id} is not running.`, {
       hint: 'Start it with `sandstack up`, or run the whole gate on a throwaway instance with `sandstack gate --fresh`.',
     });
   }
   await waitForReadiness({
-    docker: ctx.docker,
+    docker: ctx.engine.docker,
     watch: run.watch,
     expected: prepared.services,
     policies: run.policies,
@@ -593,7 +593,7 @@ export async function mountPolicyFor(ctx: Context, prepared: PreparedInstance): 
  * shared datasets mounted as declared and no other host folder outside the project mounted.
  */
 export async function isolationStage(ctx: Context, s: StageContext, prepared: PreparedInstance, run?: GateRun): Promise<void> {
-  const containers = await (run ? run.watch.guard(instanceContainers(ctx.docker, prepared.identity.id)) : instanceContainers(ctx.docker, prepared.identity.id));
+  const containers = await (run ? run.watch.guard(instanceContainers(ctx.engine.docker, prepared.identity.id)) : instanceContainers(ctx.engine.docker, prepared.identity.id));
   const result = checkIsolation(prepared.identity.id, containers, await mountPolicyFor(ctx, prepared));
   s.details.published = result.published;
   s.details.containers = result.containers;

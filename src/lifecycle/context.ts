@@ -1,5 +1,5 @@
 /** What every lifecycle operation receives: where it runs, how to report progress, how to stop. */
-import { createDocker, type DockerClient } from '../engine/docker.js';
+import { localEngine, type Engine } from '../engine/engine.js';
 import { sandstackHome } from '../state/paths.js';
 
 export type ProgressEvent =
@@ -27,7 +27,8 @@ export interface Context {
   /** `up --ttl`: remove the instance after this long without use (overrides instance.ttl). */
   ttlMs?: number;
   onProgress: (e: ProgressEvent) => void;
-  docker: DockerClient;
+  /** Where instances of this context run (engine/engine.ts); the local engine unless chosen otherwise. */
+  engine: Engine;
 }
 
 export function createContext(partial: Partial<Context> & { cwd?: string } = {}): Context {
@@ -40,6 +41,6 @@ export function createContext(partial: Partial<Context> & { cwd?: string } = {})
     configFile: partial.configFile,
     signal: partial.signal,
     onProgress: partial.onProgress ?? (() => undefined),
-    docker: partial.docker ?? createDocker(),
+    engine: partial.engine ?? localEngine(),
   };
 }

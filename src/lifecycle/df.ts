@@ -401,7 +401,7 @@ export async function dirSize(dir: string): Promise<DirDisk> {
 export async function diskUsage(ctx: Context): Promise<DfResult> {
   const t0 = Date.now();
   const homeLabel = homeLabelValue(ctx.home);
-  const [raw, { result: registry, notices: registryNotices }] = await Promise.all([ctx.docker.df() as Promise<unknown>, readRegistrySnapshot(registryOptions(ctx))]);
+  const [raw, { result: registry, notices: registryNotices }] = await Promise.all([ctx.engine.docker.df() as Promise<unknown>, readRegistrySnapshot(registryOptions(ctx))]);
   const df = parseDockerDf(raw);
   const registered = Object.keys(registry.instances);
   const ids = instanceIdsOf(df, homeLabel, registered);

@@ -125,7 +125,7 @@ export async function gc(ctx: Context, opts: GcOptions = {}): Promise<GcResult> 
 
   // Images built for instances that are gone (no record, no container, volume or network): their
   // tags and the untagged layers that carry their label.
-  const images = await ctx.docker.listImages({ all: true, filters: { label: [`${LABELS.home}=${homeLabelValue(ctx.home)}`] } });
+  const images = await ctx.engine.docker.listImages({ all: true, filters: { label: [`${LABELS.home}=${homeLabelValue(ctx.home)}`] } });
   const tagsOf = (img: { RepoTags?: string[] }) => (img.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
   const goneImages = new Map<string, string[]>();
   for (const img of images) {
@@ -133,20 +133,20 @@ export async function gc(ctx: Context, opts: GcOptions = {}): Promise<GcResult> 
     if (id && !exists(id)) goneImages.set(id, [...(goneImages.get(id) ?? []), ...tagsOf(img)]);
   }
   for (const [id, tags] of goneImages) {
-    const removed = dry ? [] : await removeInstanceImages(ctx.docker, id, [], homeLabelValue(ctx.home));
+    const removed = dry ? [] : await removeInstanceImages(ctx.engine.docker, id, [], homeLabelValue(ctx.home));
     items.push({ kind: 'image', id, subject: (dry ? tags : removed).join(', ') || 'untagged layers', why: `built for ${id}, which does not exist`, removed: !dry });
   }
 
   // With `images`: untagged images of this home (left by a rebuild, or layers of the classic
   // builder) that no container uses and no other image builds on.
   if (opts.images) {
-    const used = new Set((await ctx.docker.listContainers({ all: true })).map((c) => c.ImageID));
+    const used = new Set((await ctx.engine.docker.listContainers({ all: true })).map((c) => c.ImageID));
     const parents = new Set(images.map((i) => i.ParentId).filter(Boolean));
     // Content-addressed images (shared by the instances of one source) that no container uses,
     // removed in one call (which checks again that no container uses them).
     const unusedShared = images.filter((img) => img.Labels?.[LABELS.content] && !used.has(img.Id));
     const removedShared = new Set(
-      dry || unusedShared.length === 0 ? [] : await removeUnusedContentImages(ctx.docker, homeLabelValue(ctx.home), [], unusedShared.map((i) => i.Id)),
+      dry || unusedShared.length === 0 ? [] : await removeUnusedContentImages(ctx.engine.docker, homeLabelValue(ctx.home), [], unusedShared.map((i) => i.Id)),
     );
     for (const img of unusedShared) {
       const tags = tagsOf(img);
@@ -159,7 +159,7 @@ export async function gc(ctx: Context, opts: GcOptions = {}): Promise<GcResult> 
       if (img.Labels?.[LABELS.content] || goneImages.has(id) || tagsOf(img).length > 0 || used.has(img.Id) || parents.has(img.Id)) continue;
       let removed = false;
       if (!dry) {
-        removed = await ctx.docker
+        removed = await ctx.engine.docker
           .getImage(img.Id)
           .remove({ noprune: false })
           .then(

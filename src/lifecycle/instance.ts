@@ -146,7 +146,7 @@ export function assertOwnHome(ctx: Context, id: string, found: LabelledResources
 export async function reconcileFromDocker(ctx: Context): Promise<Reconciled> {
   let found;
   try {
-    found = await labelledResources(ctx.docker);
+    found = await labelledResources(ctx.engine.docker);
   } catch {
     return { records: [], skipped: [] };
   }
@@ -333,6 +333,7 @@ export async function composeProjectFor(ctx: Context, inst: ResolvedInstance, le
     profiles: inst.loaded.config.compose.profiles,
     env: interpolationEnv(inst.identity, leases, inst.paths.dataRoot),
     allowEnv: allowedHostEnv(inst),
+    engineEnv: ctx.engine.composeEnv,
   };
 }
 
@@ -354,7 +355,7 @@ export async function prepareInstance(ctx: Context, opts: { persist: boolean; in
     const images = await contentAddresses(model, {
       project: path.basename(inst.git?.mainWorktree ?? inst.projectDir),
       home: inst.identity.home ?? '',
-      imageId: (ref) => ctx.docker.getImage(ref).inspect().then((i) => i.Id, () => undefined),
+      imageId: (ref) => ctx.engine.docker.getImage(ref).inspect().then((i) => i.Id, () => undefined),
     });
     const { model: rendered, report } = renderIsolated({
       images,
@@ -365,7 +366,7 @@ export async function prepareInstance(ctx: Context, opts: { persist: boolean; in
       allowEnv: allowedHostEnv(inst),
       egressNone: Object.entries(inst.loaded.config.services).filter(([, s]) => s.egress === 'none').map(([n]) => n),
       telemetry: await telemetryFor(ctx, inst.loaded.config.observability),
-      defaultLogDriver: await defaultLogDriver(ctx.docker),
+      defaultLogDriver: await defaultLogDriver(ctx.engine.docker),
       sharedData: datasets,
     });
     const notices = [...leased.notices];
@@ -420,7 +421,7 @@ export async function renderedProject(ctx: Context, inst: ResolvedInstance, leas
     if (e instanceof SandstackError && e.code === 'SANDSTACK_COMPOSE_NOT_FOUND') {
       // The worktree's compose file is gone, but the rendered model is enough to operate on.
       const cli = await detectCompose(ctx.env, { cacheFile: composeCacheFile(ctx.home) });
-      return { cli, projectName: inst.identity.id, projectDir: inst.projectDir, files: [], profiles: inst.loaded.config.compose.profiles, env: interpolationEnv(inst.identity, leases, inst.paths.dataRoot), allowEnv: allowedHostEnv(inst) };
+      return { cli, projectName: inst.identity.id, projectDir: inst.projectDir, files: [], profiles: inst.loaded.config.compose.profiles, env: interpolationEnv(inst.identity, leases, inst.paths.dataRoot), allowEnv: allowedHostEnv(inst), engineEnv: ctx.engine.composeEnv };
     }
     throw e;
   });

@@ -52,13 +52,13 @@ async function rollback(ctx: Context, prepared: PreparedInstance, wipeVolumes: b
   await leaveSharedStack(ctx, prepared.identity.id).catch(() => undefined);
   await runCompose(prepared.project, ['down', '--remove-orphans', '-t', '0', ...(wipeVolumes ? ['-v'] : [])]).catch(() => undefined);
   if (wipeVolumes) {
-    await sweepInstance(ctx.docker, prepared.identity.id).catch(() => undefined);
+    await sweepInstance(ctx.engine.docker, prepared.identity.id).catch(() => undefined);
     // Nothing of the instance existed before this up: the images it built go too (build cache stays).
-    await removeInstanceImages(ctx.docker, prepared.identity.id, []).catch(() => undefined);
+    await removeInstanceImages(ctx.engine.docker, prepared.identity.id, []).catch(() => undefined);
   } else {
     // Containers only: volumes hold the instance's data.
-    const left = await labelledResources(ctx.docker, prepared.identity.id).catch(() => undefined);
-    for (const c of left?.containers ?? []) await ctx.docker.getContainer(c.id).remove({ force: true }).catch(() => undefined);
+    const left = await labelledResources(ctx.engine.docker, prepared.identity.id).catch(() => undefined);
+    for (const c of left?.containers ?? []) await ctx.engine.docker.getContainer(c.id).remove({ force: true }).catch(() => undefined);
   }
   if (prepared.createdRecord) {
     await releaseInstance(ctx, prepared.identity.id).catch(() => undefined);
@@ -81,12 +81,12 @@ export interface StartOptions {
  * instance, recording each stage. On failure, rolls back when asked and rethrows with the report.
  */
 export async function startInstance(ctx: Context, rec: StageRecorder, opts: StartOptions & { inst?: ResolvedInstance } = {}): Promise<{ prepared: PreparedInstance; mayFinish: string[] }> {
-  await assertDockerAvailable(ctx.docker);
+  await assertDockerAvailable(ctx.engine.docker);
   rec.reaped.push(...(await reapFirst(ctx)));
   const inst = opts.inst ?? (await resolveInstance(ctx));
   // What the engine holds of this id before anything starts: another state home's resources refuse
   // the start; existing volumes mean a rollback must keep them.
-  const existing = await labelledResources(ctx.docker, inst.identity.id);
+  const existing = await labelledResources(ctx.engine.docker, inst.identity.id);
   assertOwnHome(ctx, inst.identity.id, existing);
   const deadline = deadlineFrom(inst.loaded.config.gate.timeoutSeconds);
   const hadVolumes = existing.volumes.length > 0;
@@ -105,7 +105,7 @@ export async function startInstance(ctx: Context, rec: StageRecorder, opts: Star
   });
   const id = prepared.identity.id;
   try {
-    const before = await instanceContainers(ctx.docker, id);
+    const before = await instanceContainers(ctx.engine.docker, id);
     const running = new Set(before.filter((c) => c.state === 'running').map((c) => c.service));
     if (prepared.services.length > 0 && prepared.services.every((s) => running.has(s))) {
       throw new SandstackError('SANDSTACK_ALREADY_RUNNING', `Instance ${id} is already running.`, {
@@ -244,10 +244,10 @@ export interface DownResult {
 
 /** Stops and removes the containers gracefully; keeps volumes, data and port leases. */
 export async function down(ctx: Context): Promise<DownResult> {
-  await assertDockerAvailable(ctx.docker);
+  await assertDockerAvailable(ctx.engine.docker);
   const { inst, record, notices } = await locate(ctx);
   const id = inst.identity.id;
-  const before = await instanceContainers(ctx.docker, id);
+  const before = await instanceContainers(ctx.engine.docker, id);
   if (before.length > 0) {
     let project: ComposeProject | undefined = (await renderedProject(ctx, inst, record?.leases ?? []))?.project;
     project ??= (await prepareInstance(ctx, { persist: true, inst })).project;
@@ -277,10 +277,10 @@ export interface DestroyResult {
  */
 export async function destroy(ctx: Context, opts: { keepWorktree?: boolean; keepImages?: boolean; keepSharedImages?: boolean } = {}): Promise<DestroyResult> {
   const t0 = Date.now();
-  await assertDockerAvailable(ctx.docker);
+  await assertDockerAvailable(ctx.engine.docker);
   const { inst, record, notices } = await locate(ctx);
   const id = inst.identity.id;
-  const before: LabelledResources = await labelledResources(ctx.docker, id);
+  const before: LabelledResources = await labelledResources(ctx.engine.docker, id);
   if (!record && countResources(before) === 0) {
     throw new SandstackError('SANDSTACK_INSTANCE_NOT_FOUND', `There is no instance "${id}" (nothing registered, nothing labelled in Docker).`, {
       hint: 'List instances with `sandstack ls`; pass --instance <id> to pick one.',
@@ -297,10 +297,10 @@ export async function destroy(ctx: Context, opts: { keepWorktree?: boolean; keep
   // (the sweep takes the shared stack's containers off the networks itself)
   await removeTargets(ctx.home, id);
   const used = opts.keepImages || opts.keepSharedImages ? [] : [...new Set(before.containers.flatMap((c) => (c.imageId ? [c.imageId] : [])))];
-  const problems = await sweepInstance(ctx.docker, id, before);
+  const problems = await sweepInstance(ctx.engine.docker, id, before);
   // The instance's own images, and the shared (content-addressed) ones it was the last user of.
-  const images = opts.keepImages ? [] : [...(await removeInstanceImages(ctx.docker, id, notices)), ...(used.length ? await removeUnusedContentImages(ctx.docker, homeLabelValue(ctx.home), notices, used) : [])];
-  const after = await labelledResources(ctx.docker, id);
+  const images = opts.keepImages ? [] : [...(await removeInstanceImages(ctx.engine.docker, id, notices)), ...(used.length ? await removeUnusedContentImages(ctx.engine.docker, homeLabelValue(ctx.home), notices, used) : [])];
+  const after = await labelledResources(ctx.engine.docker, id);
   const verified = { containers: after.containers.length, volumes: after.volumes.length, networks: after.networks.length };
   if (countResources(after) > 0) {
     const names = [...after.containers.map((c) => `container ${c.name}`), ...after.volumes.map((v) => `volume ${v.name}`), ...after.networks.map((n) => `network ${n.name}`)];
@@ -364,7 +364,7 @@ async function statusData(ctx: Context, inst: ResolvedInstance): Promise<StatusD
   const configDir = configDirOf(inst.loaded);
   const datasets = declaredDatasets(inst.loaded.config, configDir);
   const view = instanceDataView(datasets, inst.paths.dataRoot, dataRootTemplate(inst.loaded.config, configDir));
-  const containers = datasets.length ? await instanceContainers(ctx.docker, inst.identity.id).catch(() => []) : [];
+  const containers = datasets.length ? await instanceContainers(ctx.engine.docker, inst.identity.id).catch(() => []) : [];
   const shared = view.shared.map((d) => ({
     ...d,
     mountedIn: [
@@ -383,7 +383,7 @@ async function statusData(ctx: Context, inst: ResolvedInstance): Promise<StatusD
 }
 
 export async function status(ctx: Context): Promise<StatusResult> {
-  await assertDockerAvailable(ctx.docker);
+  await assertDockerAvailable(ctx.engine.docker);
   const { inst, record, notices } = await locate(ctx);
   const rendered = await renderedProject(ctx, inst, record?.leases ?? []).catch(() => undefined);
   const expected = rendered ? activeServices(rendered.model, inst.loaded.config.compose.profiles) : [];

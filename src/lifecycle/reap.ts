@@ -60,7 +60,7 @@ export interface HomeSnapshot extends LabelledResources {
 /** Lists this home's labelled resources (optionally only those with `extraLabel`) and reads the registry. */
 export async function homeSnapshot(ctx: Context, extraLabel?: string): Promise<HomeSnapshot> {
   const [resources, registry] = await Promise.all([
-    labelledResources(ctx.docker, { labels: [`${LABELS.home}=${homeLabelValue(ctx.home)}`, ...(extraLabel ? [extraLabel] : [])] }),
+    labelledResources(ctx.engine.docker, { labels: [`${LABELS.home}=${homeLabelValue(ctx.home)}`, ...(extraLabel ? [extraLabel] : [])] }),
     readRegistrySnapshot(registryOptions(ctx)),
   ]);
   return { ...resources, registry: registry.result };
@@ -117,8 +117,8 @@ export async function removeInstanceByLabel(ctx: Context, id: string, snap: Home
   }
   const count = (list: { labels: Record<string, string> }[]) => list.filter((r) => r.labels[LABELS.instance] === id).length;
   await removeTargets(ctx.home, id).catch(() => undefined);
-  await sweepInstance(ctx.docker, id);
-  const images = await removeInstanceImages(ctx.docker, id, [], homeLabelValue(ctx.home));
+  await sweepInstance(ctx.engine.docker, id);
+  const images = await removeInstanceImages(ctx.engine.docker, id, [], homeLabelValue(ctx.home));
   await rm(instancePaths(ctx.home, id).dir, { recursive: true, force: true });
   const leases = snap.registry.instances[id]?.leases.length ?? 0;
   await releaseInstance(ctx, id);

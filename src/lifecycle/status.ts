@@ -80,7 +80,7 @@ export function summarizeState(services: { name?: string; state: string; exitCod
 }
 
 export async function serviceStatuses(ctx: Context, id: string, expected: string[], leases: Lease[]): Promise<ServiceStatus[]> {
-  const containers = await instanceContainers(ctx.docker, id);
+  const containers = await instanceContainers(ctx.engine.docker, id);
   const names = [...new Set([...expected, ...containers.map((c) => c.service)])].sort();
   return names.map((name) => {
     const c = containers.filter((x) => x.service === name).sort((a, b) => Date.parse(b.startedAt ?? '') - Date.parse(a.startedAt ?? ''))[0];
@@ -186,8 +186,8 @@ export async function listInstances(ctx: Context): Promise<{ instances: ListedIn
   const filters = { label: [LABELS.instance] };
   const [{ result: registry, notices }, all, volumeList] = await Promise.all([
     readRegistrySnapshot(lazyRegistryOptions(ctx)),
-    ctx.docker.listContainers({ all: true, filters }),
-    ctx.docker.listVolumes({ filters }),
+    ctx.engine.docker.listContainers({ all: true, filters }),
+    ctx.engine.docker.listVolumes({ filters }),
   ]);
   const resources: LabelledResources = {
     containers: all.map((c) => ({ id: c.Id, name: (c.Names?.[0] ?? c.Id).replace(/^\//, ''), labels: c.Labels ?? {} })),
@@ -228,7 +228,7 @@ export async function listInstances(ctx: Context): Promise<{ instances: ListedIn
   const unregistered = [...ids].filter((id) => !registry.instances[id]);
   if (unregistered.length > 0) {
     const mine = (r: { labels: Record<string, string> }) => unregistered.includes(r.labels[LABELS.instance] ?? '');
-    const [{ recordsFromLabels, registryOptions }, networks] = await Promise.all([import('./instance.js'), ctx.docker.listNetworks({ filters })]);
+    const [{ recordsFromLabels, registryOptions }, networks] = await Promise.all([import('./instance.js'), ctx.engine.docker.listNetworks({ filters })]);
     resources.networks = networks.map((n) => ({ id: n.Id, name: n.Name, labels: n.Labels ?? {} }));
     const { records } = recordsFromLabels({ containers: resources.containers.filter(mine), volumes: resources.volumes.filter(mine), networks: resources.networks.filter(mine) }, home);
     if (records.length > 0) {
@@ -279,7 +279,7 @@ export interface RuntimeVersions {
 }
 
 export async function runtimeVersions(ctx: Context): Promise<RuntimeVersions> {
-  const r = await versionReport({ env: ctx.env, home: ctx.home, docker: ctx.docker });
+  const r = await versionReport({ env: ctx.env, home: ctx.home, docker: ctx.engine.docker });
   return { sandstack: r.sandstack, compose: r.compose && { variant: r.compose.variant, version: r.compose.version }, engine: r.engine };
 }
 

@@ -257,7 +257,7 @@ export async function ports(ctx: Context): Promise<PortsResult> {
 }
 
 async function attachedProject(ctx: Context) {
-  await assertDockerAvailable(ctx.docker);
+  await assertDockerAvailable(ctx.engine.docker);
   const inst = await resolveInstance(ctx);
   const { record } = await findRecord(ctx, inst.identity.id);
   if (record) inst.projectDir = record.projectDir;
@@ -291,12 +291,12 @@ export async function logTail(ctx: Context, opts: { service?: string; tail?: num
   if (opts.service && !rp.model.services[opts.service]) {
     throw new SandstackError('SANDSTACK_UNKNOWN_SERVICE', `No service "${opts.service}".`, { hint: `Services: ${Object.keys(rp.model.services).join(', ')}.` });
   }
-  const containers = (await instanceContainers(ctx.docker, inst.identity.id)).filter((c) => !opts.service || c.service === opts.service).sort((a, b) => a.service.localeCompare(b.service) || a.name.localeCompare(b.name));
+  const containers = (await instanceContainers(ctx.engine.docker, inst.identity.id)).filter((c) => !opts.service || c.service === opts.service).sort((a, b) => a.service.localeCompare(b.service) || a.name.localeCompare(b.name));
   const since = opts.sinceSeconds !== undefined ? Math.floor(Date.now() / 1000 - opts.sinceSeconds) : undefined;
   return {
     instance: { id: inst.identity.id },
     services: await Promise.all(
-      containers.map(async (c) => ({ service: c.service, container: c.name, state: c.state, lines: await containerLogTail(ctx.docker, c.id, opts.tail ?? 100, c.tty, since) })),
+      containers.map(async (c) => ({ service: c.service, container: c.name, state: c.state, lines: await containerLogTail(ctx.engine.docker, c.id, opts.tail ?? 100, c.tty, since) })),
     ),
   };
 }
@@ -317,7 +317,7 @@ export interface ExecResultData {
  * or SANDSTACK_NOT_RUNNING naming the running services.
  */
 async function runningContainer(ctx: Context, id: string, service?: string): Promise<ContainerView> {
-  const running = (await instanceContainers(ctx.docker, id)).filter((x) => x.state === 'running');
+  const running = (await instanceContainers(ctx.engine.docker, id)).filter((x) => x.state === 'running');
   const c = service === undefined ? running[0] : running.find((x) => x.service === service);
   if (!c) {
     const names = [...new Set(running.map((x) => x.service))];
@@ -334,7 +334,7 @@ export async function execInService(ctx: Context, opts: { service: string; comma
   const c = await runningContainer(ctx, inst.identity.id, opts.service);
   const t0 = Date.now();
   const timeoutMs = (opts.timeoutSeconds ?? 60) * 1000;
-  const r = await execInContainer(ctx.docker, c.id, opts.command, timeoutMs).catch((e: Error) => {
+  const r = await execInContainer(ctx.engine.docker, c.id, opts.command, timeoutMs).catch((e: Error) => {
     throw new SandstackError('SANDSTACK_EXEC_FAILED', `\`${opts.command.join(' ')}\` in ${opts.service}: ${e.message}.`, {
       hint: 'Give it a larger time limit, or run something that finishes (exec has no input and no terminal).',
     });

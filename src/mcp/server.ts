@@ -118,7 +118,7 @@ export async function createMcpServer(opts: McpServerOptions): Promise<Sandstack
       if (message === undefined) return;
       void extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token!, progress: ++n, message } }).catch(() => undefined);
     };
-    return createContext({ cwd: opts.cwd, configFile: opts.configFile, instanceFlag: instance ?? boundId, env, signal: extra.signal, onProgress, docker: base.docker });
+    return createContext({ cwd: opts.cwd, configFile: opts.configFile, instanceFlag: instance ?? boundId, env, signal: extra.signal, onProgress, engine: base.engine });
   };
 
   /** Every secret value the instance knows of (its generated secrets, secret-like variables of the host and .env). */

@@ -224,7 +224,7 @@ async function writeAssets(p: ObsPaths, model: Record<string, unknown>): Promise
 
 async function obsProject(ctx: Context, project: string, p: ObsPaths, password?: string): Promise<ComposeProject> {
   const cli = await detectCompose(ctx.env, { cacheFile: composeCacheFile(ctx.home) });
-  return { cli, projectName: project, projectDir: p.dir, files: [p.compose], profiles: [], env: { [GRAFANA_PASSWORD]: password ?? '' }, allowEnv: [] };
+  return { cli, projectName: project, projectDir: p.dir, files: [p.compose], profiles: [], env: { [GRAFANA_PASSWORD]: password ?? '' }, allowEnv: [], engineEnv: ctx.engine.composeEnv };
 }
 
 export interface ObsComponentStatus {
@@ -377,11 +377,11 @@ function overallState(components: ObsComponentStatus[]): ObsStatus['state'] {
 
 /** State of the shared stack; `showPassword` adds Grafana's admin password to the result. */
 export async function obsStatus(ctx: Context, opts: { showPassword?: boolean } = {}): Promise<ObsStatus> {
-  await assertDockerAvailable(ctx.docker);
+  await assertDockerAvailable(ctx.engine.docker);
   const project = obsProjectName(ctx.home, ctx.env);
   const p = obsPaths(ctx.home);
   const settings = await readSettings(p);
-  const components = await componentStatuses(ctx.docker, project, settings?.ports);
+  const components = await componentStatuses(ctx.engine.docker, project, settings?.ports);
   const secret = (await loadSecrets(p.dir)).find((s) => s.name === GRAFANA_PASSWORD);
   return {
     project,
@@ -394,8 +394,8 @@ export async function obsStatus(ctx: Context, opts: { showPassword?: boolean } =
       password: opts.showPassword ? secret?.value : undefined,
     },
     targets: await targetInstances(p),
-    attached: await attachedInstances(ctx.docker, project),
-    volumes: ((await ctx.docker.listVolumes({ filters: { label: [`${LABELS.obs}=${project}`] } })).Volumes ?? []).map((v) => v.Name).sort(),
+    attached: await attachedInstances(ctx.engine.docker, project),
+    volumes: ((await ctx.engine.docker.listVolumes({ filters: { label: [`${LABELS.obs}=${project}`] } })).Volumes ?? []).map((v) => v.Name).sort(),
     paths: { dir: p.dir, compose: p.compose, targets: p.targetsDir },
     versions: OBS_VERSIONS,
   };
@@ -412,7 +412,7 @@ export interface ObsUpResult extends ObsStatus {
 async function waitReady(ctx: Context, project: string, started: ObsComponent[], deadlineMs: number): Promise<void> {
   const until = Date.now() + deadlineMs;
   for (;;) {
-    const list = await stackContainers(ctx.docker, project, { all: true });
+    const list = await stackContainers(ctx.engine.docker, project, { all: true });
     const waiting: string[] = [];
     for (const name of started) {
       const c = list.find((x) => x.component === name);
@@ -421,7 +421,7 @@ async function waitReady(ctx: Context, project: string, started: ObsComponent[],
         continue;
       }
       if (c.State === 'exited' || c.State === 'dead' || c.State === 'restarting' || /\(unhealthy\)/.test(c.Status ?? '')) {
-        const logs = (await ctx.docker.getContainer(c.Id).logs({ stdout: true, stderr: true, tail: 15 }).catch(() => Buffer.from(''))) as unknown as Buffer;
+        const logs = (await ctx.engine.docker.getContainer(c.Id).logs({ stdout: true, stderr: true, tail: 15 }).catch(() => Buffer.from(''))) as unknown as Buffer;
         throw new SandstackError('SANDSTACK_OBS_FAILED', `The shared ${name} container stopped while starting (${c.Status}).\nlast log lines:\n${logs.toString('utf8').replace(/[\x00-\x08]/g, '').trim()}`, {
           hint: `See \`docker logs ${c.Names?.[0]?.replace(/^\//, '') ?? name}\`; \`sandstack obs down\` then \`sandstack obs up\` recreates it.`,
         });
@@ -446,11 +446,11 @@ async function waitReady(ctx: Context, project: string, started: ObsComponent[],
  */
 export async function obsUp(ctx: Context, opts: { build?: boolean; pull?: boolean; timeoutSeconds?: number } = {}): Promise<ObsUpResult> {
   const t0 = Date.now();
-  await assertDockerAvailable(ctx.docker);
+  await assertDockerAvailable(ctx.engine.docker);
   const project = obsProjectName(ctx.home, ctx.env);
   const p = obsPaths(ctx.home);
   const notices: string[] = [];
-  const running = new Set((await stackContainers(ctx.docker, project)).map((c) => c.component));
+  const running = new Set((await stackContainers(ctx.engine.docker, project)).map((c) => c.component));
   const ports = await choosePorts((await readSettings(p))?.ports, running, notices);
   const model = obsComposeModel({ project, paths: p, ports });
   await writeAssets(p, model);
@@ -461,7 +461,7 @@ export async function obsUp(ctx: Context, opts: { build?: boolean; pull?: boolea
   const started: ObsComponent[] = ['prometheus'];
   for (const name of ['grafana', 'jaeger'] as const) {
     const image = OBS_IMAGES[name];
-    if (await imagePresent(ctx.docker, image)) {
+    if (await imagePresent(ctx.engine.docker, image)) {
       started.push(name);
       continue;
     }
@@ -470,14 +470,14 @@ export async function obsUp(ctx: Context, opts: { build?: boolean; pull?: boolea
       continue;
     }
     ctx.onProgress({ type: 'step', message: `pulling ${image}` });
-    const error = await tryPull(ctx.docker, image, ctx.signal);
+    const error = await tryPull(ctx.engine.docker, image, ctx.signal);
     if (error === undefined) started.push(name);
     else missing.push({ name, image, reason: `not on this machine and the pull failed (${error.trim()}); load it with \`docker load -i <file>\` (or pull it where a registry is reachable), then run \`sandstack obs up\` again` });
   }
 
   const composeProject = await obsProject(ctx, project, p, secret!.value);
   const onLine = (line: string) => ctx.onProgress({ type: 'log', source: 'compose', line });
-  const hasPrometheusImage = await imagePresent(ctx.docker, OBS_IMAGES.prometheus);
+  const hasPrometheusImage = await imagePresent(ctx.engine.docker, OBS_IMAGES.prometheus);
   if (opts.build || !hasPrometheusImage) {
     ctx.onProgress({ type: 'step', message: `building ${OBS_IMAGES.prometheus} from Debian's prometheus package` });
     const b = await runCompose(composeProject, ['build', ...(composeProject.cli.variant === 'v1' ? ['--force-rm'] : []), 'prometheus'], { onLine, signal: ctx.signal });
@@ -496,17 +496,17 @@ export async function obsUp(ctx: Context, opts: { build?: boolean; pull?: boolea
       });
     }
     await waitReady(ctx, project, started, (opts.timeoutSeconds ?? 120) * 1000);
-    const attached = (await attachHubs(ctx.docker, project)).instances;
+    const attached = (await attachHubs(ctx.engine.docker, project)).instances;
     if (started.includes('jaeger')) {
       const silent: string[] = [];
-      for (const id of attached) if (!(await tracesExported(ctx.docker, id))) silent.push(id);
+      for (const id of attached) if (!(await tracesExported(ctx.engine.docker, id))) silent.push(id);
       if (silent.length) notices.push(`started without a trace receiver, so not exporting traces until restarted (\`sandstack down && sandstack up\`): ${silent.join(', ')}`);
     }
   } catch (e) {
     // A stack that was not running before is not left half-started (its volumes are kept).
     if (running.size === 0) {
       ctx.onProgress({ type: 'step', message: 'removing the half-started shared stack' });
-      await removeStackContainers(ctx.docker, project).catch(() => undefined);
+      await removeStackContainers(ctx.engine.docker, project).catch(() => undefined);
     }
     throw e;
   }
@@ -544,16 +544,16 @@ async function removeStackContainers(docker: DockerClient, project: string): Pro
 
 /** Stops and removes the stack's containers; its volumes are kept unless `volumes` is set. */
 export async function obsDown(ctx: Context, opts: { volumes?: boolean } = {}): Promise<ObsDownResult> {
-  await assertDockerAvailable(ctx.docker);
+  await assertDockerAvailable(ctx.engine.docker);
   const project = obsProjectName(ctx.home, ctx.env);
   const p = obsPaths(ctx.home);
   const filter = { label: [`${LABELS.obs}=${project}`] };
-  const containers = await removeStackContainers(ctx.docker, project);
-  const volumes = (await ctx.docker.listVolumes({ filters: filter })).Volumes ?? [];
+  const containers = await removeStackContainers(ctx.engine.docker, project);
+  const volumes = (await ctx.engine.docker.listVolumes({ filters: filter })).Volumes ?? [];
   const removedVolumes: string[] = [];
   if (opts.volumes) {
     for (const v of volumes) {
-      await ctx.docker.getVolume(v.Name).remove();
+      await ctx.engine.docker.getVolume(v.Name).remove();
       removedVolumes.push(v.Name);
     }
     await rm(path.join(p.dir, 'secrets'), { recursive: true, force: true });

@@ -34,7 +34,7 @@ export function telemetryInput(config: ObservabilityConfig, home: string, env: N
 export async function telemetryFor(ctx: Context, config: ObservabilityConfig): Promise<RenderInput['telemetry']> {
   if (!config.enabled) return undefined;
   const project = obsProjectName(ctx.home, ctx.env);
-  const hubs = await obsHubContainers(ctx.docker, project).catch(() => []);
+  const hubs = await obsHubContainers(ctx.engine.docker, project).catch(() => []);
   return telemetryInput(config, ctx.home, ctx.env, hubs.some((h) => h.name === 'jaeger'));
 }
 
@@ -44,7 +44,7 @@ export function targetsFile(home: string, id: string): string {
 
 /** Writes the instance's file_sd targets from its running containers; returns the groups written. */
 export async function publishTargets(ctx: Context, identity: InstanceIdentity, config: ObservabilityConfig): Promise<FileSdGroup[]> {
-  const containers = (await instanceContainers(ctx.docker, identity.id)).filter((c) => c.state === 'running');
+  const containers = (await instanceContainers(ctx.engine.docker, identity.id)).filter((c) => c.state === 'running');
   const endpoints = config.metrics.flatMap((m) =>
     containers.filter((c) => c.service === m.service).map((c) => ({ service: m.service, host: c.name, port: m.port, path: m.path })),
   );
@@ -69,7 +69,7 @@ export async function removeTargets(home: string, id: string): Promise<void> {
 export async function observabilityStage(ctx: Context, s: StageContext, identity: InstanceIdentity, config: ObservabilityConfig): Promise<void> {
   const groups = await publishTargets(ctx, identity, config);
   const project = obsProjectName(ctx.home, ctx.env);
-  const attached = await attachHubs(ctx.docker, project, identity.id);
+  const attached = await attachHubs(ctx.engine.docker, project, identity.id);
   const joined = attached.instances.length ? attached.hubs : [];
   s.details.targets = groups.map((g) => ({ service: g.labels.service, target: g.targets[0], path: g.labels.__metrics_path__ }));
   s.details.sharedStack = project;
@@ -81,7 +81,7 @@ export async function observabilityStage(ctx: Context, s: StageContext, identity
   } else if (!joined.includes('jaeger')) {
     s.warn('traces are not collected: the shared Jaeger is not running (`sandstack obs status` says why)');
   }
-  const exporting = await tracesExported(ctx.docker, identity.id);
+  const exporting = await tracesExported(ctx.engine.docker, identity.id);
   if (joined.includes('jaeger') && !exporting) {
     s.warn('traces are not exported: Jaeger was not running when this instance started (OTEL_TRACES_EXPORTER=none); `sandstack down && sandstack up` turns them on');
   }
@@ -94,7 +94,7 @@ export async function observabilityStage(ctx: Context, s: StageContext, identity
  */
 export async function leaveSharedStack(ctx: Context, id: string): Promise<void> {
   await removeTargets(ctx.home, id);
-  await detachShared(ctx.docker, id);
+  await detachShared(ctx.engine.docker, id);
 }
 
 export interface InstanceObservability {

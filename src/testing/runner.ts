@@ -100,12 +100,12 @@ async function runUnit(env: RunEnv, t: UnitTest): Promise<SuiteRun> {
   let junitTexts: { file: string; xml: string }[] = [];
   ctx.onProgress({ type: 'step', message: `unit ${t.name}${t.service ? ` (in ${t.service})` : ' (host)'}: ${t.run}` });
   if (t.service) {
-    const c = (await instanceContainers(ctx.docker, inst.identity.id)).find((x) => x.service === t.service && x.state === 'running');
+    const c = (await instanceContainers(ctx.engine.docker, inst.identity.id)).find((x) => x.service === t.service && x.state === 'running');
     if (!c) {
       throw new SandstackError('SANDSTACK_NOT_RUNNING', `Unit test ${t.name} runs in service ${t.service}, which is not running in ${inst.identity.id}.`, { hint: 'Start the instance with `sandstack up`.' });
     }
     try {
-      const r = await execInContainer(ctx.docker, c.id, ['sh', '-c', t.run], t.timeoutSeconds * 1000);
+      const r = await execInContainer(ctx.engine.docker, c.id, ['sh', '-c', t.run], t.timeoutSeconds * 1000);
       exitCode = r.exitCode;
       output = r.output;
     } catch (e) {
@@ -113,7 +113,7 @@ async function runUnit(env: RunEnv, t: UnitTest): Promise<SuiteRun> {
       output = `sandstack: ${(e as Error).message}`;
     }
     if (t.junit) {
-      const cat = await execInContainer(ctx.docker, c.id, ['cat', t.junit], 30_000).catch(() => undefined);
+      const cat = await execInContainer(ctx.engine.docker, c.id, ['cat', t.junit], 30_000).catch(() => undefined);
       if (cat && cat.exitCode === 0) {
         const file = path.join('unit', t.name, path.basename(t.junit));
         await writeFile(path.join(runDir, file), cat.output);
@@ -172,8 +172,8 @@ async function runE2e(env: RunEnv, t: E2eTest): Promise<SuiteRun> {
     lines.push(`sandstack: ${e.message.split('\n')[0]}`);
   } finally {
     // A killed `run` can leave its one-off container behind: remove it (only this instance's).
-    const left = await ctx.docker.listContainers({ all: true, filters: { label: [`com.docker.compose.project=${inst.identity.id}`, `com.docker.compose.service=${t.service}`, 'com.docker.compose.oneoff=True'] } });
-    await Promise.all(left.map((c) => ctx.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+    const left = await ctx.engine.docker.listContainers({ all: true, filters: { label: [`com.docker.compose.project=${inst.identity.id}`, `com.docker.compose.service=${t.service}`, 'com.docker.compose.oneoff=True'] } });
+    await Promise.all(left.map((c) => ctx.engine.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
   }
   await writeFile(path.join(runDir, log), `${lines.join('\n')}\n`);
   const { summary, problems } = parseJUnitTexts(await xmlFilesUnder(artifacts, runDir));
@@ -206,7 +206,7 @@ export async function runTests(ctx: Context, opts: RunTestsOptions = {}): Promis
     throw new SandstackError('SANDSTACK_NOT_RUNNING', `Instance ${inst.identity.id} is not registered (never started).`, { hint: 'Start it with `sandstack up`.' });
   }
   inst.projectDir = record.projectDir;
-  const running = (await instanceContainers(ctx.docker, inst.identity.id)).some((c) => c.state === 'running');
+  const running = (await instanceContainers(ctx.engine.docker, inst.identity.id)).some((c) => c.state === 'running');
   if (!running) throw new SandstackError('SANDSTACK_NOT_RUNNING', `Instance ${inst.identity.id} is not running.`, { hint: 'Start it with `sandstack up`.' });
 
   const root = evidenceRoot(ctx, inst);

@@ -39,7 +39,7 @@ function dfText(r: DfResult, budget: BudgetCheck): string {
 export const df: Action = async (ctx, out) => {
   // The user config first: an invalid one fails before the engine is asked.
   const user = await loadUserConfig(ctx.env);
-  await assertDockerAvailable(ctx.docker);
+  await assertDockerAvailable(ctx.engine.docker);
   const usage = await diskUsage(ctx);
   const budget = budgetStatus(user, usage);
   const only = ctx.instanceFlag;

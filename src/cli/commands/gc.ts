@@ -8,7 +8,7 @@ import type { Action } from '../register.js';
 export const gc: Action = async (ctx, out, cmd) => {
   const o = cmd.opts<{ dryRun?: boolean; worktreeGone?: boolean; evidenceOlderThan?: string; images?: boolean }>();
   const evidenceOlderThanMs = o.evidenceOlderThan === undefined ? undefined : parseDuration('--evidence-older-than', o.evidenceOlderThan);
-  await assertDockerAvailable(ctx.docker);
+  await assertDockerAvailable(ctx.engine.docker);
   const r: GcResult = await collect(ctx, { dryRun: o.dryRun, worktreeGone: o.worktreeGone, evidenceOlderThanMs, images: o.images, named: ctx.instanceFlag ? [ctx.instanceFlag] : [] });
   out.result(r, () => {
     if (r.items.length === 0) return 'nothing to collect';

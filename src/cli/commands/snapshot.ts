@@ -5,7 +5,7 @@ import { table } from '../output.js';
 import type { Action } from '../register.js';
 
 export const save: Action = async (ctx, out, cmd) => {
-  await assertDockerAvailable(ctx.docker);
+  await assertDockerAvailable(ctx.engine.docker);
   const r = await saveSnapshot(ctx, String(cmd.args[0]), { force: cmd.opts<{ force?: boolean }>().force });
   out.notices(r.notices);
   const m = r.snapshot;
