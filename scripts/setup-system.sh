@@ -27,7 +27,9 @@
 #   4. the base image debian:bookworm-slim (pulled if a registry answers, else built offline with
 #      debootstrap from Debian's packages and imported);
 #   5. only with --with-chromium: Chromium at /usr/bin/chromium (apt package chromium), which the
-#      report browser test (test/integration/report-browser.test.ts) drives through playwright-core.
+#      report browser test (test/integration/report-browser.test.ts) drives through playwright-core;
+#   6. only with --with-ssh: openssh-server and rsync (and the ssh client, iproute2, nsenter when missing) for
+#      the remote-engine tests' SSH test hosts; the system's own sshd is not started.
 # --dry-run changes nothing: it prints what it would do, and asks apt (`apt-get -s`) what it would
 # install. Every step prints what it is doing on stderr. Needs root for installs (or the parts
 # already present). SANDSTACK_SETUP_APT_OPTS adds options to every apt-get call (for tests of this
@@ -43,14 +45,16 @@
 set -euo pipefail
 
 WITH_CHROMIUM=0
+WITH_SSH=0
 WITH_V1=0
 DRY_RUN=0
 for arg in "$@"; do
   case "$arg" in
     --with-chromium) WITH_CHROMIUM=1 ;;
+    --with-ssh) WITH_SSH=1 ;;
     --with-compose-v1) WITH_V1=1 ;;
     --dry-run) DRY_RUN=1 ;;
-    *) printf 'setup-system: ignoring unknown option %s (known: --with-chromium, --with-compose-v1, --dry-run)\n' "$arg" >&2 ;;
+    *) printf 'setup-system: ignoring unknown option %s (known: --with-chromium, --with-compose-v1, --with-ssh, --dry-run)\n' "$arg" >&2 ;;
   esac
 done
 
@@ -329,6 +333,25 @@ if [ "$WITH_CHROMIUM" -eq 1 ]; then
       [ -x "$CHROMIUM" ] || { log "Chromium: the apt package did not provide $CHROMIUM"; exit 3; }
       log "Chromium: installed ($("$CHROMIUM" --version 2>/dev/null | head -n 1))"
     fi
+  fi
+fi
+
+# --- 6. SSH test hosts' tools (only with --with-ssh) ---------------------------------------------
+# The remote-engine tests (test/integration/remote.test.ts) run an sshd per test host (a network
+# namespace); sandstack itself needs only the ssh client. The system sshd is not started here.
+if [ "$WITH_SSH" -eq 1 ]; then
+  missing=()
+  [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+  command -v rsync >/dev/null 2>&1 || missing+=(rsync)
+  command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+  command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
+  if [ "${#missing[@]}" -eq 0 ]; then
+    log "SSH test host tools: present ($(ssh -V 2>&1))"
+  else
+    apt_install --no-install-recommends "${missing[@]}"
+    [ "$DRY_RUN" -eq 1 ] || [ -x /usr/sbin/sshd ] || { log "SSH test host tools: /usr/sbin/sshd missing after the install"; exit 3; }
+    log "SSH test host tools: installed (${missing[*]})"
   fi
 fi
 log "ready"

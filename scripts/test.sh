@@ -32,7 +32,7 @@ done
 if [ "$V1_ONLY" -eq 1 ]; then RUN_V2=0; RUN_V1=1; elif [ "${#args[@]}" -gt 0 ]; then RUN_V1=0; fi
 
 V1_COMPOSE=/opt/sandstack/bin/docker-compose-v1
-setup=(--with-chromium)
+setup=(--with-chromium --with-ssh)
 [ "$RUN_V1" -eq 0 ] || setup+=(--with-compose-v1)
 bash scripts/setup-system.sh "${setup[@]}"
 bash scripts/ensure-node-deps.sh

@@ -64,6 +64,14 @@ const codeExit = {
   SANDSTACK_OUT_OF_SCOPE: ExitCode.badInput,
   /** An action that needs an explicit confirmation (MCP destroy of a local instance). */
   SANDSTACK_CONFIRMATION_REQUIRED: ExitCode.badInput,
+  /** `--engine`/SANDSTACK_ENGINE/`engine:` names no engine (not in the user config, not a URL or Docker context). */
+  SANDSTACK_ENGINE_UNKNOWN: ExitCode.badInput,
+  /** The instance lives on another engine than the one asked for. */
+  SANDSTACK_ENGINE_MISMATCH: ExitCode.badInput,
+  /** A remote engine does not answer (SSH refused, host down, no Docker there). */
+  SANDSTACK_ENGINE_UNREACHABLE: ExitCode.environment,
+  /** No engine of the pool is reachable with room for another instance. */
+  SANDSTACK_POOL_FULL: ExitCode.environment,
   SANDSTACK_DOCKER_UNAVAILABLE: ExitCode.environment,
   SANDSTACK_COMPOSE_UNAVAILABLE: ExitCode.environment,
   SANDSTACK_INTERRUPTED: ExitCode.interrupted,

@@ -11,6 +11,7 @@ export interface GlobalOptions {
   instance?: string;
   config?: string;
   cwd?: string;
+  engine?: string;
 }
 
 export function contextFrom(globals: GlobalOptions, signal: AbortSignal, out: Output): Context {
@@ -18,6 +19,7 @@ export function contextFrom(globals: GlobalOptions, signal: AbortSignal, out: Ou
     cwd: globals.cwd ? (globals.cwd.startsWith('/') ? globals.cwd : `${process.cwd()}/${globals.cwd}`) : process.cwd(),
     instanceFlag: globals.instance,
     configFile: globals.config,
+    engineFlag: globals.engine,
     signal,
     onProgress: out.progress,
   });

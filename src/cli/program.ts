@@ -20,6 +20,7 @@ export async function runProgram(argv: string[], signal: AbortSignal): Promise<v
     .option('-i, --instance <id>', 'instance id (default: from the worktree folder; env SANDSTACK_INSTANCE)')
     .option('-c, --config <file>', 'path of sandstack.yaml (default: found from the current folder upwards)')
     .option('-C, --cwd <dir>', 'run as if started in <dir>')
+    .option('-e, --engine <engine>', 'Docker engine a new instance runs on: local, a name from the user config, ssh://[user@]host[:port] or a Docker context (env SANDSTACK_ENGINE; default: engine: in sandstack.yaml, else the pool, else local)')
     .showHelpAfterError()
     .exitOverride()
     .addHelpText(
@@ -29,7 +30,7 @@ Exit codes:
   0    success
   1    the operation failed (a service crashed or never became healthy, teardown incomplete, port busy)
   2    bad input (invalid sandstack.yaml or compose file, unknown instance, id clash, already running)
-  3    environment problem (Docker engine or Compose missing or not answering)
+  3    environment problem (Docker engine or Compose missing or not answering, remote engine unreachable)
   130  interrupted (Ctrl-C); what the command had started was rolled back`,
     );
 

@@ -157,6 +157,18 @@ export function registerCommands(program: Command, run: Runner): void {
     .action(run(async () => (await import('./commands/ls.js')).ls));
 
   program
+    .command('engines')
+    .description('list the Docker engines this state home may use: reachable or not, versions, instances, capacity, free memory, pool')
+    .addHelpText(
+      'after',
+      '\nEngines come from the user config (engines:, pool:) and from the registry (engines instances run on).\n' +
+        'A remote engine is reached over SSH with the system ssh (your ~/.ssh/config, keys and agent apply);\n' +
+        'an unreachable engine is listed with the reason, and the command still exits 0.\n' +
+        '\nExamples:\n  sandstack engines\n  sandstack engines --json | jq \'.engines[] | select(.reachable) | .name\'\n  sandstack --engine build-1 up',
+    )
+    .action(run(async () => (await import('./commands/engines.js')).engines));
+
+  program
     .command('df')
     .description("disk used by this state home's instances: containers, volumes, images, state folders; the engine's build cache; the disk budget")
     .addHelpText(

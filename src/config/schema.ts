@@ -103,6 +103,11 @@ export const E2eTestSchema = z.strictObject({
 export const ConfigSchema = z
   .strictObject({
     version: z.literal(1).default(1).describe('Config format version'),
+    engine: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('The Docker engine instances of this project run on: `local`, an engine name from the user config, an ssh://[user@]host[:port] URL or a Docker context; `--engine` and SANDSTACK_ENGINE override it'),
     compose: z
       .strictObject({
         files: z

@@ -1,6 +1,6 @@
 /**
- * The user config: settings of the person running sandstack rather than of a project (a disk budget
- * now; an engine pool later). One file per user, `$SANDSTACK_USER_CONFIG`, else
+ * The user config: settings of the person running sandstack rather than of a project (a disk budget,
+ * the Docker engines it may use and the pool new instances are placed on). One file per user, `$SANDSTACK_USER_CONFIG`, else
  * `$XDG_CONFIG_HOME/sandstack/config.yaml`, else `~/.config/sandstack/config.yaml`. A missing file
  * means defaults. Validated with a strict schema: an unknown key is an error naming the file and key.
  */
@@ -33,6 +33,9 @@ export function formatSize(n: number): string {
   return bytes.format(n, { unitSeparator: ' ', decimalPlaces: 1 }) ?? `${n} B`;
 }
 
+/** An engine name (also a folder name in the state home). */
+export const ENGINE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
 const SizeSchema = z
   .union([z.number(), z.string()], { error: 'expected a size: a number of bytes or a string such as 50GB or 500MiB' })
   .transform((v, ctx) => {
@@ -53,7 +56,41 @@ export const UserConfigSchema = z
         ),
       })
       .nullish(),
-    // Later: `engines:` (a pool of Docker engines) goes here.
+    engines: z
+      .record(
+        z.string().regex(ENGINE_NAME, 'an engine name: letters, digits, `.`, `_` and `-`, starting with a letter or digit'),
+        z.strictObject({
+          url: z
+            .string()
+            .regex(/^ssh:\/\/([^@/\s]+@)?[^@/:\s]+(:\d{1,5})?\/?$/, 'an ssh URL: ssh://[user@]host[:port]')
+            .optional()
+            .describe('Where the engine is: ssh://[user@]host[:port] (a remote Docker engine over SSH). Omitted only for `local`'),
+          capacity: z.number().int().min(1).optional().describe('At most this many sandstack instances are placed on the engine'),
+          root: z
+            .string()
+            .min(1)
+            .optional()
+            .describe('Folder on the remote host for synced sources and instance state (absolute, or relative to the remote home); default .sandstack-remote'),
+        }),
+      )
+      .optional()
+      .superRefine((engines, ctx) => {
+        for (const [name, e] of Object.entries(engines ?? {})) {
+          if (name === 'local' && (e.url || e.root)) ctx.addIssue({ code: 'custom', path: [name], message: '`local` is this machine\'s engine: only `capacity` can be set for it' });
+          if (name !== 'local' && !e.url) ctx.addIssue({ code: 'custom', path: [name, 'url'], message: 'a remote engine needs url: ssh://[user@]host[:port]' });
+        }
+      })
+      .describe('Docker engines by name (`local` is this machine\'s); `--engine <name>`, SANDSTACK_ENGINE or `engine:` in sandstack.yaml choose one'),
+    pool: z
+      .array(z.string().regex(ENGINE_NAME, 'an engine name'))
+      .min(1)
+      .optional()
+      .describe('Engines `up` places new instances on (the least loaded reachable one) when no engine is chosen; `local` may be one of them'),
+  })
+  .superRefine((c, ctx) => {
+    for (const [i, name] of (c.pool ?? []).entries()) {
+      if (name !== 'local' && !c.engines?.[name]) ctx.addIssue({ code: 'custom', path: ['pool', i], message: `"${name}" is not an engine listed under engines:` });
+    }
   })
   .describe('The user config (~/.config/sandstack/config.yaml)');
 
@@ -75,7 +112,7 @@ export function userConfigPath(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(xdg, 'sandstack', 'config.yaml');
 }
 
-const HINT = 'Fix or remove the key shown in the user config; it accepts `budget: { disk: 50GB }` (see "User config" in the README). SANDSTACK_USER_CONFIG points sandstack at another file.';
+const HINT = 'Fix or remove the key shown in the user config; it accepts `budget: { disk: 50GB }`, `engines:` and `pool:` (see "User config" in the README). SANDSTACK_USER_CONFIG points sandstack at another file.';
 
 /** Parses and validates user config text (exported for unit tests). */
 export function parseUserConfig(text: string, file: string): UserConfig {

@@ -18,6 +18,8 @@ export interface Context {
   instanceFlag?: string;
   /** `--config` override. */
   configFile?: string;
+  /** `--engine` override: the engine a new instance runs on (engine/select.ts). */
+  engineFlag?: string;
   signal?: AbortSignal;
   /**
    * Set for a throwaway instance (gate --fresh, verify): this process as its owner. Its resources are
@@ -39,6 +41,7 @@ export function createContext(partial: Partial<Context> & { cwd?: string } = {})
     home: partial.home ?? sandstackHome(env),
     instanceFlag: partial.instanceFlag,
     configFile: partial.configFile,
+    engineFlag: partial.engineFlag,
     signal: partial.signal,
     onProgress: partial.onProgress ?? (() => undefined),
     engine: partial.engine ?? localEngine(),

@@ -21,7 +21,9 @@ import { deriveInstanceId, homeLabelValue, LABELS, type InstanceIdentity } from 
 import { allocatePorts, decodeLeases, type PortRequest } from '../ports/leases.js';
 import { isPortFree } from '../ports/probe.js';
 import { composeCacheFile, instancePaths, type InstancePaths } from '../state/paths.js';
-import { withRegistry, type InstanceRecord, type Lease, type Reconciled, type RegistryOptions, type SkippedInstance } from '../state/registry.js';
+import { loadUserConfig } from '../config/user.js';
+import { configuredEngines, engineSpec, openEngine, type EngineSource, type EngineSpec } from '../engine/select.js';
+import { peekRecord, withRegistry, type InstanceRecord, type Lease, type Reconciled, type RegistryOptions, type SkippedInstance } from '../state/registry.js';
 import { defaultLogDriver, labelledResources, type LabelledResources } from '../engine/docker.js';
 import { telemetryFor } from '../observability/wiring.js';
 import { assertDataPathsExist, configDirOf, dataRootTemplate, declaredDatasets, type DeclaredDataset } from '../data/shared.js';
@@ -59,6 +61,7 @@ export async function resolveInstance(ctx: Context, sameFolder?: Pick<ResolvedIn
       hint: 'Unset it to use instance.kind from sandstack.yaml.',
     });
   }
+  await bindEngine(ctx, id, loaded);
   return {
     identity: {
       id,
@@ -73,6 +76,58 @@ export async function resolveInstance(ctx: Context, sameFolder?: Pick<ResolvedIn
     paths: instancePaths(ctx.home, id),
     projectDir: loaded.projectDir,
   };
+}
+
+/** The engine asked for now: --engine, else SANDSTACK_ENGINE, else `engine:` in sandstack.yaml. */
+function requestedEngine(ctx: Context, loaded: LoadedConfig): { value: string; source: EngineSource } | undefined {
+  if (ctx.engineFlag) return { value: ctx.engineFlag, source: '--engine' };
+  if (ctx.env.SANDSTACK_ENGINE) return { value: ctx.env.SANDSTACK_ENGINE, source: 'SANDSTACK_ENGINE' };
+  if (loaded.config.engine) return { value: loaded.config.engine, source: 'sandstack.yaml' };
+  return undefined;
+}
+
+/**
+ * Points the context at the instance's engine, chosen once: the engine its registry record names
+ * (an instance stays on its engine for its life), else the one asked for (requestedEngine). With
+ * neither, the context keeps its engine (local), and `up` may place a new instance on the pool.
+ */
+async function bindEngine(ctx: Context, id: string, loaded: LoadedConfig): Promise<void> {
+  const record = await peekRecord(ctx.home, id);
+  const asked = requestedEngine(ctx, loaded);
+  let spec: EngineSpec | undefined;
+  if (record?.engine) {
+    const recorded = record.engine;
+    if (asked && asked.source !== 'sandstack.yaml' && asked.value !== recorded.name && asked.value !== recorded.endpoint) {
+      throw new SandstackError('SANDSTACK_ENGINE_MISMATCH', `Instance "${id}" runs on engine "${recorded.name}" (${recorded.endpoint}); ${asked.source} asks for "${asked.value}".`, {
+        hint: `An instance stays on its engine: drop ${asked.source}, or destroy the instance first (sandstack destroy --instance ${id}) to start it elsewhere.`,
+        details: { id, engine: recorded, asked: asked.value },
+      });
+    }
+    const user = (await loadUserConfig(ctx.env)).config;
+    const listed = configuredEngines(user).find((e) => e.name === recorded.name && e.url === recorded.endpoint);
+    spec = listed ?? (recorded.endpoint === 'local' ? { name: 'local' } : { name: recorded.name, url: recorded.endpoint });
+  } else if (asked) {
+    spec = await engineSpec(asked.value, (await loadUserConfig(ctx.env)).config, ctx.env, asked.source);
+  }
+  if (spec && spec.name !== ctx.engine.name) {
+    ctx.onProgress({ type: 'step', message: `connecting to engine ${spec.name}${spec.url ? ` (${spec.url})` : ''}` });
+    ctx.engine = await openEngine(spec, { home: ctx.home, env: ctx.env, signal: ctx.signal });
+  }
+}
+
+/**
+ * A new instance with no engine chosen (no record, no --engine, SANDSTACK_ENGINE or `engine:`) goes
+ * to the least-loaded engine of the user's pool, when the user config has one.
+ */
+async function placeNewInstance(ctx: Context, inst: ResolvedInstance): Promise<void> {
+  if (ctx.engine.remote || requestedEngine(ctx, inst.loaded) || (await peekRecord(ctx.home, inst.identity.id))) return;
+  const user = (await loadUserConfig(ctx.env)).config;
+  if (!user.pool) return;
+  ctx.onProgress({ type: 'step', message: `placing the instance on the pool (${user.pool.join(', ')})` });
+  const { placeOnPool } = await import('./engines.js');
+  const placed = await placeOnPool(ctx, user);
+  ctx.onProgress({ type: 'step', message: `placed on engine ${placed.status.name} (${placed.status.instances} instance(s) there${placed.status.capacity ? ` of ${placed.status.capacity}` : ''})` });
+  ctx.engine = placed.engine;
 }
 
 export function registryOptions(ctx: Context): RegistryOptions {
@@ -216,6 +271,7 @@ export async function ensureLeases(ctx: Context, inst: ResolvedInstance, opts: {
       ...ttlOf(inst, existing),
       lastUsedAt: new Date().toISOString(),
       ...(existing?.services ? { services: existing.services, mayFinish: existing.mayFinish ?? [] } : {}),
+      ...(existing?.engine ? { engine: existing.engine } : ctx.engine.remote ? { engine: { name: ctx.engine.name, endpoint: ctx.engine.endpoint } } : {}),
     };
     if (opts.persist) registry.instances[record.id] = record;
     return { record, created: !existing };
@@ -345,6 +401,7 @@ export async function prepareInstance(ctx: Context, opts: { persist: boolean; in
   const datasets = declaredDatasets(inst.loaded.config, configDir);
   const template = dataRootTemplate(inst.loaded.config, configDir);
   await assertDataPathsExist(datasets, template, inst.loaded.file);
+  if (opts.persist) await placeNewInstance(ctx, inst);
   const source = await composeProjectFor(ctx, inst, []);
   const leased = await ensureLeases(ctx, inst, { persist: opts.persist });
   try {

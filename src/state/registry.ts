@@ -48,6 +48,8 @@ export const InstanceRecordSchema = z.strictObject({
   /** The services its last successful start ran, and those among them that may finish (exit 0 is done, not down). */
   services: z.optional(z.array(z.string())),
   mayFinish: z.optional(z.array(z.string())),
+  /** The engine the instance runs on (absent: the local engine); it stays there for its life. */
+  engine: z.optional(z.strictObject({ name: z.string(), endpoint: z.string() })),
 });
 
 /** When an instance with a ttl expires (ms since the epoch), if it has one. */
@@ -189,6 +191,19 @@ export async function withRegistry<T>(opts: RegistryOptions, fn: (registry: Regi
 /** Reads the registry without changing it (still under the lock, so it never sees a half-write). */
 export async function readRegistrySnapshot(opts: RegistryOptions): Promise<RegistryTransaction<Registry>> {
   return withRegistry(opts, (r) => structuredClone(r));
+}
+
+/**
+ * One instance's record read without the lock, or undefined (no registry, no such record, unreadable):
+ * for a quick look before any change (writes are atomic, so a read never sees half a file).
+ */
+export async function peekRecord(home: string, id: string): Promise<InstanceRecord | undefined> {
+  try {
+    const r = RegistrySchema.safeParse(JSON.parse(await readFile(registryPath(home), 'utf8')));
+    return r.success ? r.data.instances[id] : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export { EMPTY as EMPTY_REGISTRY };

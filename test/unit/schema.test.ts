@@ -24,7 +24,7 @@ describe('schema/sandstack.schema.json', () => {
     };
     expect(schema.type).toBe('object');
     expect(schema.additionalProperties).toBe(false);
-    expect(Object.keys(schema.properties).sort()).toEqual(['compose', 'data', 'env', 'evidence', 'external', 'gate', 'instance', 'observability', 'policy', 'ports', 'secrets', 'services', 'snapshot', 'tests', 'version']);
+    expect(Object.keys(schema.properties).sort()).toEqual(['compose', 'data', 'engine', 'env', 'evidence', 'external', 'gate', 'instance', 'observability', 'policy', 'ports', 'secrets', 'services', 'snapshot', 'tests', 'version']);
     expect(schema.properties.ports?.properties?.range?.default).toEqual({ from: 20000, to: 29999 });
     expect(schema.properties.gate?.properties?.timeoutSeconds?.default).toBe(180);
     expect(schema.properties.ports?.properties?.publish?.items?.required).toEqual(['service', 'port']);

@@ -1,0 +1,300 @@
+/**
+ * A remote Docker engine reached over SSH. One OpenSSH control master per (state home, engine) is
+ * the only connection: it is started once (in the background, detached, recorded by its control
+ * socket), and everything else rides on it:
+ *   - the Docker Engine API: the remote engine's socket is forwarded to a local Unix socket, which
+ *     dockerode and Compose (DOCKER_HOST=unix://…) use as if the engine were local;
+ *   - commands on the remote host (where the engine's socket is, free memory, folders, sync);
+ *   - the instances' published ports, forwarded to local 127.0.0.1 ports (`forwardPort`).
+ * The system's `ssh` is used (never a library of its own), so the user's ~/.ssh/config, keys, agent,
+ * known hosts and ProxyJump apply exactly as for `ssh` itself.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import Docker from 'dockerode';
+import { execa } from 'execa';
+import writeFileAtomic from 'write-file-atomic';
+import { SandstackError } from '../errors.js';
+import type { Engine } from './engine.js';
+
+export interface SshTarget {
+  user?: string;
+  host: string;
+  port?: number;
+}
+
+/** `ssh://[user@]host[:port]` → its parts; undefined when it is not such a URL. */
+export function parseSshUrl(url: string): SshTarget | undefined {
+  const m = /^ssh:\/\/(?:([^@/\s:]+)@)?([^@/:\s]+)(?::(\d{1,5}))?\/?$/.exec(url.trim());
+  if (!m) return undefined;
+  const port = m[3] ? Number(m[3]) : undefined;
+  if (port !== undefined && (port < 1 || port > 65535)) return undefined;
+  return { ...(m[1] ? { user: m[1] } : {}), host: m[2]!, ...(port ? { port } : {}) };
+}
+
+export interface SshEngineSpec {
+  name: string;
+  url: string;
+  /** Folder on the remote host for synced sources and instance state (relative: to the remote home). */
+  root?: string;
+}
+
+/** What the remote host told about itself when the connection was made. */
+export interface RemoteFacts {
+  /** The remote engine's address as its docker CLI sees it (unix:///… or tcp://…). */
+  dockerHost: string;
+  home: string;
+  /** Available memory in bytes (MemAvailable), when /proc/meminfo has it. */
+  memAvailable?: number;
+  /** PID of the control master these facts were read through. */
+  masterPid: number;
+  /** When they were read (ms since the epoch). */
+  readAt?: number;
+}
+
+/**
+ * The local folder of an engine connection: its control socket and the forwarded Docker socket.
+ * Unix socket paths are limited to ~107 bytes, so it is short and under the temp dir, named by a
+ * hash of the state home and the engine.
+ */
+export function connectionDir(home: string, name: string): string {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
+  const hash = createHash('sha256').update(`${home}\0${name}`).digest('hex').slice(0, 16);
+  return path.join(os.tmpdir(), `sandstack-${uid}`, hash);
+}
+
+function destination(t: SshTarget): string {
+  return t.user ? `${t.user}@${t.host}` : t.host;
+}
+
+export class SshConnection {
+  readonly target: SshTarget;
+  readonly dir: string;
+  readonly controlPath: string;
+  readonly dockerSocket: string;
+
+  constructor(
+    readonly spec: SshEngineSpec,
+    home: string,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {
+    const target = parseSshUrl(spec.url);
+    if (!target) {
+      throw new SandstackError('SANDSTACK_ENGINE_UNKNOWN', `Engine "${spec.name}": "${spec.url}" is not an ssh URL.`, {
+        hint: 'Write it as ssh://[user@]host[:port].',
+      });
+    }
+    this.target = target;
+    this.dir = connectionDir(home, spec.name);
+    this.controlPath = path.join(this.dir, 'ctl');
+    this.dockerSocket = path.join(this.dir, 'docker.sock');
+  }
+
+  /** Options every ssh call gets: the control socket, never a prompt, a bounded connect. */
+  private baseArgs(): string[] {
+    return [
+      '-o', `ControlPath=${this.controlPath}`,
+      '-o', 'BatchMode=yes',
+      '-o', 'ConnectTimeout=10',
+      ...(this.target.port ? ['-p', String(this.target.port)] : []),
+    ];
+  }
+
+  private ssh(args: string[], opts: { signal?: AbortSignal; timeoutMs?: number; input?: string } = {}) {
+    return execa('ssh', [...this.baseArgs(), ...args], {
+      env: this.env,
+      reject: false,
+      stdin: opts.input === undefined ? 'ignore' : 'pipe',
+      ...(opts.input !== undefined ? { input: opts.input } : {}),
+      cancelSignal: opts.signal,
+      timeout: opts.timeoutMs ?? 60_000,
+    });
+  }
+
+  /** PID of the running control master, or undefined. */
+  async masterPid(): Promise<number | undefined> {
+    const r = await this.ssh(['-O', 'check', destination(this.target)], { timeoutMs: 10_000 });
+    if (r.exitCode !== 0) return undefined;
+    const m = /pid=(\d+)/.exec(String(r.stderr));
+    return m ? Number(m[1]) : undefined;
+  }
+
+  /** Starts the control master unless one runs; fails with a clear error naming the engine. */
+  async ensureMaster(signal?: AbortSignal): Promise<number> {
+    const running = await this.masterPid();
+    if (running) return running;
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await rm(this.controlPath, { force: true });
+    const log = path.join(this.dir, 'master.log');
+    await writeFileAtomic(log, '', { mode: 0o600 });
+    const r = await execa(
+        'ssh',
+        [
+          ...this.baseArgs(),
+          '-M', '-f', '-N',
+          '-o', 'ControlPersist=yes',
+          '-o', 'ServerAliveInterval=10',
+          '-o', 'ServerAliveCountMax=3',
+          '-o', 'ExitOnForwardFailure=yes',
+          '-o', 'StreamLocalBindUnlink=yes',
+          destination(this.target),
+        ],
+        // Detached, its own session: a Ctrl-C of the command that started it does not end it.
+        { env: this.env, reject: false, stdin: 'ignore', stdout: 'ignore', stderr: { file: log, append: true }, detached: true, cancelSignal: signal, timeout: 30_000 },
+      );
+    const said = (await readFile(log, 'utf8').catch(() => '')).trim();
+    const pid = r.exitCode === 0 ? await this.masterPid() : undefined;
+    if (!pid) {
+      // Nothing of a failed connection stays behind.
+      await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+      throw this.connectError(said || (r.timedOut ? 'no answer within 30 s' : r.exitCode === 0 ? 'the SSH control master did not stay up' : `ssh exited ${r.exitCode ?? 'abnormally'}`), r.isCanceled);
+    }
+    return pid;
+  }
+
+  private connectError(said: string, canceled: boolean): SandstackError {
+    if (canceled) return new SandstackError('SANDSTACK_INTERRUPTED', `Interrupted while connecting to engine "${this.spec.name}".`);
+    const last = said.split(/\r?\n/).filter(Boolean).slice(-3).join('; ');
+    const why = /Permission denied|publickey/i.test(said)
+      ? 'the SSH key was refused'
+      : /Could not resolve hostname/i.test(said)
+        ? 'its host name does not resolve'
+        : /Connection refused/i.test(said)
+          ? 'nothing accepts SSH connections there'
+          : /timed out|No route to host|Network is unreachable/i.test(said)
+            ? 'it does not answer'
+            : 'SSH failed';
+    return new SandstackError('SANDSTACK_ENGINE_UNREACHABLE', `Engine "${this.spec.name}" (${this.spec.url}) is not reachable: ${why} (${last}).`, {
+      hint: `Check that \`ssh ${this.target.port ? `-p ${this.target.port} ` : ''}${destination(this.target)} docker version\` works without a prompt (key in the agent or ~/.ssh/config), or choose another engine with --engine.`,
+      details: { engine: this.spec.name, url: this.spec.url, ssh: last },
+    });
+  }
+
+  /** Runs a shell command on the remote host through the master. */
+  async run(command: string, opts: { signal?: AbortSignal; timeoutMs?: number; input?: string } = {}): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    const r = await this.ssh([destination(this.target), command], opts);
+    if (r.isCanceled) throw new SandstackError('SANDSTACK_INTERRUPTED', `Interrupted while running a command on engine "${this.spec.name}".`);
+    return { exitCode: r.exitCode ?? 255, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
+  }
+
+  /** Where the remote engine is, its home and free memory: read once per master, then kept. */
+  async facts(pid: number, signal?: AbortSignal): Promise<RemoteFacts> {
+    const file = path.join(this.dir, 'remote.json');
+    const known = await readFile(file, 'utf8').then((t) => JSON.parse(t) as RemoteFacts, () => undefined);
+    // Where the engine is stays true for the master's life; free memory is read again after a minute.
+    if (known?.masterPid === pid && Date.now() - (known.readAt ?? 0) < 60_000) return known;
+    const script = [
+      'if command -v docker >/dev/null 2>&1; then docker context inspect --format "{{.Endpoints.docker.Host}}" 2>/dev/null || printf "%s\\n" "${DOCKER_HOST:-unix:///var/run/docker.sock}"; else printf "%s\\n" "${DOCKER_HOST:-unix:///var/run/docker.sock}"; fi',
+      'printf "%s\\n" "$HOME"',
+      'awk \'/^MemAvailable:/ { print $2 * 1024 }\' /proc/meminfo 2>/dev/null',
+    ].join('; ');
+    const r = await this.run(script, { signal, timeoutMs: 30_000 });
+    const [dockerHost, home, mem] = r.stdout.split(/\r?\n/).map((l) => l.trim());
+    if (r.exitCode !== 0 || !dockerHost || !home) {
+      throw new SandstackError('SANDSTACK_ENGINE_UNREACHABLE', `Engine "${this.spec.name}": the remote host did not say where its Docker engine is (${(r.stderr || r.stdout).trim().split(/\r?\n/).slice(-1)[0] || `exit ${r.exitCode}`}).`, {
+        hint: 'The remote account needs a POSIX shell; set DOCKER_HOST there if its engine is not at /var/run/docker.sock.',
+        details: { engine: this.spec.name },
+      });
+    }
+    const facts: RemoteFacts = { dockerHost, home, masterPid: pid, readAt: Date.now(), ...(mem && Number(mem) > 0 ? { memAvailable: Number(mem) } : {}) };
+    await writeFileAtomic(file, JSON.stringify(facts), { mode: 0o600 });
+    return facts;
+  }
+
+  /** Forwards the remote engine's socket to `dockerSocket` (once per master). */
+  async forwardDocker(facts: RemoteFacts): Promise<void> {
+    const remote = facts.dockerHost.startsWith('unix://')
+      ? facts.dockerHost.slice('unix://'.length)
+      : /^tcp:\/\/([^/]+)$/.exec(facts.dockerHost)?.[1];
+    if (!remote) {
+      throw new SandstackError('SANDSTACK_ENGINE_UNREACHABLE', `Engine "${this.spec.name}": its Docker host is ${facts.dockerHost}, which sandstack cannot forward (only unix:// and tcp:// are).`, {
+        hint: 'Point the remote account at a local engine socket (DOCKER_HOST=unix:///var/run/docker.sock).',
+      });
+    }
+    if (await pingSocket(this.dockerSocket)) return;
+    await rm(this.dockerSocket, { force: true });
+    const r = await this.ssh(['-O', 'forward', '-L', `${this.dockerSocket}:${remote}`, destination(this.target)], { timeoutMs: 15_000 });
+    if (r.exitCode !== 0) {
+      throw new SandstackError('SANDSTACK_ENGINE_UNREACHABLE', `Engine "${this.spec.name}": forwarding its Docker socket failed (${String(r.stderr).trim()}).`, {
+        hint: 'The remote sshd must allow stream-local forwarding (AllowStreamLocalForwarding yes, the default).',
+      });
+    }
+  }
+
+  /** Forwards local 127.0.0.1:`local` to 127.0.0.1:`remote` on the engine's host. */
+  async forwardPort(local: number, remote: number): Promise<void> {
+    const r = await this.ssh(['-O', 'forward', '-L', `127.0.0.1:${local}:127.0.0.1:${remote}`, destination(this.target)], { timeoutMs: 15_000 });
+    if (r.exitCode !== 0) {
+      throw new SandstackError('SANDSTACK_PORT_IN_USE', `Engine "${this.spec.name}": could not forward local port ${local} to its port ${remote} (${String(r.stderr).trim()}).`, {
+        hint: 'Another program may hold the local port; run the command again to lease another.',
+      });
+    }
+  }
+
+  /** Closes a port forward (nothing when it is not open). */
+  async cancelPort(local: number, remote: number): Promise<void> {
+    await this.ssh(['-O', 'cancel', '-L', `127.0.0.1:${local}:127.0.0.1:${remote}`, destination(this.target)], { timeoutMs: 15_000 });
+  }
+
+  /** Ends the control master (and with it every forward). */
+  async close(): Promise<void> {
+    await this.ssh(['-O', 'exit', destination(this.target)], { timeoutMs: 10_000 });
+    await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** True when a Docker engine answers `/_ping` on the Unix socket. */
+async function pingSocket(socketPath: string): Promise<boolean> {
+  try {
+    await Promise.race([
+      new Docker({ socketPath }).ping(),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 5_000).unref()),
+    ]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface SshEngine extends Engine {
+  connection: SshConnection;
+  facts: RemoteFacts;
+}
+
+/**
+ * Opens (or reuses) the connection to a remote engine and returns it as an Engine: the Docker API
+ * and Compose go through the forwarded socket; paths under the state home map to the remote root.
+ */
+export async function openSshEngine(spec: SshEngineSpec, opts: { home: string; env: NodeJS.ProcessEnv; signal?: AbortSignal }): Promise<SshEngine> {
+  const connection = new SshConnection(spec, opts.home, opts.env);
+  const pid = await connection.ensureMaster(opts.signal);
+  const facts = await connection.facts(pid, opts.signal);
+  await connection.forwardDocker(facts);
+  const root = remoteRoot(spec, facts, opts.home);
+  return {
+    name: spec.name,
+    endpoint: spec.url,
+    remote: true,
+    docker: new Docker({ socketPath: connection.dockerSocket }),
+    composeEnv: { DOCKER_HOST: `unix://${connection.dockerSocket}` },
+    hostPath: (p) => {
+      const rel = path.relative(opts.home, p);
+      return rel.startsWith('..') || path.isAbsolute(rel) ? p : path.posix.join(root, 'home', rel);
+    },
+    connection,
+    facts,
+  };
+}
+
+/**
+ * The folder on the remote host that holds this state home's synced sources and instance state:
+ * `<root>/<hash of the local state home>` (so two machines, or two state homes, sharing one remote
+ * account never share folders).
+ */
+export function remoteRoot(spec: SshEngineSpec, facts: Pick<RemoteFacts, 'home'>, home: string): string {
+  const base = spec.root ?? '.sandstack-remote';
+  const abs = path.posix.isAbsolute(base) ? base : path.posix.join(facts.home, base);
+  return path.posix.join(abs, createHash('sha256').update(`${os.hostname()}\0${home}`).digest('hex').slice(0, 12));
+}
