@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { SandstackError } from '../errors.js';
 import { instanceEnvironment, instanceLabels, LABELS, type InstanceIdentity } from '../identity/identity.js';
-import { encodeLeases, leaseKey } from '../ports/leases.js';
+import { encodeLeases, leaseKey, reachPort } from '../ports/leases.js';
 import type { Lease } from '../state/registry.js';
 import { parsePortEntry, toRecord, usesDefaultNetwork, type ComposeModel, type ComposeService } from './model.js';
 
@@ -46,6 +46,13 @@ export interface RenderInput {
    * instance's own.
    */
   images?: Record<string, ImageAddress>;
+  /**
+   * For an engine that does not see this machine's files (a remote engine): every bind-mounted host
+   * path (service volumes, file secrets and configs) is rewritten to where its folder is synced on
+   * the engine's host; a path `toEngine` does not map (outside the project, the instance's state
+   * and the declared data.shared) is refused.
+   */
+  engineFiles?: { engine: string; toEngine: (localPath: string) => string | undefined };
 }
 
 /** A shared dataset to mount (see src/data/shared.ts DeclaredDataset). */
@@ -230,6 +237,34 @@ function readMount(entry: unknown): { type: string; source?: string; target: str
   return undefined;
 }
 
+/** Rewrites bind-mounted host paths to their place on the engine's host (RenderInput.engineFiles). */
+function mapHostPaths(model: ComposeModel, files: NonNullable<RenderInput['engineFiles']>): void {
+  const map = (p: string, what: string): string => {
+    const mapped = path.isAbsolute(p) ? files.toEngine(p) : undefined;
+    if (mapped !== undefined) return mapped;
+    throw new SandstackError('SANDSTACK_CONFIG_INVALID', `${what} mounts the host path ${p}, which is outside the project; the instance runs on engine "${files.engine}", which only has the project folder, the instance's data root and secrets, and data.shared synced to it.`, {
+      hint: 'Move the files into the project, or declare the folder under data.shared in sandstack.yaml (it is then synced to the engine too).',
+      details: { path: p, engine: files.engine },
+    });
+  };
+  for (const [name, svc] of Object.entries(model.services) as [string, ComposeService][]) {
+    if (!Array.isArray(svc.volumes)) continue;
+    svc.volumes = svc.volumes.map((entry) => {
+      const m = readMount(entry);
+      if (!m || m.type !== 'bind' || m.source === undefined) return entry;
+      const to = map(m.source, `Service ${name}`);
+      if (typeof entry === 'string') return [to, ...entry.split(':').slice(1)].join(':');
+      return { ...(entry as Record<string, unknown>), source: to };
+    });
+  }
+  for (const kind of ['secrets', 'configs'] as const) {
+    const top = (model as Record<string, unknown>)[kind] as Record<string, { file?: string }> | undefined;
+    for (const [name, def] of Object.entries(top ?? {})) {
+      if (def && typeof def.file === 'string') def.file = map(def.file, `${kind === 'secrets' ? 'Secret' : 'Config'} ${name}`);
+    }
+  }
+}
+
 /** The entry made read-only, in the syntax it was written in. */
 function readOnlyEntry(entry: unknown): unknown {
   if (typeof entry === 'string') {
@@ -337,6 +372,7 @@ export function renderIsolated(input: RenderInput): RenderResult {
   }
 
   mountSharedData(model, input.sharedData ?? [], report.sharedData);
+  if (input.engineFiles) mapHostPaths(model, input.engineFiles);
 
   // A built image gets its content address (shared by every instance of the same source), else a
   // name of the instance's own: a fixed `image:` name would be overwritten by every instance's build.
@@ -491,7 +527,8 @@ export function interpolationEnv(identity: InstanceIdentity, leases: Lease[], da
   };
   for (const l of leases) {
     const key = `SANDSTACK_PORT_${l.service}_${l.containerPort}`.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
-    env[key] = String(l.hostPort);
+    // Where the port answers on this machine (a remote engine's ports are forwarded to local ones).
+    env[key] = String(reachPort(l));
   }
   return env;
 }

@@ -4,11 +4,13 @@
  *   - how to reach the Docker Engine API (inspect, events, logs, exec, cleanup): `docker`;
  *   - how Compose reaches the same engine: `composeEnv` (Compose always runs on this machine; for a
  *     remote engine it talks to it through an SSH tunnel, see engine/ssh.ts);
- *   - where files live for the engine: `hostPath` maps a path on this machine (a project file, the
- *     data root, the secrets folder) to the path the engine's bind mounts must name.
+ *   - where files live for the engine: in place on this machine (local), or under an instance's
+ *     `filesRoot` on the engine's host, kept up to date by `sync`; published ports are reached
+ *     through `forward`.
  * Lifecycle, gate, tests, evidence, gc and status use only this interface; nothing else knows
  * whether an engine is local or remote.
  */
+import type { Lease } from '../state/registry.js';
 import { createDocker, type DockerClient } from './docker.js';
 
 export interface Engine {
@@ -21,8 +23,30 @@ export interface Engine {
   docker: DockerClient;
   /** Variables that point a Compose process at this engine (empty: the host's own settings). */
   composeEnv: Record<string, string>;
-  /** The path on the engine's host of a path on this machine (identity for the local engine). */
-  hostPath(localPath: string): string;
+  /**
+   * Where an instance's files live on the engine's host (its synced sources under `src/`, its data
+   * root and secrets under `state/`); undefined when the engine uses this machine's files in place.
+   */
+  filesRoot(instanceDir: string): string | undefined;
+  /**
+   * Copies folders of this machine to the engine's host, incrementally: `mirror` folders are made
+   * equal (deleted files go; `.gitignore`d files and `.git` are left out), `seed` folders only
+   * receive files that are not there yet (what the stack writes there is never overwritten),
+   * `secret` folders are made equal with 0600 files.
+   */
+  sync(folders: SyncFolder[], signal?: AbortSignal): Promise<void>;
+  /** Removes an instance's files root on the engine's host (destroy). */
+  removeFiles(root: string): Promise<void>;
+  /** Makes each lease's service port reachable at 127.0.0.1:`reachPort(lease)` on this machine. */
+  forward(leases: Lease[]): Promise<void>;
+  /** Closes what forward opened for these leases. */
+  unforward(leases: Lease[]): Promise<void>;
+}
+
+export interface SyncFolder {
+  local: string;
+  remote: string;
+  mode: 'mirror' | 'seed' | 'secret';
 }
 
 /** The engine of this machine: DOCKER_HOST or the default socket, exactly as the docker CLI finds it. */
@@ -33,6 +57,10 @@ export function localEngine(docker: DockerClient = createDocker()): Engine {
     remote: false,
     docker,
     composeEnv: {},
-    hostPath: (p) => p,
+    filesRoot: () => undefined,
+    sync: async () => undefined,
+    removeFiles: async () => undefined,
+    forward: async () => undefined,
+    unforward: async () => undefined,
   };
 }

@@ -238,11 +238,74 @@ export class SshConnection {
     await this.ssh(['-O', 'cancel', '-L', `127.0.0.1:${local}:127.0.0.1:${remote}`, destination(this.target)], { timeoutMs: 15_000 });
   }
 
+  /**
+   * Copies local folders to the remote host with rsync over the control master: incremental, only
+   * what changed crosses. `mirror`: equal to the local folder (deletions too), without `.git` and
+   * what `.gitignore` files exclude; `seed`: only files not yet there; `secret`: equal, files 0600.
+   * Everything lands under `root` (0700).
+   */
+  async sync(root: string, folders: { local: string; remote: string; mode: 'mirror' | 'seed' | 'secret' }[], signal?: AbortSignal): Promise<void> {
+    if (folders.length === 0) return;
+    const mk = await this.run(`umask 077 && mkdir -p ${shq(root)}`, { signal, timeoutMs: 30_000 });
+    if (mk.exitCode !== 0) {
+      throw new SandstackError('SANDSTACK_ENGINE_UNREACHABLE', `Engine "${this.spec.name}": cannot create ${root} on the remote host (${mk.stderr.trim() || `exit ${mk.exitCode}`}).`, {
+        hint: 'Set `root:` of the engine in the user config to a folder the remote account can write.',
+      });
+    }
+    const rsh = ['ssh', '-o', `ControlPath=${this.controlPath}`, '-o', 'BatchMode=yes', ...(this.target.port ? ['-p', String(this.target.port)] : [])].map(shq).join(' ');
+    for (const f of folders) {
+      const mode =
+        f.mode === 'mirror'
+          ? ['--delete', '--filter=:- .gitignore', '--exclude=/.git']
+          : f.mode === 'seed'
+            ? ['--ignore-existing']
+            : ['--delete', '--chmod=D700,F600'];
+      const r = await execa('rsync', ['-a', '--mkpath', ...mode, '-e', rsh, `${f.local.replace(/\/?$/, '/')}`, `${destination(this.target)}:${f.remote}/`], {
+        env: this.env,
+        reject: false,
+        stdin: 'ignore',
+        cancelSignal: signal,
+        timeout: 30 * 60_000,
+      });
+      if (r.isCanceled) throw new SandstackError('SANDSTACK_INTERRUPTED', `Interrupted while syncing ${f.local} to engine "${this.spec.name}".`);
+      if ((r.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
+        throw new SandstackError('SANDSTACK_ENGINE_UNREACHABLE', 'rsync is not installed on this machine; sandstack syncs sources to a remote engine with it.', {
+          hint: 'Install rsync (apt-get install rsync) here and on the remote host.',
+        });
+      }
+      if (r.exitCode !== 0) {
+        const said = String(r.stderr).trim().split(/\r?\n/).slice(-3).join('; ');
+        const missing = /rsync: (command )?not found|No such file or directory.*rsync/i.test(said) || r.exitCode === 127;
+        throw new SandstackError('SANDSTACK_ENGINE_UNREACHABLE', `Engine "${this.spec.name}": syncing ${f.local} to ${f.remote} failed${missing ? ': rsync is not installed on the remote host' : ''} (rsync exit ${r.exitCode}: ${said}).`, {
+          hint: missing ? 'Install rsync on the remote host.' : 'Check the connection and the free space on the remote host, then run the command again.',
+          details: { engine: this.spec.name, local: f.local, remote: f.remote },
+        });
+      }
+    }
+  }
+
+  /** Removes folders under `root` on the remote host, then the empty folders they leave. */
+  async removeUnder(root: string, remotes: string[]): Promise<void> {
+    const inside = remotes.filter((p) => p.startsWith(`${root}/`));
+    if (inside.length === 0) return;
+    const r = await this.run(`rm -rf -- ${inside.map(shq).join(' ')} && { find ${shq(root)} -depth -type d -empty -delete 2>/dev/null; true; }`, { timeoutMs: 120_000 });
+    if (r.exitCode !== 0) {
+      throw new SandstackError('SANDSTACK_DESTROY_INCOMPLETE', `Engine "${this.spec.name}": could not remove ${inside.join(', ')} (${r.stderr.trim() || `exit ${r.exitCode}`}).`, {
+        hint: 'Run sandstack destroy again when the engine is reachable.',
+      });
+    }
+  }
+
   /** Ends the control master (and with it every forward). */
   async close(): Promise<void> {
     await this.ssh(['-O', 'exit', destination(this.target)], { timeoutMs: 10_000 });
     await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+/** A word for a POSIX shell: single-quoted. */
+function shq(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 /** True when a Docker engine answers `/_ping` on the Unix socket. */
@@ -279,9 +342,15 @@ export async function openSshEngine(spec: SshEngineSpec, opts: { home: string; e
     remote: true,
     docker: new Docker({ socketPath: connection.dockerSocket }),
     composeEnv: { DOCKER_HOST: `unix://${connection.dockerSocket}` },
-    hostPath: (p) => {
-      const rel = path.relative(opts.home, p);
-      return rel.startsWith('..') || path.isAbsolute(rel) ? p : path.posix.join(root, 'home', rel);
+    // The instance's state folder, mirrored under the root (unique per state home and instance).
+    filesRoot: (instanceDir) => path.posix.join(root, 'fs', path.resolve(instanceDir)),
+    sync: (folders, signal) => connection.sync(root, folders, signal),
+    removeFiles: (files) => connection.removeUnder(root, [files]),
+    forward: async (leases) => {
+      for (const l of leases) if (l.localPort) await connection.forwardPort(l.localPort, l.hostPort);
+    },
+    unforward: async (leases) => {
+      for (const l of leases) if (l.localPort) await connection.cancelPort(l.localPort, l.hostPort);
     },
     connection,
     facts,

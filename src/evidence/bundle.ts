@@ -147,7 +147,7 @@ export async function writeEvidence(ctx: Context, opts: WriteEvidenceOptions): P
         imageId: c.imageId || null,
         ports: c.ports.map((p) => {
           const lease = record?.leases.find((l) => l.service === c.service && l.containerPort === p.containerPort);
-          return { container: p.containerPort, protocol: p.protocol, host: p.hostPort, hostIp: p.hostIp, url: urlFor(lease, p.hostIp, p.hostPort) };
+          return { container: p.containerPort, protocol: p.protocol, host: lease?.localPort ?? p.hostPort, hostIp: lease?.localPort ? '127.0.0.1' : p.hostIp, url: urlFor(lease, p.hostIp, p.hostPort), ...(lease?.localPort ? { enginePort: p.hostPort } : {}) };
         }),
       });
     }

@@ -11,6 +11,7 @@ import tls from 'node:tls';
 import type Docker from 'dockerode';
 import { execInContainer, instanceContainers } from '../engine/docker.js';
 import type { Lease } from '../state/registry.js';
+import { reachPort } from '../ports/leases.js';
 
 export type PortFailureReason = 'not-listening' | 'loopback-only' | 'not-http';
 
@@ -162,7 +163,7 @@ export async function checkPortAnswers(lease: Lease, env: PortCheckEnv): Promise
   let lastLook = t0;
   for (;;) {
     attempts++;
-    last = await knock(lease.hostPort, lease.scheme, Math.max(500, Math.min(3000, env.until - Date.now())));
+    last = await knock(reachPort(lease), lease.scheme, Math.max(500, Math.min(3000, env.until - Date.now())));
     if (last.answered || env.signal?.aborted || Date.now() + 250 >= env.until) break;
     // Answers that are definite do not wait out the window: a port that keeps answering something
     // other than HTTP, or a service that listens, but only on its container's loopback.

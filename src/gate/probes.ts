@@ -11,6 +11,7 @@ import type { ProbeSpec } from '../config/schema.js';
 import { execInContainer, instanceContainers } from '../engine/docker.js';
 import { SandstackError } from '../errors.js';
 import type { Lease } from '../state/registry.js';
+import { reachPort } from '../ports/leases.js';
 
 export interface ProbeResult {
   name: string;
@@ -103,7 +104,7 @@ async function attempt(p: ProbeSpec, env: ProbeEnv, perAttemptMs: number): Promi
   if (p.http) {
     const h = p.http;
     const lease = env.leases.find((l) => l.service === h.service && l.containerPort === h.port && l.protocol === 'tcp')!;
-    const url = `http://127.0.0.1:${lease.hostPort}${h.path}`;
+    const url = `http://127.0.0.1:${reachPort(lease)}${h.path}`;
     try {
       const r = await fetch(url, { method: h.method, signal: AbortSignal.timeout(perAttemptMs), redirect: 'manual' });
       const text = await r.text();

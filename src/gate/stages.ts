@@ -16,7 +16,7 @@ import { ReadyChecks } from './checks.js';
 import { servicePolicies } from './policies.js';
 import { SandstackError } from '../errors.js';
 import type { Context } from '../lifecycle/context.js';
-import { allowedHostEnv, prepareInstance, sourceComposeFiles, releaseInstance, type PreparedInstance, type ResolvedInstance } from '../lifecycle/instance.js';
+import { allowedHostEnv, placeOnEngine, prepareInstance, removeFromEngine, sourceComposeFiles, releaseInstance, type PreparedInstance, type ResolvedInstance } from '../lifecycle/instance.js';
 import { findPortHolder, isPortFree } from '../ports/probe.js';
 import { interpolationEnv } from '../compose/render.js';
 import { checkIsolation, type MountPolicy } from './isolation.js';
@@ -95,8 +95,15 @@ export async function configStage(ctx: Context, s: StageContext, opts: { persist
       blocking: enforcement.blocking.map(findingLine),
     };
     assertNoBlocking(enforcement);
+    if (opts.persist) {
+      const placed = await placeOnEngine(ctx, prepared);
+      if (placed) s.details.engine = { name: placed.engine, endpoint: ctx.engine.endpoint, synced: placed.synced, syncMs: placed.durationMs };
+    }
   } catch (e) {
-    if (opts.persist && prepared.createdRecord) await releaseInstance(ctx, inst.identity.id).catch(() => undefined);
+    if (opts.persist && prepared.createdRecord) {
+      await removeFromEngine(ctx, prepared, prepared.record.leases, { files: true }).catch(() => undefined);
+      await releaseInstance(ctx, inst.identity.id).catch(() => undefined);
+    }
     throw e;
   }
   s.details.instance = inst.identity.id;
@@ -288,6 +295,8 @@ export async function buildStage(ctx: Context, s: StageContext, prepared: Prepar
 
 /** Refuses to start when a leased host port is taken by a process other than this instance. */
 export async function checkLeasedPorts(ctx: Context, prepared: PreparedInstance): Promise<void> {
+  // Forwarded ports (a remote engine) were checked when their forwards opened.
+  if (prepared.record.leases.some((l) => l.localPort !== undefined)) return;
   const ours = await instanceContainers(ctx.engine.docker, prepared.identity.id);
   const heldByUs = new Set(ours.filter((c) => c.state === 'running').flatMap((c) => c.ports.map((p) => p.hostPort)));
   for (const lease of prepared.record.leases) {

@@ -3,7 +3,7 @@
  * the resolved and rendered Compose model.
  */
 import ms from 'ms';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import type { Secret } from '../evidence/redact.js';
 import { ensureSecrets, secretsDir } from '../secrets/secrets.js';
 import path from 'node:path';
@@ -18,11 +18,12 @@ import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { SandstackError } from '../errors.js';
 import { gitInfo, type GitInfo } from '../git/git.js';
 import { deriveInstanceId, homeLabelValue, LABELS, type InstanceIdentity } from '../identity/identity.js';
-import { allocatePorts, decodeLeases, type PortRequest } from '../ports/leases.js';
+import { allocatePorts, decodeLeases, leaseKey, type PortRequest } from '../ports/leases.js';
 import { isPortFree } from '../ports/probe.js';
 import { composeCacheFile, instancePaths, type InstancePaths } from '../state/paths.js';
 import { loadUserConfig } from '../config/user.js';
 import { configuredEngines, engineSpec, openEngine, type EngineSource, type EngineSpec } from '../engine/select.js';
+import type { SyncFolder } from '../engine/engine.js';
 import { peekRecord, withRegistry, type InstanceRecord, type Lease, type Reconciled, type RegistryOptions, type SkippedInstance } from '../state/registry.js';
 import { defaultLogDriver, labelledResources, type LabelledResources } from '../engine/docker.js';
 import { telemetryFor } from '../observability/wiring.js';
@@ -116,11 +117,13 @@ async function bindEngine(ctx: Context, id: string, loaded: LoadedConfig): Promi
 }
 
 /**
- * A new instance with no engine chosen (no record, no --engine, SANDSTACK_ENGINE or `engine:`) goes
- * to the least-loaded engine of the user's pool, when the user config has one.
+ * A new instance with no engine chosen (never started, no --engine, SANDSTACK_ENGINE or `engine:`)
+ * goes to the least-loaded engine of the user's pool, when the user config has one.
  */
-async function placeNewInstance(ctx: Context, inst: ResolvedInstance): Promise<void> {
-  if (ctx.engine.remote || requestedEngine(ctx, inst.loaded) || (await peekRecord(ctx.home, inst.identity.id))) return;
+export async function placeNewInstance(ctx: Context, inst: ResolvedInstance): Promise<void> {
+  if (ctx.engine.remote || requestedEngine(ctx, inst.loaded)) return;
+  const record = await peekRecord(ctx.home, inst.identity.id);
+  if (record && (record.engine || record.services)) return;
   const user = (await loadUserConfig(ctx.env)).config;
   if (!user.pool) return;
   ctx.onProgress({ type: 'step', message: `placing the instance on the pool (${user.pool.join(', ')})` });
@@ -248,16 +251,33 @@ export async function ensureLeases(ctx: Context, inst: ResolvedInstance, opts: {
     if (existing && path.resolve(existing.projectDir) !== path.resolve(inst.projectDir) && existing.createdBy !== 'reconciled') {
       throw clashError(inst.identity.id, existing, inst.projectDir);
     }
-    const taken = new Set<number>();
-    for (const r of Object.values(registry.instances)) if (r.id !== inst.identity.id) for (const l of r.leases) taken.add(l.hostPort);
+    const others = Object.values(registry.instances).filter((r) => r.id !== inst.identity.id);
+    const engineOf = (r: InstanceRecord) => r.engine?.name ?? 'local';
+    // Host ports are per engine (each engine's host has its own 127.0.0.1); this machine's ports
+    // are those of local instances and the forwards of remote ones.
+    const takenOn = new Set(others.filter((r) => engineOf(r) === ctx.engine.name).flatMap((r) => r.leases.map((l) => l.hostPort)));
+    const takenHere = new Set(others.flatMap((r) => r.leases.map((l) => (engineOf(r) === 'local' ? l.hostPort : l.localPort)).filter((p): p is number => p !== undefined)));
     const allocation = await allocatePorts({
       instanceId: inst.identity.id,
       requests,
       current: existing?.leases ?? [],
-      taken,
+      taken: ctx.engine.remote ? takenOn : new Set([...takenOn, ...takenHere]),
       range,
-      isFree: isPortFree,
+      // A remote host's ports cannot be probed from here: the registry decides, and Compose reports a busy one.
+      isFree: ctx.engine.remote ? async () => true : isPortFree,
     });
+    if (ctx.engine.remote) {
+      // Each remote port gets a local one for its forward, leased among this machine's ports.
+      const local = await allocatePorts({
+        instanceId: inst.identity.id,
+        requests,
+        current: (existing?.leases ?? []).flatMap((l) => (l.localPort ? [{ ...l, hostPort: l.localPort }] : [])),
+        taken: takenHere,
+        range,
+        isFree: isPortFree,
+      });
+      allocation.leases = allocation.leases.map((l) => ({ ...l, localPort: local.leases.find((x) => leaseKey(x) === leaseKey(l))!.hostPort }));
+    }
     const record: InstanceRecord = {
       id: inst.identity.id,
       worktree: inst.identity.worktree,
@@ -359,6 +379,65 @@ export interface PreparedInstance extends ResolvedInstance {
   datasets: DeclaredDataset[];
   /** How the data root was seeded from data.root.template, when this call created it. */
   dataSeed?: SeedResult;
+  /** Its files on the engine's host, when the engine does not use this machine's in place. */
+  engineFiles?: EngineFiles;
+}
+
+/** The instance's files on an engine that does not use this machine's files in place (engine.filesRoot). */
+export interface EngineFiles {
+  root: string;
+  folders: SyncFolder[];
+  /** Where a path of this machine is on the engine's host, or undefined when nothing syncs it there. */
+  toEngine: (localPath: string) => string | undefined;
+}
+
+/**
+ * What an instance's engine needs synced: the worktree (mirrored, .gitignore respected, without
+ * .git) to `<root>/src`, its data root (seeded once, then the stack's own) and secrets (0600) to
+ * `<root>/state`, and each declared data.shared folder to `<root>/data/<name>`. Undefined when the
+ * engine uses this machine's files in place (the local engine).
+ */
+export function engineFiles(ctx: Context, inst: ResolvedInstance, datasets: DeclaredDataset[]): EngineFiles | undefined {
+  const root = ctx.engine.filesRoot(inst.paths.dir);
+  if (root === undefined) return undefined;
+  const folders: SyncFolder[] = [
+    { local: inst.identity.worktree, remote: path.posix.join(root, 'src'), mode: 'mirror' },
+    { local: inst.paths.dataRoot, remote: path.posix.join(root, 'state', 'data'), mode: 'seed' },
+    { local: secretsDir(inst.paths.dir), remote: path.posix.join(root, 'state', 'secrets'), mode: 'secret' },
+    ...datasets.map((d): SyncFolder => ({ local: d.host, remote: path.posix.join(root, 'data', d.name), mode: 'mirror' })),
+  ];
+  // The deepest folder holding a path decides (the data root may lie inside the worktree).
+  const byDepth = [...folders].sort((a, b) => b.local.length - a.local.length);
+  const toEngine = (p: string) => {
+    const f = byDepth.find((x) => p === x.local || p.startsWith(`${x.local}/`));
+    return f ? path.posix.join(f.remote, path.relative(f.local, p).split(path.sep).join('/')) : undefined;
+  };
+  return { root, folders, toEngine };
+}
+
+/**
+ * Puts a prepared instance in place on its engine: syncs its files there (when the engine does not
+ * use this machine's) and opens the forwards of its ports (when its ports are on another host).
+ * Nothing to do on the local engine. Returns what was synced, for the config stage's details.
+ */
+export async function placeOnEngine(ctx: Context, prepared: PreparedInstance): Promise<{ engine: string; synced: string[]; durationMs: number } | undefined> {
+  const files = prepared.engineFiles;
+  const t0 = Date.now();
+  const present: SyncFolder[] = [];
+  for (const f of files?.folders ?? []) if (await stat(f.local).then((st) => st.isDirectory(), () => false)) present.push(f);
+  if (present.length > 0) {
+    ctx.onProgress({ type: 'step', message: `syncing ${present.map((f) => path.basename(f.local)).join(', ')} to engine ${ctx.engine.name}` });
+    await ctx.engine.sync(present, ctx.signal);
+  }
+  await ctx.engine.forward(prepared.record.leases);
+  return files ? { engine: ctx.engine.name, synced: present.map((f) => f.local), durationMs: Date.now() - t0 } : undefined;
+}
+
+/** Undoes placeOnEngine: closes the forwards and, with `files`, removes the instance's files on the engine. */
+export async function removeFromEngine(ctx: Context, inst: ResolvedInstance, leases: Lease[], opts: { files: boolean }): Promise<void> {
+  await ctx.engine.unforward(leases);
+  const root = ctx.engine.filesRoot(inst.paths.dir);
+  if (opts.files && root !== undefined) await ctx.engine.removeFiles(root);
 }
 
 /** What Compose gets for the instance's secrets: each value by name, and where their files are. */
@@ -401,7 +480,6 @@ export async function prepareInstance(ctx: Context, opts: { persist: boolean; in
   const datasets = declaredDatasets(inst.loaded.config, configDir);
   const template = dataRootTemplate(inst.loaded.config, configDir);
   await assertDataPathsExist(datasets, template, inst.loaded.file);
-  if (opts.persist) await placeNewInstance(ctx, inst);
   const source = await composeProjectFor(ctx, inst, []);
   const leased = await ensureLeases(ctx, inst, { persist: opts.persist });
   try {
@@ -409,6 +487,7 @@ export async function prepareInstance(ctx: Context, opts: { persist: boolean; in
     const project = { ...source, env: { ...interpolationEnv(inst.identity, leased.record.leases, inst.paths.dataRoot), ...secretEnv(inst, secrets) } };
     ctx.onProgress({ type: 'step', message: `resolving compose model (${source.cli.argv.join(' ')} ${source.cli.version})` });
     const { model, unsetVariables } = await resolveModelDetailed(project, ctx.signal);
+    const files = engineFiles(ctx, inst, datasets);
     const images = await contentAddresses(model, {
       project: path.basename(inst.git?.mainWorktree ?? inst.projectDir),
       home: inst.identity.home ?? '',
@@ -425,6 +504,7 @@ export async function prepareInstance(ctx: Context, opts: { persist: boolean; in
       telemetry: await telemetryFor(ctx, inst.loaded.config.observability),
       defaultLogDriver: await defaultLogDriver(ctx.engine.docker),
       sharedData: datasets,
+      ...(files ? { engineFiles: { engine: ctx.engine.name, toEngine: files.toEngine } } : {}),
     });
     const notices = [...leased.notices];
     let dataSeed: SeedResult | undefined;
@@ -456,6 +536,7 @@ export async function prepareInstance(ctx: Context, opts: { persist: boolean; in
       secrets,
       datasets,
       ...(dataSeed ? { dataSeed } : {}),
+      ...(files ? { engineFiles: files } : {}),
     };
   } catch (e) {
     if (opts.persist && leased.created) {

@@ -21,7 +21,7 @@ import { reapedLine, reapFirst } from './reap.js';
 import { budgetNotices } from './df.js';
 import { rekeyData } from '../data/rekey.js';
 import { adoptSnapshotSecrets, planSeed, readSnapshot, seedVolumes, type SeedPlan } from '../data/snapshot.js';
-import { assertOwnHome, findRecord, handOver, recordServices, otherHomes, prepareInstance, releaseInstance, renderedProject, resolveInstance, type PreparedInstance, type ResolvedInstance } from './instance.js';
+import { assertOwnHome, findRecord, handOver, placeNewInstance, recordServices, otherHomes, prepareInstance, releaseInstance, removeFromEngine, renderedProject, resolveInstance, type PreparedInstance, type ResolvedInstance } from './instance.js';
 import { currentOwner, formatOwner } from '../state/owner.js';
 import { expiry, serviceStatuses, type InstanceSummary, type ServiceStatus, summarizeState } from './status.js';
 
@@ -60,6 +60,7 @@ async function rollback(ctx: Context, prepared: PreparedInstance, wipeVolumes: b
     const left = await labelledResources(ctx.engine.docker, prepared.identity.id).catch(() => undefined);
     for (const c of left?.containers ?? []) await ctx.engine.docker.getContainer(c.id).remove({ force: true }).catch(() => undefined);
   }
+  await removeFromEngine(ctx, prepared, prepared.record.leases, { files: prepared.createdRecord }).catch(() => undefined);
   if (prepared.createdRecord) {
     await releaseInstance(ctx, prepared.identity.id).catch(() => undefined);
     await rm(prepared.paths.dir, { recursive: true, force: true }).catch(() => undefined);
@@ -81,9 +82,10 @@ export interface StartOptions {
  * instance, recording each stage. On failure, rolls back when asked and rethrows with the report.
  */
 export async function startInstance(ctx: Context, rec: StageRecorder, opts: StartOptions & { inst?: ResolvedInstance } = {}): Promise<{ prepared: PreparedInstance; mayFinish: string[] }> {
+  const inst = opts.inst ?? (await resolveInstance(ctx));
+  await placeNewInstance(ctx, inst);
   await assertDockerAvailable(ctx.engine.docker);
   rec.reaped.push(...(await reapFirst(ctx)));
-  const inst = opts.inst ?? (await resolveInstance(ctx));
   // What the engine holds of this id before anything starts: another state home's resources refuse
   // the start; existing volumes mean a rollback must keep them.
   const existing = await labelledResources(ctx.engine.docker, inst.identity.id);
@@ -244,8 +246,8 @@ export interface DownResult {
 
 /** Stops and removes the containers gracefully; keeps volumes, data and port leases. */
 export async function down(ctx: Context): Promise<DownResult> {
-  await assertDockerAvailable(ctx.engine.docker);
   const { inst, record, notices } = await locate(ctx);
+  await assertDockerAvailable(ctx.engine.docker);
   const id = inst.identity.id;
   const before = await instanceContainers(ctx.engine.docker, id);
   if (before.length > 0) {
@@ -258,6 +260,8 @@ export async function down(ctx: Context): Promise<DownResult> {
       throw new SandstackError('SANDSTACK_COMPOSE_FAILED', `compose down failed for ${id}:\n${composeErrorText(r.stderr)}`, { hint: 'Run it again; `sandstack destroy` removes everything by label.' });
     }
   }
+  // Nothing answers on a stopped instance's ports: their forwards (remote engine) close too.
+  await removeFromEngine(ctx, inst, record?.leases ?? [], { files: false });
   return { instance: summary(inst, record !== undefined, []), stopped: [...new Set(before.map((c) => c.service))], notices };
 }
 
@@ -277,8 +281,8 @@ export interface DestroyResult {
  */
 export async function destroy(ctx: Context, opts: { keepWorktree?: boolean; keepImages?: boolean; keepSharedImages?: boolean } = {}): Promise<DestroyResult> {
   const t0 = Date.now();
-  await assertDockerAvailable(ctx.engine.docker);
   const { inst, record, notices } = await locate(ctx);
+  await assertDockerAvailable(ctx.engine.docker);
   const id = inst.identity.id;
   const before: LabelledResources = await labelledResources(ctx.engine.docker, id);
   if (!record && countResources(before) === 0) {
@@ -324,6 +328,8 @@ export async function destroy(ctx: Context, opts: { keepWorktree?: boolean; keep
       }
     }
   }
+  // Its forwards and its files on the engine's host (a remote engine), then its state here.
+  await removeFromEngine(ctx, inst, record?.leases ?? [], { files: true });
   await rm(inst.paths.dir, { recursive: true, force: true });
   await releaseInstance(ctx, id);
   return {

@@ -6,7 +6,7 @@
 import { instanceContainers, type ContainerView, type LabelledResources } from '../engine/docker.js';
 import path from 'node:path';
 import { COMPOSE_SERVICE_LABEL, homeLabelValue, LABELS } from '../identity/identity.js';
-import { leaseKey } from '../ports/leases.js';
+import { leaseKey, reachPort } from '../ports/leases.js';
 import type { InstanceRecord, Lease, RegistryOptions } from '../state/registry.js';
 import { expiresAt, readRegistrySnapshot, withRegistry } from '../state/registry.js';
 import type { Context } from './context.js';
@@ -45,8 +45,10 @@ export interface InstanceSummary {
   expiresInMs?: number;
 }
 
-export function urlFor(lease: Pick<Lease, 'scheme' | 'hostPort'> | undefined, hostIp: string, hostPort: number): string | null {
+export function urlFor(lease: Pick<Lease, 'scheme' | 'hostPort' | 'localPort'> | undefined, hostIp: string, hostPort: number): string | null {
   if (!lease || (lease.scheme !== 'http' && lease.scheme !== 'https')) return null;
+  // On a remote engine the service answers here through its forward.
+  if (lease.localPort) return `${lease.scheme}://127.0.0.1:${lease.localPort}`;
   const host = hostIp === '0.0.0.0' || hostIp === '' ? '127.0.0.1' : hostIp.includes(':') ? `[${hostIp}]` : hostIp;
   return `${lease.scheme}://${host}:${hostPort}`;
 }
@@ -57,10 +59,10 @@ export function servicePorts(service: string, container: ContainerView | undefin
   if (container && container.state === 'running' && container.ports.length > 0) {
     return container.ports.map((p) => {
       const lease = mine.find((l) => l.containerPort === p.containerPort && l.protocol === p.protocol);
-      return { container: p.containerPort, protocol: p.protocol, host: p.hostPort, hostIp: p.hostIp, url: urlFor(lease, p.hostIp, p.hostPort) };
+      return { container: p.containerPort, protocol: p.protocol, host: lease?.localPort ?? p.hostPort, hostIp: lease?.localPort ? '127.0.0.1' : p.hostIp, url: urlFor(lease, p.hostIp, p.hostPort), ...(lease?.localPort ? { enginePort: p.hostPort } : {}) };
     });
   }
-  return mine.map((l) => ({ container: l.containerPort, protocol: l.protocol, host: l.hostPort, hostIp: '127.0.0.1', url: urlFor(l, '127.0.0.1', l.hostPort) }));
+  return mine.map((l) => ({ container: l.containerPort, protocol: l.protocol, host: reachPort(l), hostIp: '127.0.0.1', url: urlFor(l, '127.0.0.1', l.hostPort), ...(l.localPort ? { enginePort: l.hostPort } : {}) }));
 }
 
 /**
@@ -262,7 +264,7 @@ export async function listInstances(ctx: Context): Promise<{ instances: ListedIn
       state: seen.state,
       containers: seen.containers,
       ...expiry(rec),
-      ports: (rec?.leases ?? []).map((l) => ({ service: l.service, container: l.containerPort, protocol: l.protocol, host: l.hostPort, url: urlFor(l, '127.0.0.1', l.hostPort), name: l.name })),
+      ports: (rec?.leases ?? []).map((l) => ({ service: l.service, container: l.containerPort, protocol: l.protocol, host: reachPort(l), url: urlFor(l, '127.0.0.1', l.hostPort), name: l.name, ...(l.localPort ? { enginePort: l.hostPort } : {}) })),
       drift: seen.drift,
     };
   });

@@ -17,6 +17,7 @@ import { addWorktree, branchExists, deleteBranch, gitInfo, isValidBranchName, re
 import { branchSlug, deriveInstanceId, sanitizeInstanceId } from '../identity/identity.js';
 import { composeCacheFile } from '../state/paths.js';
 import { readRegistrySnapshot, type Lease } from '../state/registry.js';
+import { reachPort } from '../ports/leases.js';
 import type { Context } from './context.js';
 import { allowedHostEnv, secretEnv, ensureLeases, findRecord, registryOptions, renderedProject, resolveInstance } from './instance.js';
 import { urlFor } from './status.js';
@@ -252,7 +253,7 @@ export async function ports(ctx: Context): Promise<PortsResult> {
   const { record } = await findRecord(ctx, inst.identity.id);
   return {
     instance: { id: inst.identity.id, registered: record !== undefined },
-    ports: (record?.leases ?? []).map((l: Lease) => ({ service: l.service, container: l.containerPort, protocol: l.protocol, host: l.hostPort, hostIp: '127.0.0.1', url: urlFor(l, '127.0.0.1', l.hostPort), name: l.name })),
+    ports: (record?.leases ?? []).map((l: Lease) => ({ service: l.service, container: l.containerPort, protocol: l.protocol, host: reachPort(l), hostIp: '127.0.0.1', url: urlFor(l, '127.0.0.1', l.hostPort), name: l.name, ...(l.localPort ? { enginePort: l.hostPort } : {}) })),
   };
 }
 

@@ -25,6 +25,11 @@ export function leaseKey(l: { service: string; containerPort: number; protocol: 
   return `${l.service}:${l.containerPort}/${l.protocol}`;
 }
 
+/** The port on this machine where a leased service port answers: its forward's (remote engine), else the published one. */
+export function reachPort(lease: Pick<Lease, 'hostPort' | 'localPort'>): number {
+  return lease.localPort ?? lease.hostPort;
+}
+
 /** Serialises leases for the `dev.sandstack.leases` label. */
 export function encodeLeases(leases: Lease[]): string {
   return leases.map((l) => `${leaseKey(l)}=${l.hostPort}`).join(',');

@@ -22,6 +22,8 @@ export const LeaseSchema = z.strictObject({
   containerPort: z.int(),
   protocol: z.enum(['tcp', 'udp']),
   hostPort: z.int(),
+  /** On a remote engine: the local 127.0.0.1 port forwarded to hostPort on the engine's host. */
+  localPort: z.optional(z.int()),
   /** http/https/tcp/udp: how the port is meant to be reached. */
   scheme: z._default(z.enum(['http', 'https', 'tcp', 'udp']), 'tcp'),
   name: z.optional(z.string()),
