@@ -246,42 +246,41 @@ export class SshConnection {
    */
   async sync(root: string, folders: { local: string; remote: string; mode: 'mirror' | 'seed' | 'secret' }[], signal?: AbortSignal): Promise<void> {
     if (folders.length === 0) return;
-    const mk = await this.run(`umask 077 && mkdir -p ${shq(root)}`, { signal, timeoutMs: 30_000 });
-    if (mk.exitCode !== 0) {
-      throw new SandstackError('SANDSTACK_ENGINE_UNREACHABLE', `Engine "${this.spec.name}": cannot create ${root} on the remote host (${mk.stderr.trim() || `exit ${mk.exitCode}`}).`, {
-        hint: 'Set `root:` of the engine in the user config to a folder the remote account can write.',
-      });
-    }
     const rsh = ['ssh', '-o', `ControlPath=${this.controlPath}`, '-o', 'BatchMode=yes', ...(this.target.port ? ['-p', String(this.target.port)] : [])].map(shq).join(' ');
-    for (const f of folders) {
-      const mode =
-        f.mode === 'mirror'
-          ? ['--delete', '--filter=:- .gitignore', '--exclude=/.git']
-          : f.mode === 'seed'
-            ? ['--ignore-existing']
-            : ['--delete', '--chmod=D700,F600'];
-      const r = await execa('rsync', ['-a', '--mkpath', ...mode, '-e', rsh, `${f.local.replace(/\/?$/, '/')}`, `${destination(this.target)}:${f.remote}/`], {
-        env: this.env,
-        reject: false,
-        stdin: 'ignore',
-        cancelSignal: signal,
-        timeout: 30 * 60_000,
-      });
-      if (r.isCanceled) throw new SandstackError('SANDSTACK_INTERRUPTED', `Interrupted while syncing ${f.local} to engine "${this.spec.name}".`);
-      if ((r.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
-        throw new SandstackError('SANDSTACK_ENGINE_UNREACHABLE', 'rsync is not installed on this machine; sandstack syncs sources to a remote engine with it.', {
-          hint: 'Install rsync (apt-get install rsync) here and on the remote host.',
+    // The root is made (0700) by the same remote command that starts rsync: no extra round trip.
+    const rsyncPath = `umask 077 && mkdir -p ${shq(root)} && rsync`;
+    // The folders are independent: they cross at once, each over the one SSH connection.
+    await Promise.all(
+      folders.map(async (f) => {
+        const mode =
+          f.mode === 'mirror'
+            ? ['--delete', '--filter=:- .gitignore', '--exclude=/.git']
+            : f.mode === 'seed'
+              ? ['--ignore-existing']
+              : ['--delete', '--chmod=D700,F600'];
+        const r = await execa('rsync', ['-a', '--mkpath', ...mode, '-e', rsh, `--rsync-path=${rsyncPath}`, `${f.local.replace(/\/?$/, '/')}`, `${destination(this.target)}:${f.remote}/`], {
+          env: this.env,
+          reject: false,
+          stdin: 'ignore',
+          cancelSignal: signal,
+          timeout: 30 * 60_000,
         });
-      }
-      if (r.exitCode !== 0) {
-        const said = String(r.stderr).trim().split(/\r?\n/).slice(-3).join('; ');
-        const missing = /rsync: (command )?not found|No such file or directory.*rsync/i.test(said) || r.exitCode === 127;
-        throw new SandstackError('SANDSTACK_ENGINE_UNREACHABLE', `Engine "${this.spec.name}": syncing ${f.local} to ${f.remote} failed${missing ? ': rsync is not installed on the remote host' : ''} (rsync exit ${r.exitCode}: ${said}).`, {
-          hint: missing ? 'Install rsync on the remote host.' : 'Check the connection and the free space on the remote host, then run the command again.',
-          details: { engine: this.spec.name, local: f.local, remote: f.remote },
-        });
-      }
-    }
+        if (r.isCanceled) throw new SandstackError('SANDSTACK_INTERRUPTED', `Interrupted while syncing ${f.local} to engine "${this.spec.name}".`);
+        if ((r.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
+          throw new SandstackError('SANDSTACK_ENGINE_UNREACHABLE', 'rsync is not installed on this machine; sandstack syncs sources to a remote engine with it.', {
+            hint: 'Install rsync (apt-get install rsync) here and on the remote host.',
+          });
+        }
+        if (r.exitCode !== 0) {
+          const said = String(r.stderr).trim().split(/\r?\n/).slice(-3).join('; ');
+          const missing = /rsync: (command )?not found|rsync: not found/i.test(said) || r.exitCode === 127;
+          throw new SandstackError('SANDSTACK_ENGINE_UNREACHABLE', `Engine "${this.spec.name}": syncing ${f.local} to ${f.remote} failed${missing ? ': rsync is not installed on the remote host' : ''} (rsync exit ${r.exitCode}: ${said}).`, {
+            hint: missing ? 'Install rsync on the remote host.' : 'Check the connection and the free space on the remote host (and that `root:` of the engine is writable), then run the command again.',
+            details: { engine: this.spec.name, local: f.local, remote: f.remote },
+          });
+        }
+      }),
+    );
   }
 
   /** Removes folders under `root` on the remote host, then the empty folders they leave. */

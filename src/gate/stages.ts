@@ -574,9 +574,19 @@ async function withRealPath(p: string): Promise<string[]> {
  */
 export async function mountPolicyFor(ctx: Context, prepared: PreparedInstance): Promise<MountPolicy> {
   const config = prepared.loaded.config;
-  const allowances = allowancesOf(config);
   const lintOpts = await lintOptionsFor({ projectDir: prepared.project.projectDir, homeDir: os.homedir(), stateHome: ctx.home });
   const roots = [...new Set([prepared.projectDir, prepared.identity.worktree, prepared.project.projectDir].filter(Boolean))];
+  // On an engine with its own files (remote), Docker reports where the synced copies are there.
+  const files = prepared.engineFiles;
+  if (files) {
+    const there = (p: string) => files.toEngine(p) ?? p;
+    return {
+      datasets: prepared.datasets.map((d) => ({ ...d, host: there(d.host) })),
+      projectRoots: [...new Set(roots.map(there))],
+      instanceRoots: [path.posix.join(files.root, 'state')],
+      ruleFor: ruleForMount(config, lintOpts),
+    };
+  }
   return {
     datasets: await Promise.all(
       prepared.datasets.map(async (d) => {
@@ -586,14 +596,20 @@ export async function mountPolicyFor(ctx: Context, prepared: PreparedInstance): 
     ),
     projectRoots: (await Promise.all(roots.map(withRealPath))).flat(),
     instanceRoots: await withRealPath(prepared.paths.dir),
-    ruleFor: (service, source, readOnly) => {
-      const rule = hostMountRule(source, readOnly, lintOpts);
-      // A host path lint accepts but that lies outside this instance's folders (another instance's
-      // state folder, say) is a host path mount all the same.
-      const ruleId = rule?.ruleId ?? 'SS015';
-      const allowed = allowances.find((a) => a.ruleId === ruleId && a.service === service);
-      return { ruleId, ...(allowed ? { allowedReason: allowed.reason } : {}) };
-    },
+    ruleFor: ruleForMount(config, lintOpts),
+  };
+}
+
+/** The lint rule a bind mount outside the instance's folders falls under, and its allowance if any. */
+function ruleForMount(config: PreparedInstance['loaded']['config'], lintOpts: Awaited<ReturnType<typeof lintOptionsFor>>): MountPolicy['ruleFor'] {
+  const allowances = allowancesOf(config);
+  return (service, source, readOnly) => {
+    const rule = hostMountRule(source, readOnly, lintOpts);
+    // A host path lint accepts but that lies outside this instance's folders (another instance's
+    // state folder, say) is a host path mount all the same.
+    const ruleId = rule?.ruleId ?? 'SS015';
+    const allowed = allowances.find((a) => a.ruleId === ruleId && a.service === service);
+    return { ruleId, ...(allowed ? { allowedReason: allowed.reason } : {}) };
   };
 }
 

@@ -44,6 +44,8 @@ function summary(p: ResolvedInstance, registered: boolean, services: ServiceStat
     stateDir: p.paths.dir,
     registered,
     state: summarizeState(services, record?.mayFinish),
+    engine: record?.engine?.name ?? 'local',
+    ...(record?.engine ? { engineEndpoint: record.engine.endpoint } : {}),
   };
 }
 
@@ -262,7 +264,7 @@ export async function down(ctx: Context): Promise<DownResult> {
   }
   // Nothing answers on a stopped instance's ports: their forwards (remote engine) close too.
   await removeFromEngine(ctx, inst, record?.leases ?? [], { files: false });
-  return { instance: summary(inst, record !== undefined, []), stopped: [...new Set(before.map((c) => c.service))], notices };
+  return { instance: summary(inst, record !== undefined, [], undefined, record), stopped: [...new Set(before.map((c) => c.service))], notices };
 }
 
 export interface DestroyResult {

@@ -29,7 +29,8 @@ export interface ServiceStatus {
   ports: ServicePort[];
 }
 
-export type InstanceState = 'running' | 'partial' | 'stopped' | 'down';
+/** `unknown`: its engine (a remote one) did not answer. */
+export type InstanceState = 'running' | 'partial' | 'stopped' | 'down' | 'unknown';
 
 export interface InstanceSummary {
   id: string;
@@ -40,6 +41,9 @@ export interface InstanceSummary {
   stateDir?: string;
   registered: boolean;
   state: InstanceState;
+  /** The engine it runs on (`local`, or a remote engine's name), and where that is (remote only). */
+  engine?: string;
+  engineEndpoint?: string;
   /** With a ttl: when it expires (ISO time) and how long is left (ms, 0 when past). */
   expiresAt?: string;
   expiresInMs?: number;
@@ -211,15 +215,7 @@ export async function listInstances(ctx: Context): Promise<{ instances: ListedIn
   for (const c of all) {
     const id = c.Labels?.[LABELS.instance];
     if (!id || !ownLabels(c.Labels)) continue;
-    const list = containersById.get(id) ?? [];
-    list.push({
-      labels: c.Labels ?? {},
-      state: c.State,
-      status: c.Status ?? '',
-      created: c.Created ?? 0,
-      ports: (c.Ports ?? []).map((p) => ({ containerPort: p.PrivatePort, protocol: p.Type, hostPort: p.PublicPort })),
-    });
-    containersById.set(id, list);
+    containersById.set(id, [...(containersById.get(id) ?? []), toListed(c)]);
   }
   const ids = new Set<string>([...Object.keys(registry.instances), ...containersById.keys()]);
   for (const v of resources.volumes) if (v.labels[LABELS.instance] && ownLabels(v.labels)) ids.add(v.labels[LABELS.instance]!);
@@ -250,10 +246,15 @@ export async function listInstances(ctx: Context): Promise<{ instances: ListedIn
     }
   }
 
+  const remote = await listRemote(ctx, Object.values(registry.instances).filter((r) => r.engine));
   const instances: ListedInstance[] = [...ids].sort().map((id) => {
     const rec = registry.instances[id];
     const labels = resources.containers.find((c) => c.labels[LABELS.instance] === id)?.labels ?? resources.volumes.find((v) => v.labels[LABELS.instance] === id)?.labels ?? {};
-    const seen = listedState(id, containersById.get(id) ?? [], rec);
+    const onRemote = rec?.engine ? remote.get(rec.engine.name) : undefined;
+    const seen =
+      onRemote && 'error' in onRemote
+        ? { state: 'unknown' as const, containers: { running: 0, total: 0 }, drift: [`its engine ${rec!.engine!.name} did not answer: ${onRemote.error}`] }
+        : listedState(id, onRemote ? (onRemote.byId.get(id) ?? []) : (containersById.get(id) ?? []), rec);
     return {
       id,
       worktree: rec?.worktree ?? labels[LABELS.worktree] ?? '',
@@ -262,6 +263,7 @@ export async function listInstances(ctx: Context): Promise<{ instances: ListedIn
       branch: rec?.branch,
       registered: rec !== undefined,
       state: seen.state,
+      engine: rec?.engine?.name ?? 'local',
       containers: seen.containers,
       ...expiry(rec),
       ports: (rec?.leases ?? []).map((l) => ({ service: l.service, container: l.containerPort, protocol: l.protocol, host: reachPort(l), url: urlFor(l, '127.0.0.1', l.hostPort), name: l.name, ...(l.localPort ? { enginePort: l.hostPort } : {}) })),
@@ -269,6 +271,48 @@ export async function listInstances(ctx: Context): Promise<{ instances: ListedIn
     };
   });
   return { instances, notices };
+}
+
+/** A container listing as listInstances reads it. */
+function toListed(c: { Labels?: Record<string, string>; State: string; Status?: string; Created?: number; Ports?: { PrivatePort: number; Type: string; PublicPort?: number }[] }): ListedContainer {
+  return {
+    labels: c.Labels ?? {},
+    state: c.State,
+    status: c.Status ?? '',
+    created: c.Created ?? 0,
+    ports: (c.Ports ?? []).map((p) => ({ containerPort: p.PrivatePort, protocol: p.Type, hostPort: p.PublicPort })),
+  };
+}
+
+/**
+ * The containers of instances on remote engines, one listing per engine (in parallel); an engine
+ * that does not answer is reported as such, never waited on beyond its connect timeout.
+ */
+async function listRemote(ctx: Context, records: InstanceRecord[]): Promise<Map<string, { byId: Map<string, ListedContainer[]> } | { error: string }>> {
+  const out = new Map<string, { byId: Map<string, ListedContainer[]> } | { error: string }>();
+  const engines = new Map(records.map((r) => [r.engine!.name, r.engine!]));
+  if (engines.size === 0) return out;
+  const { openEngine } = await import('../engine/select.js');
+  const { loadUserConfig } = await import('../config/user.js');
+  const user = (await loadUserConfig(ctx.env).catch(() => undefined))?.config;
+  await Promise.all(
+    [...engines.values()].map(async (e) => {
+      try {
+        const root = user?.engines?.[e.name]?.url === e.endpoint ? user.engines[e.name]?.root : undefined;
+        const engine = await openEngine({ name: e.name, url: e.endpoint, ...(root ? { root } : {}) }, { home: ctx.home, env: ctx.env, signal: ctx.signal });
+        const list = await engine.docker.listContainers({ all: true, filters: { label: [`${LABELS.home}=${homeLabelValue(ctx.home)}`] } });
+        const byId = new Map<string, ListedContainer[]>();
+        for (const c of list) {
+          const id = c.Labels?.[LABELS.instance];
+          if (id) byId.set(id, [...(byId.get(id) ?? []), toListed(c)]);
+        }
+        out.set(e.name, { byId });
+      } catch (err) {
+        out.set(e.name, { error: (err as Error).message });
+      }
+    }),
+  );
+  return out;
 }
 
 /** What `status` reports about the software the instance runs on. */

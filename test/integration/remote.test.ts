@@ -2,11 +2,11 @@
  * Remote engines over SSH, on real engines and real sshd: two test hosts (network namespaces with
  * their own dockerd and sshd, see remote-hosts.ts) and a third address with no sshd.
  */
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeSandbox, type Sandbox } from './helpers.js';
-import { startRemoteHosts, stopMasters, type RemoteHosts } from './remote-hosts.js';
+import { apiUrl, http, labelled, makeSandbox, type Sandbox } from './helpers.js';
+import { startRemoteHosts, stopMasters, type RemoteHost, type RemoteHosts } from './remote-hosts.js';
 
 let hosts: RemoteHosts;
 let s: Sandbox;
@@ -15,7 +15,12 @@ const ENGINES = ['r1', 'r2', 'down'];
 
 beforeAll(async () => {
   hosts = await startRemoteHosts(3, { images: ['debian:bookworm-slim'] });
-  s = await makeSandbox();
+  // The backend bind-mounts a project file (on a remote engine: its synced copy).
+  s = await makeSandbox(async (repo) => {
+    const file = path.join(repo, 'compose.yaml');
+    const text = await readFile(file, 'utf8');
+    await writeFile(file, text.replace('    command: ["python3", "/app/backend.py"]\n', '    command: ["python3", "/app/backend.py"]\n    volumes:\n      - ./README.md:/srv/copy/README.md:ro\n'));
+  });
   // host 2 has no sshd: an engine nothing answers for.
   await hosts.hosts[2]!.stopSsh();
   userConfig = path.join(s.base, 'user-config.yaml');
@@ -98,4 +103,125 @@ describe('sandstack engines', () => {
       await writeFile(keys, kept, { mode: 0o600 });
     }
   });
+});
+
+/** Labelled resources of this sandbox's state home on a test host's engine. */
+async function onHost(h: RemoteHost, home: string): Promise<{ containers: string[]; volumes: string[]; networks: string[] }> {
+  const { homeLabelValue } = await import('../../src/identity/identity.js');
+  const filters = { label: [`dev.sandstack.home=${homeLabelValue(home)}`] };
+  const [c, v, n] = await Promise.all([h.docker.listContainers({ all: true, filters }), h.docker.listVolumes({ filters }), h.docker.listNetworks({ filters })]);
+  return { containers: c.map((x) => x.Names[0]!), volumes: (v.Volumes ?? []).map((x) => x.Name), networks: n.map((x) => x.Name) };
+}
+
+/** Files and folders under a test host's sandstack root (what sync left there). */
+async function syncedUnder(h: RemoteHost): Promise<string[]> {
+  const { readdir } = await import('node:fs/promises');
+  return readdir(h.root, { recursive: true }).catch(() => []);
+}
+
+async function answers(url: string): Promise<boolean> {
+  try {
+    await fetch(url, { signal: AbortSignal.timeout(3000) });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+let demoImages: string[] = [];
+/** Copies the demo images into both remote engines (destroy removes an instance's last-used images there). */
+async function loadDemoImages(): Promise<void> {
+  const { execa } = await import('execa');
+  for (const h of hosts.hosts.slice(0, 2)) await execa('sh', ['-c', `docker save ${demoImages.join(' ')} | DOCKER_HOST=unix://${h.socket} docker load -q`]);
+}
+
+describe('instances on remote engines', () => {
+  beforeAll(async () => {
+    // The demo images, built here once (a namespace reaches no registry and no Debian mirror) and
+    // copied into each remote engine, where the build stage finds them by content address.
+    const local = await s.run(s.repo, ['--engine', 'local', 'up', '--instance', 'p-local', '--no-gate', '--json'], { env: env() });
+    expect(local.exitCode, local.stderr).toBe(0);
+    const { homeLabelValue } = await import('../../src/identity/identity.js');
+    const { docker } = await import('./helpers.js');
+    demoImages = (await docker.listImages({ filters: { label: [`dev.sandstack.home=${homeLabelValue(s.home)}`] } })).flatMap((i) => i.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
+    expect(demoImages.length).toBeGreaterThan(0);
+    await loadDemoImages();
+    const down = await s.run(s.repo, ['destroy', '--instance', 'p-local', '--keep-images', '--json'], { env: env() });
+    expect(down.exitCode, down.stderr).toBe(0);
+  }, 600_000);
+
+  it('up on a named remote engine: answers at its local URL with its id, files synced there, status and ls name the engine; destroy leaves nothing', async () => {
+    const h1 = hosts.hosts[0]!;
+    const up = await s.run(s.repo, ['--engine', 'r1', 'up', '--instance', 'a1', '--json'], { env: env() });
+    expect(up.exitCode, up.stderr).toBe(0);
+    expect(up.json.instance.engine).toBe('r1');
+    const url = apiUrl(up.json);
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const health = await http(`${url}/api/v1/health`);
+    expect(health.status).toBe(200);
+    expect(health.body.instance).toBe('a1');
+    // It runs on r1's engine, not here.
+    expect((await onHost(h1, s.home)).containers.sort()).toEqual(['/a1-backend-1', '/a1-db-1', '/a1-worker-backtest-1', '/a1-worker-ingest-1']);
+    expect(await labelled('a1')).toEqual({ containers: 0, volumes: 0, networks: 0 });
+    // The backend bind-mounts a project file: it is the synced copy on r1's host.
+    const backend = (await h1.docker.listContainers({ filters: { label: ['com.docker.compose.service=backend', 'dev.sandstack.instance=a1'] } }))[0]!;
+    const mount = (await h1.docker.getContainer(backend.Id).inspect()).Mounts.find((m) => m.Destination === '/srv/copy/README.md')!;
+    expect(mount.Source.startsWith(`${h1.root}/`), mount.Source).toBe(true);
+    expect(mount.Source.endsWith('/src/README.md')).toBe(true);
+    expect(await readFile(mount.Source, 'utf8')).toBe(await readFile(path.join(s.repo, 'README.md'), 'utf8'));
+    // The published port is on r1's loopback; the local URL is its forward.
+    expect(backend.Ports.find((p) => p.PrivatePort === 8000)?.IP).toBe('127.0.0.1');
+
+    const status = await s.run(s.repo, ['status', '--instance', 'a1'], { env: env() });
+    expect(status.exitCode, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/^engine r1 \(ssh:\/\/root@[\d.]+\); ports are forwarded to this machine$/m);
+    const ls = await s.run(s.repo, ['ls', '--json'], { env: env() });
+    const a1 = ls.json.instances.find((i: { id: string }) => i.id === 'a1');
+    expect([a1.engine, a1.state, a1.containers]).toEqual(['r1', 'running', { running: 4, total: 4 }]);
+
+    const d = await s.run(s.repo, ['destroy', '--instance', 'a1', '--json'], { env: env() });
+    expect(d.exitCode, d.stderr).toBe(0);
+    expect(d.json.verified).toEqual({ containers: 0, volumes: 0, networks: 0 });
+    expect(await onHost(h1, s.home)).toEqual({ containers: [], volumes: [], networks: [] });
+    expect(await syncedUnder(h1)).toEqual([]);
+    expect(await answers(url)).toBe(false);
+  }, 600_000);
+
+  it('gate --fresh passes on a remote engine and leaves nothing there', async () => {
+    const h2 = hosts.hosts[1]!;
+    const r = await s.run(s.repo, ['gate', '--fresh', '--json'], { env: { ...env(), SANDSTACK_ENGINE: 'r2' } });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.json.passed).toBe(true);
+    expect(r.json.stages.find((x: { name: string }) => x.name === 'config').details.engine.name).toBe('r2');
+    expect(await onHost(h2, s.home)).toEqual({ containers: [], volumes: [], networks: [] });
+    expect(await syncedUnder(h2)).toEqual([]);
+  }, 600_000);
+
+  it('three instances placed through the pool (local + two remotes) spread one per engine, each isolated; destroy leaves nothing anywhere', async () => {
+    await loadDemoImages();
+    const urls: string[] = [];
+    const engines: string[] = [];
+    for (const id of ['p1', 'p2', 'p3']) {
+      const up = await s.run(s.repo, ['up', '--instance', id, '--no-gate', '--json'], { env: env() });
+      expect(up.exitCode, up.stderr).toBe(0);
+      engines.push(up.json.instance.engine);
+      urls.push(apiUrl(up.json));
+    }
+    expect([...engines].sort()).toEqual(['local', 'r1', 'r2']);
+    expect(new Set(urls).size).toBe(3);
+    for (const [i, id] of ['p1', 'p2', 'p3'].entries()) expect((await http(`${urls[i]}/api/v1/health`)).body.instance).toBe(id);
+    const listed = await s.run(s.repo, ['engines', '--json'], { env: env() });
+    expect(listed.json.engines.filter((e: { inPool: boolean }) => e.inPool).map((e: { name: string; instances: number }) => [e.name, e.instances])).toEqual([
+      ['local', 1],
+      ['r1', 1],
+      ['r2', 1],
+    ]);
+    for (const id of ['p1', 'p2', 'p3']) expect((await s.run(s.repo, ['destroy', '--instance', id, '--json'], { env: env() })).exitCode).toBe(0);
+    for (const h of hosts.hosts.slice(0, 2)) {
+      expect(await onHost(h, s.home)).toEqual({ containers: [], volumes: [], networks: [] });
+      expect(await syncedUnder(h)).toEqual([]);
+    }
+    for (const id of ['p1', 'p2', 'p3']) expect(await labelled(id)).toEqual({ containers: 0, volumes: 0, networks: 0 });
+    for (const u of urls) expect(await answers(u)).toBe(false);
+  }, 600_000);
 });

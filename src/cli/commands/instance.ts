@@ -33,6 +33,7 @@ function statusText(r: StatusResult | UpResult): string {
   return [
     `instance ${i.id} (${i.kind}) ${i.state}${i.expiresInMs !== undefined ? `, expires: ${expiryText(i)} (${i.expiresAt})` : ''}`,
     `worktree ${i.worktree}${i.branch ? ` [${i.branch}]` : ''}`,
+    ...(i.engineEndpoint ? [`engine ${i.engine} (${i.engineEndpoint}); ports are forwarded to this machine`] : []),
     '',
     serviceTable(r.services),
     ...(allowances.length ? ['', 'allowed guardrail exceptions:', ...allowances.map((a) => `  ${a.ruleId} ${a.rule} on ${a.service}: ${a.reason}`)] : []),

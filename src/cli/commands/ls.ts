@@ -11,8 +11,8 @@ export const ls: Action = async (ctx, out) => {
     r.instances.length === 0
       ? 'no instances'
       : table(
-          ['INSTANCE', 'STATE', 'CONTAINERS', 'PORTS', 'EXPIRES', 'WORKTREE'],
-          r.instances.map((i) => [i.id, i.state + (i.registered ? '' : ' (unregistered)') + (i.drift.length ? ' (drift)' : ''), `${i.containers.running}/${i.containers.total}`, i.ports.map((p) => p.url ?? String(p.host)).join(', ') || '-', expiryText(i), i.worktree]),
+          ['INSTANCE', 'STATE', 'ENGINE', 'CONTAINERS', 'PORTS', 'EXPIRES', 'WORKTREE'],
+          r.instances.map((i) => [i.id, i.state + (i.registered ? '' : ' (unregistered)') + (i.drift.length ? ' (drift)' : ''), i.engine ?? 'local', `${i.containers.running}/${i.containers.total}`, i.ports.map((p) => p.url ?? String(p.host)).join(', ') || '-', expiryText(i), i.worktree]),
         ) + r.instances.flatMap((i) => i.drift.map((d) => `\ndrift ${i.id}: ${d}`)).join(''),
   );
 };
