@@ -15,7 +15,10 @@ import { removeInstanceImages, removeUnusedContentImages } from '../engine/docke
 import { homeLabelValue, LABELS } from '../identity/identity.js';
 import { obsPaths } from '../observability/stack.js';
 import type { Context } from './context.js';
-import { releaseInstance } from './instance.js';
+import { loadUserConfig } from '../config/user.js';
+import { ownerAlive, parseOwner } from '../state/owner.js';
+import { readRegistrySnapshot } from '../state/registry.js';
+import { registryOptions, releaseInstance } from './instance.js';
 import { findExpired, findOrphans, homeSnapshot, removeInstanceByLabel } from './reap.js';
 
 export type GcKind = 'orphan' | 'expired' | 'worktree-gone' | 'stale-record' | 'targets' | 'evidence' | 'image';
@@ -31,6 +34,8 @@ export interface GcItem {
   removed: boolean;
   /** When it is listed but not removed: what would remove it. */
   hint?: string;
+  /** The engine it is on (`local`, or a remote engine's name). */
+  engine?: string;
 }
 
 export interface GcOptions {
@@ -51,8 +56,42 @@ export interface GcResult {
   durationMs: number;
 }
 
+/**
+ * Collects on the context's engine (the local one), then on every remote engine an instance of this
+ * state home runs on: orphans, expired instances and images are per engine; scrape targets and
+ * evidence are this machine's. A remote engine that does not answer has its instances whose owner
+ * is gone listed (not removed), to be collected when it answers again.
+ */
 export async function gc(ctx: Context, opts: GcOptions = {}): Promise<GcResult> {
   const t0 = Date.now();
+  const all = (await readRegistrySnapshot(registryOptions(ctx))).result.instances;
+  const items: GcItem[] = [];
+  await gcOnEngine(ctx, opts, items, new Set(Object.keys(all)));
+  const remotes = new Map(Object.values(all).flatMap((r) => (r.engine ? [[r.engine.name, r.engine] as const] : [])));
+  if (remotes.size > 0) {
+    const { openEngine } = await import('../engine/select.js');
+    const user = (await loadUserConfig(ctx.env).catch(() => undefined))?.config;
+    for (const e of remotes.values()) {
+      const root = user?.engines?.[e.name]?.url === e.endpoint ? user.engines[e.name]?.root : undefined;
+      let engine;
+      try {
+        engine = await openEngine({ name: e.name, url: e.endpoint, ...(root ? { root } : {}) }, { home: ctx.home, env: ctx.env, signal: ctx.signal });
+      } catch (err) {
+        for (const rec of Object.values(all).filter((r) => r.engine?.name === e.name)) {
+          const owner = parseOwner(rec.owner);
+          if (!owner || (await ownerAlive(owner))) continue;
+          items.push({ kind: 'orphan', id: rec.id, subject: `instance ${rec.id}`, why: `its owner, sandstack process ${owner.pid}, is gone`, removed: false, engine: e.name, hint: `engine ${e.name} does not answer (${(err as Error).message.split('\n')[0]}); run sandstack gc again when it does` });
+        }
+        continue;
+      }
+      await gcOnEngine({ ...ctx, engine }, opts, items);
+    }
+  }
+  return { items, dryRun: opts.dryRun === true, durationMs: Date.now() - t0 };
+}
+
+/** gc on one engine; with `allIds` (the local pass), also this machine's scrape targets and evidence. */
+async function gcOnEngine(ctx: Context, opts: GcOptions, out: GcItem[], allIds?: Set<string>): Promise<void> {
   const dry = opts.dryRun === true;
   const items: GcItem[] = [];
   const snap = await homeSnapshot(ctx);
@@ -96,8 +135,15 @@ export async function gc(ctx: Context, opts: GcOptions = {}): Promise<GcResult> 
     if (allowed) gone.add(rec.id);
   }
 
-  const exists = (id: string) => !gone.has(id) && (id in records || labelledIds.has(id));
+  const exists = (id: string) => !gone.has(id) && (id in records || labelledIds.has(id) || (allIds?.has(id) ?? false));
 
+  if (allIds) await collectLocalFiles(ctx, dry, exists, opts, items);
+  await collectImages(ctx, dry, exists, opts, items);
+  out.push(...items.map((i) => ({ ...i, engine: ctx.engine.name })));
+}
+
+/** Scrape targets and evidence folders of instances that do not exist (this machine's files). */
+async function collectLocalFiles(ctx: Context, dry: boolean, exists: (id: string) => boolean, opts: GcOptions, items: GcItem[]): Promise<void> {
   const targetsDir = obsPaths(ctx.home).targetsDir;
   for (const f of await readdir(targetsDir).catch(() => [] as string[])) {
     const id = f.replace(/\.json$/, '');
@@ -123,6 +169,10 @@ export async function gc(ctx: Context, opts: GcOptions = {}): Promise<GcResult> 
     });
   }
 
+}
+
+/** Images of this home on the context's engine that no existing instance uses. */
+async function collectImages(ctx: Context, dry: boolean, exists: (id: string) => boolean, opts: GcOptions, items: GcItem[]): Promise<void> {
   // Images built for instances that are gone (no record, no container, volume or network): their
   // tags and the untagged layers that carry their label.
   const images = await ctx.engine.docker.listImages({ all: true, filters: { label: [`${LABELS.home}=${homeLabelValue(ctx.home)}`] } });
@@ -171,6 +221,4 @@ export async function gc(ctx: Context, opts: GcOptions = {}): Promise<GcResult> 
       items.push({ kind: 'image', id: id || '-', subject: `${img.Id.slice(7, 19)} (untagged, ${Math.round(img.Size / 1e6)} MB)`, why: `an untagged image${id ? ` built for ${id}` : ''} that no container uses`, removed });
     }
   }
-
-  return { items, dryRun: dry, durationMs: Date.now() - t0 };
 }

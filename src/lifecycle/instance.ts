@@ -434,7 +434,7 @@ export async function placeOnEngine(ctx: Context, prepared: PreparedInstance): P
 }
 
 /** Undoes placeOnEngine: closes the forwards and, with `files`, removes the instance's files on the engine. */
-export async function removeFromEngine(ctx: Context, inst: ResolvedInstance, leases: Lease[], opts: { files: boolean }): Promise<void> {
+export async function removeFromEngine(ctx: Context, inst: Pick<ResolvedInstance, 'paths'>, leases: Lease[], opts: { files: boolean }): Promise<void> {
   await ctx.engine.unforward(leases);
   const root = ctx.engine.filesRoot(inst.paths.dir);
   if (opts.files && root !== undefined) await ctx.engine.removeFiles(root);

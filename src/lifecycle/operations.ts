@@ -3,7 +3,7 @@ import { rm, stat } from 'node:fs/promises';
 import { composeErrorText, runCompose, type ComposeProject } from '../compose/cli.js';
 import { saveGateReport, StageRecorder, withReport, type GateReport } from '../gate/report.js';
 import { buildStage, configStage, deadlineFrom, healthyStage, isolationStage, openGateRun, probesStage, startStage, type GateRun } from '../gate/stages.js';
-import { assertDockerAvailable, countResources, instanceContainers, labelledResources, removeInstanceImages, removeUnusedContentImages, sweepInstance, type LabelledResources } from '../engine/docker.js';
+import { assertDockerAvailable, countResources, engineVersion, instanceContainers, labelledResources, removeInstanceImages, removeUnusedContentImages, sweepInstance, type LabelledResources } from '../engine/docker.js';
 import { instanceObservability, leaveSharedStack, observabilityStage, removeTargets, type InstanceObservability } from '../observability/wiring.js';
 import { isSandstackError, SandstackError } from '../errors.js';
 import { gitInfo, removeWorktree } from '../git/git.js';
@@ -15,13 +15,13 @@ import { stringifyModel } from '../compose/yaml.js';
 import { configDirOf, dataRootTemplate, declaredDatasets, instanceDataView, type InstanceDataView } from '../data/shared.js';
 import { gatherSecrets } from '../evidence/bundle.js';
 import { redactModel } from '../evidence/redact.js';
-import type { InstanceRecord } from '../state/registry.js';
+import { withRegistry, type InstanceRecord } from '../state/registry.js';
 import type { Context } from './context.js';
 import { reapedLine, reapFirst } from './reap.js';
 import { budgetNotices } from './df.js';
 import { rekeyData } from '../data/rekey.js';
 import { adoptSnapshotSecrets, planSeed, readSnapshot, seedVolumes, type SeedPlan } from '../data/snapshot.js';
-import { assertOwnHome, findRecord, handOver, placeNewInstance, recordServices, otherHomes, prepareInstance, releaseInstance, removeFromEngine, renderedProject, resolveInstance, type PreparedInstance, type ResolvedInstance } from './instance.js';
+import { assertOwnHome, findRecord, handOver, placeNewInstance, recordServices, registryOptions, otherHomes, prepareInstance, releaseInstance, removeFromEngine, renderedProject, resolveInstance, type PreparedInstance, type ResolvedInstance } from './instance.js';
 import { currentOwner, formatOwner } from '../state/owner.js';
 import { expiry, serviceStatuses, type InstanceSummary, type ServiceStatus, summarizeState } from './status.js';
 
@@ -64,6 +64,14 @@ async function rollback(ctx: Context, prepared: PreparedInstance, wipeVolumes: b
   }
   await removeFromEngine(ctx, prepared, prepared.record.leases, { files: prepared.createdRecord }).catch(() => undefined);
   if (prepared.createdRecord) {
+    if (ctx.engine.remote && 'error' in (await engineVersion(ctx.engine.docker))) {
+      // The engine stopped answering: what this up made there stays until it answers again. The
+      // record stays, owned by this process: once it exits, `sandstack gc` (or the next start)
+      // finds an orphan and removes it from the engine.
+      await markOrphan(ctx, prepared.identity.id).catch(() => undefined);
+      ctx.onProgress({ type: 'notice', message: `engine ${ctx.engine.name} does not answer: what ${prepared.identity.id} made there is listed for \`sandstack gc\`, which removes it when the engine answers again` });
+      return;
+    }
     await releaseInstance(ctx, prepared.identity.id).catch(() => undefined);
     await rm(prepared.paths.dir, { recursive: true, force: true }).catch(() => undefined);
   }
@@ -171,6 +179,13 @@ export async function startInstance(ctx: Context, rec: StageRecorder, opts: Star
     await run?.watch.settle();
     run?.stop();
     if (opts.rollbackOnFailure !== false) await rollback(ctx, prepared, !hadVolumes);
+    if (ctx.engine.remote && !(isSandstackError(e) && e.code === 'SANDSTACK_ENGINE_UNREACHABLE') && 'error' in (await engineVersion(ctx.engine.docker))) {
+      throw new SandstackError('SANDSTACK_ENGINE_UNREACHABLE', `Engine "${ctx.engine.name}" (${ctx.engine.endpoint}) stopped answering during up of ${id} (the SSH connection dropped?): ${(e as Error).message.split('\n')[0]}`, {
+        hint: 'Check the network and the remote host; run `sandstack gc` when it answers again to remove what this up left there, then run up again.',
+        details: { engine: ctx.engine.name, endpoint: ctx.engine.endpoint, id },
+        cause: e,
+      });
+    }
     if (ctx.signal?.aborted && !(isSandstackError(e) && e.code === 'SANDSTACK_SERVICE_FAILED')) {
       throw new SandstackError('SANDSTACK_INTERRUPTED', `Interrupted during up of ${id}; ${opts.rollbackOnFailure !== false ? 'everything it started was removed' : 'tearing down'}.`);
     }
@@ -227,6 +242,14 @@ export async function up(ctx: Context, opts: { build?: boolean; gate?: boolean; 
     timings: { totalMs: Date.now() - t0 },
     notices: [...reaped, ...prepared.notices, ...budget],
   };
+}
+
+/** Gives a record this process as its owner: once the process is gone, reaping treats the instance as an orphan. */
+async function markOrphan(ctx: Context, id: string): Promise<void> {
+  await withRegistry(registryOptions(ctx), (registry) => {
+    const rec = registry.instances[id];
+    if (rec) rec.owner = formatOwner(currentOwner());
+  });
 }
 
 /** Resolves the instance, preferring the registry's record of where its project lives. */

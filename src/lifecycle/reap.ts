@@ -13,7 +13,7 @@ import { instancePaths } from '../state/paths.js';
 import { ownerAlive, parseOwner } from '../state/owner.js';
 import { expiresAt, readRegistrySnapshot, type Registry } from '../state/registry.js';
 import type { Context } from './context.js';
-import { registryOptions, releaseInstance } from './instance.js';
+import { registryOptions, releaseInstance, removeFromEngine } from './instance.js';
 
 export interface ReapedInstance {
   id: string;
@@ -57,13 +57,17 @@ export interface HomeSnapshot extends LabelledResources {
   registry: Registry;
 }
 
-/** Lists this home's labelled resources (optionally only those with `extraLabel`) and reads the registry. */
+/**
+ * Lists this home's labelled resources on the context's engine (optionally only those with
+ * `extraLabel`) and reads the registry, keeping the records of instances on that engine.
+ */
 export async function homeSnapshot(ctx: Context, extraLabel?: string): Promise<HomeSnapshot> {
   const [resources, registry] = await Promise.all([
     labelledResources(ctx.engine.docker, { labels: [`${LABELS.home}=${homeLabelValue(ctx.home)}`, ...(extraLabel ? [extraLabel] : [])] }),
     readRegistrySnapshot(registryOptions(ctx)),
   ]);
-  return { ...resources, registry: registry.result };
+  const here = Object.fromEntries(Object.entries(registry.result.instances).filter(([, r]) => (r.engine?.name ?? 'local') === ctx.engine.name));
+  return { ...resources, registry: { ...registry.result, instances: here } };
 }
 
 /** Throwaway instances whose owner is gone: from the owner label, or the registry record alone. */
@@ -119,6 +123,8 @@ export async function removeInstanceByLabel(ctx: Context, id: string, snap: Home
   await removeTargets(ctx.home, id).catch(() => undefined);
   await sweepInstance(ctx.engine.docker, id);
   const images = await removeInstanceImages(ctx.engine.docker, id, [], homeLabelValue(ctx.home));
+  // Its forwards and its files on the engine's host (a remote engine), then its state here.
+  await removeFromEngine(ctx, { paths: instancePaths(ctx.home, id) }, snap.registry.instances[id]?.leases ?? [], { files: true });
   await rm(instancePaths(ctx.home, id).dir, { recursive: true, force: true });
   const leases = snap.registry.instances[id]?.leases.length ?? 0;
   await releaseInstance(ctx, id);

@@ -214,6 +214,11 @@ export async function startRemoteHosts(count: number, opts: { images: string[] }
   return { hosts, binDir, env: { PATH: `${binDir}:${process.env.PATH ?? ''}` }, teardown };
 }
 
+/** Kills an engine's SSH control master (as a dropped connection would end it), leaving its files. */
+export async function killMaster(home: string, engine: string): Promise<void> {
+  await execa('pkill', ['-KILL', '-f', `ControlPath=${connectionDir(home, engine)}/ctl`], { reject: false });
+}
+
 /** Ends the SSH control masters sandstack keeps for a state home's engines (they outlive commands by design). */
 export async function stopMasters(home: string, engines: string[]): Promise<void> {
   for (const name of engines) {

@@ -6,7 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiUrl, http, labelled, makeSandbox, type Sandbox } from './helpers.js';
-import { startRemoteHosts, stopMasters, type RemoteHost, type RemoteHosts } from './remote-hosts.js';
+import { killMaster, startRemoteHosts, stopMasters, type RemoteHost, type RemoteHosts } from './remote-hosts.js';
 
 let hosts: RemoteHosts;
 let s: Sandbox;
@@ -129,10 +129,16 @@ async function answers(url: string): Promise<boolean> {
 }
 
 let demoImages: string[] = [];
-/** Copies the demo images into both remote engines (destroy removes an instance's last-used images there). */
+/**
+ * Copies the demo images into both remote engines (destroy removes an instance's last-used images
+ * there, and here): saved once to a file, loaded from it each time.
+ */
 async function loadDemoImages(): Promise<void> {
   const { execa } = await import('execa');
-  for (const h of hosts.hosts.slice(0, 2)) await execa('sh', ['-c', `docker save ${demoImages.join(' ')} | DOCKER_HOST=unix://${h.socket} docker load -q`]);
+  const { existsSync } = await import('node:fs');
+  const archive = path.join(s.base, 'demo-images.tar');
+  if (!existsSync(archive)) await execa('docker', ['save', '-o', archive, ...demoImages]);
+  for (const h of hosts.hosts.slice(0, 2)) await execa('docker', ['-H', `unix://${h.socket}`, 'load', '-q', '-i', archive]);
 }
 
 describe('instances on remote engines', () => {
@@ -223,5 +229,33 @@ describe('instances on remote engines', () => {
     }
     for (const id of ['p1', 'p2', 'p3']) expect(await labelled(id)).toEqual({ containers: 0, volumes: 0, networks: 0 });
     for (const u of urls) expect(await answers(u)).toBe(false);
+  }, 600_000);
+});
+
+describe('a dropped SSH connection', () => {
+  it('mid-up fails clearly (exit 3, naming the engine), keeps what it cannot remove listed, and gc removes it from the engine', async () => {
+    const h2 = hosts.hosts[1]!;
+    await loadDemoImages();
+    const { execa } = await import('execa');
+    const { CLI, until } = await import('./helpers.js');
+    const child = execa('node', [CLI, '--engine', 'r2', 'up', '--instance', 'k1', '--json'], { cwd: s.repo, env: { ...env(), SANDSTACK_HOME: s.home }, reject: false, stdin: 'ignore' });
+    // Once Compose has created containers on r2, the SSH connection goes (its control master is killed).
+    await until('k1 containers on r2', async () => ((await h2.docker.listContainers({ all: true, filters: { label: ['dev.sandstack.instance=k1'] } })).length > 0 ? true : undefined), 180_000, 100);
+    await killMaster(s.home, 'r2');
+    const r = await child;
+    expect(r.exitCode, String(r.stderr)).toBe(3);
+    const error = JSON.parse(String(r.stdout)).error;
+    expect(error.code).toBe('SANDSTACK_ENGINE_UNREACHABLE');
+    expect(error.message).toMatch(/^Engine "r2" \(ssh:\/\/root@[\d.]+\) stopped answering during up of k1/);
+    expect(error.hint).toContain('sandstack gc');
+    // What it made on r2 is still there (nothing could reach it), and still known here.
+    expect((await onHost(h2, s.home)).containers.length).toBeGreaterThan(0);
+    const g = await s.run(s.repo, ['gc', '--json'], { env: env() });
+    expect(g.exitCode, g.stderr).toBe(0);
+    expect(g.json.items.filter((i: { kind: string }) => i.kind === 'orphan').map((i: { id: string; engine: string; removed: boolean }) => [i.id, i.engine, i.removed])).toEqual([['k1', 'r2', true]]);
+    expect(await onHost(h2, s.home)).toEqual({ containers: [], volumes: [], networks: [] });
+    expect(await syncedUnder(h2)).toEqual([]);
+    const ls = await s.run(s.repo, ['ls', '--json'], { env: env() });
+    expect(ls.json.instances.map((i: { id: string }) => i.id)).not.toContain('k1');
   }, 600_000);
 });

@@ -739,3 +739,65 @@ describe('renderIsolated: state home label', () => {
     expect(resourceLabels(model.networks!.default)[LABELS.home]).toBe('abcdef123456');
   });
 });
+
+describe('bind mounts on an engine with its own files (remote)', () => {
+  // A service bind-mounting a project folder (long syntax, as Compose v2 resolves it) and a file
+  // (short syntax, as v1 does), plus a file secret and a file config.
+  const model = (): ComposeModel =>
+    parseResolvedModel(`services:
+  web:
+    image: web:dev
+    volumes:
+      - type: bind
+        source: /home/dev/shop/static
+        target: /srv/static
+        read_only: true
+      - /home/dev/shop/nginx.conf:/etc/nginx/nginx.conf:ro
+      - data:/var/lib/web
+    secrets: [token]
+    configs: [app]
+secrets:
+  token:
+    file: /state/instances/feat-a/secrets/TOKEN
+configs:
+  app:
+    file: /home/dev/shop/app.yaml
+volumes:
+  data: {}
+`);
+  const toEngine = (p: string) =>
+    p.startsWith('/home/dev/shop/') ? `/r/src/${p.slice('/home/dev/shop/'.length)}` : p.startsWith('/state/instances/feat-a/') ? `/r/state/${p.slice('/state/instances/feat-a/'.length)}` : undefined;
+
+  it('points every bind-mounted host path at its synced place on the engine', () => {
+    const out = renderIsolated({ model: model(), identity: idA, leases: [], allowExternal: noExternal, engineFiles: { engine: 'build-1', toEngine } }).model as any;
+    expect(out.services.web.volumes[0]).toMatchObject({ type: 'bind', source: '/r/src/static', target: '/srv/static', read_only: true });
+    expect(out.services.web.volumes[1]).toBe('/r/src/nginx.conf:/etc/nginx/nginx.conf:ro');
+    // A named volume is the engine's own: untouched (apart from being scoped).
+    expect(JSON.stringify(out.services.web.volumes[2])).toContain('/var/lib/web');
+    expect(out.secrets.token.file).toBe('/r/state/secrets/TOKEN');
+    expect(out.configs.app.file).toBe('/r/src/app.yaml');
+  });
+
+  it('refuses a host path nothing syncs (outside the project), naming the service, the path and the engine', () => {
+    const m = model();
+    (m.services.web!.volumes as unknown[]).push('/var/run/docker.sock:/var/run/docker.sock');
+    const e = errorOf(() => renderIsolated({ model: m, identity: idA, leases: [], allowExternal: noExternal, engineFiles: { engine: 'build-1', toEngine } }));
+    expect(e.code).toBe('SANDSTACK_CONFIG_INVALID');
+    expect(e.message).toBe('Service web mounts the host path /var/run/docker.sock, which is outside the project; the instance runs on engine "build-1", which only has the project folder, the instance\'s data root and secrets, and data.shared synced to it.');
+    expect(e.hint).toContain('data.shared');
+  });
+
+  it('leaves bind mounts alone without engineFiles (the local engine)', () => {
+    const out = renderIsolated({ model: model(), identity: idA, leases: [], allowExternal: noExternal }).model as any;
+    expect(out.services.web.volumes[1]).toBe('/home/dev/shop/nginx.conf:/etc/nginx/nginx.conf:ro');
+    expect(out.secrets.token.file).toBe('/state/instances/feat-a/secrets/TOKEN');
+  });
+});
+
+describe('port variables of a forwarded lease', () => {
+  it('SANDSTACK_PORT_* is the port on this machine (the forward), not the remote one', () => {
+    const env = interpolationEnv(idA, [{ service: 'web', containerPort: 3000, protocol: 'tcp', hostPort: 22000, localPort: 23456, scheme: 'http' }], '/d');
+    expect(env.SANDSTACK_PORT_WEB_3000).toBe('23456');
+    expect(interpolationEnv(idA, v2Leases, '/d').SANDSTACK_PORT_WEB_3000).toBe('22000');
+  });
+});

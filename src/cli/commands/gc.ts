@@ -12,7 +12,7 @@ export const gc: Action = async (ctx, out, cmd) => {
   const r: GcResult = await collect(ctx, { dryRun: o.dryRun, worktreeGone: o.worktreeGone, evidenceOlderThanMs, images: o.images, named: ctx.instanceFlag ? [ctx.instanceFlag] : [] });
   out.result(r, () => {
     if (r.items.length === 0) return 'nothing to collect';
-    const rows = r.items.map((i) => [i.kind, i.id, i.removed ? 'removed' : r.dryRun ? 'would remove' : 'kept', i.why + (i.hint ? ` (${i.hint})` : '')]);
+    const rows = r.items.map((i) => [i.kind, i.id + (i.engine && i.engine !== 'local' ? ` (on ${i.engine})` : ''), i.removed ? 'removed' : r.dryRun ? 'would remove' : 'kept', i.why + (i.hint ? ` (${i.hint})` : '')]);
     return `${table(['KIND', 'INSTANCE', 'ACTION', 'WHY'], rows)}\n${r.items.filter((i) => i.removed).length} removed${r.dryRun ? ' (dry run: nothing removed)' : ''}`;
   });
 };
