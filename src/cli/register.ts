@@ -263,6 +263,18 @@ export function registerCommands(program: Command, run: Runner): void {
     .action(run(async () => (await import('./commands/instance.js')).down));
 
   program
+    .command('sync')
+    .description("bring a running instance's files on its remote engine up to date (worktree, new data-root files, secrets, data.shared) and reopen its port forwards")
+    .addHelpText(
+      'after',
+      '\nOn a remote engine, up syncs the worktree once; after editing files that the stack bind-mounts,\n' +
+        'sync copies the changes (incrementally, .gitignore respected, .git left out). It also reopens the\n' +
+        'port forwards, e.g. after the SSH connection dropped. On the local engine there is nothing to do.\n' +
+        '\nExample:\n  sandstack sync && sandstack logs backend --tail 20',
+    )
+    .action(run(async () => (await import('./commands/sync.js')).sync));
+
+  program
     .command('gc')
     .description('remove what sandstack left behind in this state home: orphaned throwaway instances, stale records and leases, targets, images of gone instances')
     .option('--dry-run', 'list what would be removed and why; remove nothing')

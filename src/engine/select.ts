@@ -72,6 +72,16 @@ async function dockerContextHost(name: string, env: NodeJS.ProcessEnv): Promise<
   return r.exitCode === 0 ? String(r.stdout).trim() || undefined : undefined;
 }
 
+/**
+ * The spec of the engine a registry record names: the user config's entry when it still lists the
+ * same name at the same URL (its `root`, `capacity`), else the name and URL as recorded.
+ */
+export function recordedEngineSpec(recorded: { name: string; endpoint: string }, user: UserConfig | undefined): EngineSpec {
+  if (recorded.endpoint === 'local') return configuredEngines(user ?? {})[0]!;
+  const listed = user ? configuredEngines(user).find((e) => e.name === recorded.name && e.url === recorded.endpoint) : undefined;
+  return listed ?? { name: recorded.name, url: recorded.endpoint };
+}
+
 /** Opens an engine: the local one (reusing `local` when given) or a remote one over SSH. */
 export async function openEngine(spec: EngineSpec, opts: { home: string; env: NodeJS.ProcessEnv; signal?: AbortSignal; local?: Engine }): Promise<Engine> {
   if (!spec.url) return opts.local ?? localEngine();

@@ -225,7 +225,13 @@ export class SshConnection {
 
   /** Forwards local 127.0.0.1:`local` to 127.0.0.1:`remote` on the engine's host. */
   async forwardPort(local: number, remote: number): Promise<void> {
-    const r = await this.ssh(['-O', 'forward', '-L', `127.0.0.1:${local}:127.0.0.1:${remote}`, destination(this.target)], { timeoutMs: 15_000 });
+    const spec = ['-L', `127.0.0.1:${local}:127.0.0.1:${remote}`, destination(this.target)];
+    let r = await this.ssh(['-O', 'forward', ...spec], { timeoutMs: 15_000 });
+    if (r.exitCode !== 0) {
+      // Already open on this master (sync, a second up): closed and opened again, so it is ours.
+      await this.ssh(['-O', 'cancel', ...spec], { timeoutMs: 15_000 });
+      r = await this.ssh(['-O', 'forward', ...spec], { timeoutMs: 15_000 });
+    }
     if (r.exitCode !== 0) {
       throw new SandstackError('SANDSTACK_PORT_IN_USE', `Engine "${this.spec.name}": could not forward local port ${local} to its port ${remote} (${String(r.stderr).trim()}).`, {
         hint: 'Another program may hold the local port; run the command again to lease another.',

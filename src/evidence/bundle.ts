@@ -199,6 +199,7 @@ export async function writeEvidence(ctx: Context, opts: WriteEvidenceOptions): P
     instance: { id: inst.identity.id, kind: runInst.identity.kind, worktree: inst.identity.worktree, projectDir: inst.projectDir, runInstance: runInst.identity.id },
     git: { branch: git?.branch ?? null, commit: git?.commit ?? null, dirty: git ? git.dirty : null },
     versions: { sandstack: sandstackVersion(), docker: dockerVersion, compose, node: process.version },
+    engine: { name: ctx.engine.name, endpoint: ctx.engine.endpoint },
     timings: { gateMs: gate?.durationMs ?? null, testsMs: tests?.durationMs ?? null, totalMs: starts.length && ends.length ? Math.max(...ends) - Math.min(...starts) : null },
     result: { gatePassed, testsPassed, passed: gatePassed !== false && testsPassed !== false && (gatePassed === true || testsPassed === true) && (!teardown || Object.values(teardown.remaining).every((n) => n === 0)) },
     notes: [...(opts.notes ?? []), ...allowancesOf(inst.loaded.config).map((a) => `guardrail exception allowed in sandstack.yaml: ${a.ruleId} ${a.rule} on service ${a.service}: ${a.reason}`)],

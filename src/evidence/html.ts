@@ -204,6 +204,7 @@ function factsSection(bundle: EvidenceBundle): string {
     ['Dirty', esc(dirty)],
     ['sandstack', code(m.versions.sandstack)],
     ['Docker', code(m.versions.docker)],
+    ['Engine', code(m.engine ? (m.engine.name === 'local' ? 'local' : `${m.engine.name} (${m.engine.endpoint})`) : null)],
     ['Compose', code(m.versions.compose)],
     ['Node', code(m.versions.node)],
     ['Worktree', code(m.instance.worktree)],

@@ -38,6 +38,8 @@ export interface Manifest {
   instance: { id: string; kind: string; worktree: string; projectDir: string; runInstance: string };
   git: { branch: string | null; commit: string | null; dirty: boolean | null };
   versions: { sandstack: string; docker: string | null; compose: string | null; node: string };
+  /** The Docker engine the run's instance ran on (`local`, or a remote engine's name and endpoint); absent in bundles written before. */
+  engine?: { name: string; endpoint: string };
   timings: { gateMs: number | null; testsMs: number | null; totalMs: number | null };
   result: { gatePassed: boolean | null; testsPassed: boolean | null; passed: boolean };
   /** Allowances and other things a reviewer should know. */

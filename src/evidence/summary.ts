@@ -206,7 +206,7 @@ function facts(bundle: EvidenceBundle): string {
   const lines = [
     `- **Branch:** ${m.git.branch ? mdCode(m.git.branch) : 'unknown (detached or not a git checkout)'}`,
     `- **Commit:** ${sha ? mdCode(sha) : 'unknown'} · **dirty:** ${dirty}`,
-    `- **Versions:** sandstack ${mdCode(v.sandstack)} · Docker ${v.docker ? mdCode(v.docker) : 'unknown'} · Compose ${v.compose ? mdCode(v.compose) : 'unknown'} · Node ${mdCode(v.node)}`,
+    `- **Versions:** sandstack ${mdCode(v.sandstack)} · Docker ${v.docker ? mdCode(v.docker) : 'unknown'}${m.engine && m.engine.name !== 'local' ? ` (engine ${mdCode(m.engine.name)}, ${mdCode(m.engine.endpoint)})` : ''} · Compose ${v.compose ? mdCode(v.compose) : 'unknown'} · Node ${mdCode(v.node)}`,
     `- **Instance:** ${mdCode(m.instance.id)} (${mdText(m.instance.kind)}) · run ${mdCode(m.runId)} · created ${mdText(m.createdAt)}`,
     `- **Timings:** gate ${m.timings.gateMs === null ? NOT_RUN : formatDuration(m.timings.gateMs)} · tests ${m.timings.testsMs === null ? NOT_RUN : formatDuration(m.timings.testsMs)} · total ${formatDuration(m.timings.totalMs)}`,
   ];

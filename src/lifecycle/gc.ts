@@ -69,13 +69,12 @@ export async function gc(ctx: Context, opts: GcOptions = {}): Promise<GcResult> 
   await gcOnEngine(ctx, opts, items, new Set(Object.keys(all)));
   const remotes = new Map(Object.values(all).flatMap((r) => (r.engine ? [[r.engine.name, r.engine] as const] : [])));
   if (remotes.size > 0) {
-    const { openEngine } = await import('../engine/select.js');
+    const { openEngine, recordedEngineSpec } = await import('../engine/select.js');
     const user = (await loadUserConfig(ctx.env).catch(() => undefined))?.config;
     for (const e of remotes.values()) {
-      const root = user?.engines?.[e.name]?.url === e.endpoint ? user.engines[e.name]?.root : undefined;
       let engine;
       try {
-        engine = await openEngine({ name: e.name, url: e.endpoint, ...(root ? { root } : {}) }, { home: ctx.home, env: ctx.env, signal: ctx.signal });
+        engine = await openEngine(recordedEngineSpec(e, user), { home: ctx.home, env: ctx.env, signal: ctx.signal });
       } catch (err) {
         for (const rec of Object.values(all).filter((r) => r.engine?.name === e.name)) {
           const owner = parseOwner(rec.owner);

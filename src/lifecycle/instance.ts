@@ -22,7 +22,7 @@ import { allocatePorts, decodeLeases, leaseKey, type PortRequest } from '../port
 import { isPortFree } from '../ports/probe.js';
 import { composeCacheFile, instancePaths, type InstancePaths } from '../state/paths.js';
 import { loadUserConfig } from '../config/user.js';
-import { configuredEngines, engineSpec, openEngine, type EngineSource, type EngineSpec } from '../engine/select.js';
+import { engineSpec, openEngine, recordedEngineSpec, type EngineSource, type EngineSpec } from '../engine/select.js';
 import type { SyncFolder } from '../engine/engine.js';
 import { peekRecord, withRegistry, type InstanceRecord, type Lease, type Reconciled, type RegistryOptions, type SkippedInstance } from '../state/registry.js';
 import { defaultLogDriver, labelledResources, type LabelledResources } from '../engine/docker.js';
@@ -104,9 +104,7 @@ async function bindEngine(ctx: Context, id: string, loaded: LoadedConfig): Promi
         details: { id, engine: recorded, asked: asked.value },
       });
     }
-    const user = (await loadUserConfig(ctx.env)).config;
-    const listed = configuredEngines(user).find((e) => e.name === recorded.name && e.url === recorded.endpoint);
-    spec = listed ?? (recorded.endpoint === 'local' ? { name: 'local' } : { name: recorded.name, url: recorded.endpoint });
+    spec = recordedEngineSpec(recorded, (await loadUserConfig(ctx.env)).config);
   } else if (asked) {
     spec = await engineSpec(asked.value, (await loadUserConfig(ctx.env)).config, ctx.env, asked.source);
   }
@@ -420,7 +418,7 @@ export function engineFiles(ctx: Context, inst: ResolvedInstance, datasets: Decl
  * use this machine's) and opens the forwards of its ports (when its ports are on another host).
  * Nothing to do on the local engine. Returns what was synced, for the config stage's details.
  */
-export async function placeOnEngine(ctx: Context, prepared: PreparedInstance): Promise<{ engine: string; synced: string[]; durationMs: number } | undefined> {
+export async function placeOnEngine(ctx: Context, prepared: Pick<PreparedInstance, 'engineFiles' | 'record'>): Promise<{ engine: string; synced: string[]; durationMs: number } | undefined> {
   const files = prepared.engineFiles;
   const t0 = Date.now();
   const present: SyncFolder[] = [];

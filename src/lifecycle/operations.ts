@@ -21,7 +21,7 @@ import { reapedLine, reapFirst } from './reap.js';
 import { budgetNotices } from './df.js';
 import { rekeyData } from '../data/rekey.js';
 import { adoptSnapshotSecrets, planSeed, readSnapshot, seedVolumes, type SeedPlan } from '../data/snapshot.js';
-import { assertOwnHome, findRecord, handOver, placeNewInstance, recordServices, registryOptions, otherHomes, prepareInstance, releaseInstance, removeFromEngine, renderedProject, resolveInstance, type PreparedInstance, type ResolvedInstance } from './instance.js';
+import { assertOwnHome, engineFiles, findRecord, handOver, placeOnEngine, placeNewInstance, recordServices, registryOptions, otherHomes, prepareInstance, releaseInstance, removeFromEngine, renderedProject, resolveInstance, type PreparedInstance, type ResolvedInstance } from './instance.js';
 import { currentOwner, formatOwner } from '../state/owner.js';
 import { expiry, serviceStatuses, type InstanceSummary, type ServiceStatus, summarizeState } from './status.js';
 
@@ -242,6 +242,29 @@ export async function up(ctx: Context, opts: { build?: boolean; gate?: boolean; 
     timings: { totalMs: Date.now() - t0 },
     notices: [...reaped, ...prepared.notices, ...budget],
   };
+}
+
+export interface SyncResult {
+  instance: string;
+  engine: string;
+  /** The local folders synced (empty on the local engine, which uses them in place). */
+  synced: string[];
+  durationMs: number;
+}
+
+/**
+ * `sync`: brings a registered instance's files on its engine up to date with this machine (the
+ * worktree, new files of the data root, the secrets, data.shared) and reopens its port forwards
+ * (after the SSH connection was lost, say). Nothing to do on the local engine.
+ */
+export async function syncInstance(ctx: Context): Promise<SyncResult> {
+  const { inst, record } = await locate(ctx);
+  if (!record) {
+    throw new SandstackError('SANDSTACK_INSTANCE_NOT_FOUND', `Instance ${inst.identity.id} is not registered: there is nothing to sync.`, { hint: 'Start it with `sandstack up` (which syncs it).' });
+  }
+  const files = engineFiles(ctx, inst, declaredDatasets(inst.loaded.config, configDirOf(inst.loaded)));
+  const placed = await placeOnEngine(ctx, { ...inst, record, ...(files ? { engineFiles: files } : {}) });
+  return { instance: inst.identity.id, engine: ctx.engine.name, synced: placed?.synced ?? [], durationMs: placed?.durationMs ?? 0 };
 }
 
 /** Gives a record this process as its owner: once the process is gone, reaping treats the instance as an orphan. */

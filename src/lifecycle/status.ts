@@ -292,14 +292,13 @@ async function listRemote(ctx: Context, records: InstanceRecord[]): Promise<Map<
   const out = new Map<string, { byId: Map<string, ListedContainer[]> } | { error: string }>();
   const engines = new Map(records.map((r) => [r.engine!.name, r.engine!]));
   if (engines.size === 0) return out;
-  const { openEngine } = await import('../engine/select.js');
+  const { openEngine, recordedEngineSpec } = await import('../engine/select.js');
   const { loadUserConfig } = await import('../config/user.js');
   const user = (await loadUserConfig(ctx.env).catch(() => undefined))?.config;
   await Promise.all(
     [...engines.values()].map(async (e) => {
       try {
-        const root = user?.engines?.[e.name]?.url === e.endpoint ? user.engines[e.name]?.root : undefined;
-        const engine = await openEngine({ name: e.name, url: e.endpoint, ...(root ? { root } : {}) }, { home: ctx.home, env: ctx.env, signal: ctx.signal });
+        const engine = await openEngine(recordedEngineSpec(e, user), { home: ctx.home, env: ctx.env, signal: ctx.signal });
         const list = await engine.docker.listContainers({ all: true, filters: { label: [`${LABELS.home}=${homeLabelValue(ctx.home)}`] } });
         const byId = new Map<string, ListedContainer[]>();
         for (const c of list) {

@@ -138,7 +138,14 @@ async function loadDemoImages(): Promise<void> {
   const { existsSync } = await import('node:fs');
   const archive = path.join(s.base, 'demo-images.tar');
   if (!existsSync(archive)) await execa('docker', ['save', '-o', archive, ...demoImages]);
-  for (const h of hosts.hosts.slice(0, 2)) await execa('docker', ['-H', `unix://${h.socket}`, 'load', '-q', '-i', archive]);
+  for (const h of hosts.hosts.slice(0, 2)) {
+    await execa('docker', ['-H', `unix://${h.socket}`, 'load', '-q', '-i', archive]);
+    // The e2e service builds from the backend's context (./app): its content address is the
+    // backend's hash, so the image a build there would make is the backend's under the e2e name.
+    for (const tag of demoImages.filter((t) => t.startsWith('sandstack/demo-backend:'))) {
+      await execa('docker', ['-H', `unix://${h.socket}`, 'tag', tag, tag.replace('sandstack/demo-backend:', 'sandstack/demo-e2e:')]);
+    }
+  }
 }
 
 describe('instances on remote engines', () => {
@@ -185,6 +192,17 @@ describe('instances on remote engines', () => {
     const a1 = ls.json.instances.find((i: { id: string }) => i.id === 'a1');
     expect([a1.engine, a1.state, a1.containers]).toEqual(['r1', 'running', { running: 4, total: 4 }]);
 
+    // An edited project file reaches the engine with sync; a lost connection's forwards come back with it.
+    await writeFile(path.join(s.repo, 'README.md'), 'edited after up\n');
+    await killMaster(s.home, 'r1');
+    expect(await answers(url)).toBe(false);
+    const sync = await s.run(s.repo, ['sync', '--instance', 'a1', '--json'], { env: env() });
+    expect(sync.exitCode, sync.stderr).toBe(0);
+    expect(sync.json).toMatchObject({ instance: 'a1', engine: 'r1' });
+    expect(sync.json.synced).toContain(s.repo);
+    expect(await readFile(mount.Source, 'utf8')).toBe('edited after up\n');
+    expect((await http(`${url}/api/v1/health`)).body.instance).toBe('a1');
+
     const d = await s.run(s.repo, ['destroy', '--instance', 'a1', '--json'], { env: env() });
     expect(d.exitCode, d.stderr).toBe(0);
     expect(d.json.verified).toEqual({ containers: 0, volumes: 0, networks: 0 });
@@ -193,12 +211,24 @@ describe('instances on remote engines', () => {
     expect(await answers(url)).toBe(false);
   }, 600_000);
 
-  it('gate --fresh passes on a remote engine and leaves nothing there', async () => {
+  it('gate --fresh and verify pass on a remote engine and leave nothing there; the evidence names the engine', async () => {
     const h2 = hosts.hosts[1]!;
     const r = await s.run(s.repo, ['gate', '--fresh', '--json'], { env: { ...env(), SANDSTACK_ENGINE: 'r2' } });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.json.passed).toBe(true);
     expect(r.json.stages.find((x: { name: string }) => x.name === 'config').details.engine.name).toBe('r2');
+    expect(await onHost(h2, s.home)).toEqual({ containers: [], volumes: [], networks: [] });
+    expect(await syncedUnder(h2)).toEqual([]);
+
+    const v = await s.run(s.repo, ['verify', '--json'], { env: { ...env(), SANDSTACK_ENGINE: 'r2' } });
+    expect(v.exitCode, v.stderr).toBe(0);
+    expect(v.json.passed).toBe(true);
+    expect(v.json.tests.suites.map((x: { kind: string; passed: boolean }) => [x.kind, x.passed])).toEqual([
+      ['unit', true],
+      ['e2e', true],
+    ]);
+    const manifest = JSON.parse(await readFile(path.join(v.json.evidence.dir, 'manifest.json'), 'utf8'));
+    expect(manifest.engine).toEqual({ name: 'r2', endpoint: h2.url });
     expect(await onHost(h2, s.home)).toEqual({ containers: [], volumes: [], networks: [] });
     expect(await syncedUnder(h2)).toEqual([]);
   }, 600_000);
