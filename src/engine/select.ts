@@ -22,7 +22,7 @@ export interface EngineSpec {
 }
 
 /** Where a choice came from, for messages. */
-export type EngineSource = '--engine' | 'SANDSTACK_ENGINE' | 'sandstack.yaml' | 'registry' | 'pool' | 'default';
+export type EngineSource = '--engine' | 'SANDSTACK_ENGINE' | 'sandstack.yaml';
 
 /** An engine name from an ssh URL: its host, and its port when not 22 (`build-1`, `10.0.0.5-2222`). */
 export function nameFromUrl(url: string): string {
@@ -80,6 +80,27 @@ export function recordedEngineSpec(recorded: { name: string; endpoint: string },
   if (recorded.endpoint === 'local') return configuredEngines(user ?? {})[0]!;
   const listed = user ? configuredEngines(user).find((e) => e.name === recorded.name && e.url === recorded.endpoint) : undefined;
   return listed ?? { name: recorded.name, url: recorded.endpoint };
+}
+
+/**
+ * Opens, at once, each remote engine the records name (with the user config's settings for it):
+ * the open engine, or the error that says why it could not be reached.
+ */
+export async function openRecordedEngines(
+  records: { engine?: { name: string; endpoint: string } }[],
+  opts: { home: string; env: NodeJS.ProcessEnv; signal?: AbortSignal },
+): Promise<Map<string, Engine | Error>> {
+  const recorded = new Map(records.flatMap((r) => (r.engine ? [[r.engine.name, r.engine] as const] : [])));
+  const out = new Map<string, Engine | Error>();
+  if (recorded.size === 0) return out;
+  const { loadUserConfig } = await import('../config/user.js');
+  const user = (await loadUserConfig(opts.env).catch(() => undefined))?.config;
+  await Promise.all(
+    [...recorded.values()].map(async (e) => {
+      out.set(e.name, await openEngine(recordedEngineSpec(e, user), opts).catch((err: Error) => err));
+    }),
+  );
+  return out;
 }
 
 /** Opens an engine: the local one (reusing `local` when given) or a remote one over SSH. */

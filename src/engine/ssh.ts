@@ -301,11 +301,6 @@ export class SshConnection {
     }
   }
 
-  /** Ends the control master (and with it every forward). */
-  async close(): Promise<void> {
-    await this.ssh(['-O', 'exit', destination(this.target)], { timeoutMs: 10_000 });
-    await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
-  }
 }
 
 /** A word for a POSIX shell: single-quoted. */

@@ -7,7 +7,7 @@ import { loadUserConfig, type UserConfig } from '../config/user.js';
 import { SandstackError } from '../errors.js';
 import type { Engine } from '../engine/engine.js';
 import { configuredEngines, placeOn, probeEngine, type EngineSpec, type EngineStatus } from '../engine/select.js';
-import { readRegistrySnapshot, type Registry } from '../state/registry.js';
+import { engineNameOf, readRegistrySnapshot, type Registry } from '../state/registry.js';
 import type { Context } from './context.js';
 import { registryOptions } from './instance.js';
 
@@ -24,22 +24,17 @@ export interface EnginesResult {
   notices: string[];
 }
 
-function engineOf(rec: Registry['instances'][string]): { name: string; endpoint: string } {
-  return rec.engine ?? { name: 'local', endpoint: 'local' };
-}
-
 /** Every engine to show: configured ones, then those only the registry names (an instance started with a URL). */
 function knownSpecs(user: UserConfig, registry: Registry): EngineSpec[] {
   const specs = configuredEngines(user);
   for (const rec of Object.values(registry.instances)) {
-    const e = engineOf(rec);
-    if (!specs.some((s) => s.name === e.name)) specs.push({ name: e.name, ...(e.endpoint !== 'local' ? { url: e.endpoint } : {}) });
+    if (rec.engine && !specs.some((s) => s.name === rec.engine!.name)) specs.push({ name: rec.engine.name, url: rec.engine.endpoint });
   }
   return specs;
 }
 
 async function probeAll(ctx: Context, specs: EngineSpec[], registry: Registry, pool: string[]): Promise<{ entries: EngineEntry[]; opened: Map<string, Engine> }> {
-  const ids = (name: string) => Object.values(registry.instances).filter((r) => engineOf(r).name === name).map((r) => r.id).sort();
+  const ids = (name: string) => Object.values(registry.instances).filter((r) => engineNameOf(r) === name).map((r) => r.id).sort();
   const opened = new Map<string, Engine>();
   const entries = await Promise.all(
     specs.map(async (spec) => {
@@ -67,7 +62,7 @@ export async function listEngines(ctx: Context): Promise<EnginesResult> {
  * room (engine/select.ts placeOn). SANDSTACK_POOL_FULL (exit 3) when none can take it, naming why
  * for each.
  */
-export async function placeOnPool(ctx: Context, user: UserConfig): Promise<{ engine: Engine; status: EngineStatus; considered: EngineStatus[] }> {
+export async function placeOnPool(ctx: Context, user: UserConfig): Promise<{ engine: Engine; status: EngineStatus }> {
   const pool = user.pool ?? [];
   const snap = await readRegistrySnapshot(registryOptions(ctx));
   const specs = configuredEngines(user);
@@ -82,5 +77,5 @@ export async function placeOnPool(ctx: Context, user: UserConfig): Promise<{ eng
       details: { engines: entries },
     });
   }
-  return { engine, status: chosen, considered: entries };
+  return { engine, status: chosen };
 }

@@ -15,7 +15,6 @@ import { removeInstanceImages, removeUnusedContentImages } from '../engine/docke
 import { homeLabelValue, LABELS } from '../identity/identity.js';
 import { obsPaths } from '../observability/stack.js';
 import type { Context } from './context.js';
-import { loadUserConfig } from '../config/user.js';
 import { ownerAlive, parseOwner } from '../state/owner.js';
 import { readRegistrySnapshot } from '../state/registry.js';
 import { registryOptions, releaseInstance } from './instance.js';
@@ -67,23 +66,18 @@ export async function gc(ctx: Context, opts: GcOptions = {}): Promise<GcResult> 
   const all = (await readRegistrySnapshot(registryOptions(ctx))).result.instances;
   const items: GcItem[] = [];
   await gcOnEngine(ctx, opts, items, new Set(Object.keys(all)));
-  const remotes = new Map(Object.values(all).flatMap((r) => (r.engine ? [[r.engine.name, r.engine] as const] : [])));
-  if (remotes.size > 0) {
-    const { openEngine, recordedEngineSpec } = await import('../engine/select.js');
-    const user = (await loadUserConfig(ctx.env).catch(() => undefined))?.config;
-    for (const e of remotes.values()) {
-      let engine;
-      try {
-        engine = await openEngine(recordedEngineSpec(e, user), { home: ctx.home, env: ctx.env, signal: ctx.signal });
-      } catch (err) {
-        for (const rec of Object.values(all).filter((r) => r.engine?.name === e.name)) {
-          const owner = parseOwner(rec.owner);
-          if (!owner || (await ownerAlive(owner))) continue;
-          items.push({ kind: 'orphan', id: rec.id, subject: `instance ${rec.id}`, why: `its owner, sandstack process ${owner.pid}, is gone`, removed: false, engine: e.name, hint: `engine ${e.name} does not answer (${(err as Error).message.split('\n')[0]}); run sandstack gc again when it does` });
-        }
+  if (Object.values(all).some((r) => r.engine)) {
+    const { openRecordedEngines } = await import('../engine/select.js');
+    for (const [name, engine] of await openRecordedEngines(Object.values(all), { home: ctx.home, env: ctx.env, signal: ctx.signal })) {
+      if (!(engine instanceof Error)) {
+        await gcOnEngine({ ...ctx, engine }, opts, items);
         continue;
       }
-      await gcOnEngine({ ...ctx, engine }, opts, items);
+      for (const rec of Object.values(all).filter((r) => r.engine?.name === name)) {
+        const owner = parseOwner(rec.owner);
+        if (!owner || (await ownerAlive(owner))) continue;
+        items.push({ kind: 'orphan', id: rec.id, subject: `instance ${rec.id}`, why: `its owner, sandstack process ${owner.pid}, is gone`, removed: false, engine: name, hint: `engine ${name} does not answer (${engine.message.split('\n')[0]}); run sandstack gc again when it does` });
+      }
     }
   }
   return { items, dryRun: opts.dryRun === true, durationMs: Date.now() - t0 };

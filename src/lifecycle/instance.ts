@@ -24,7 +24,7 @@ import { composeCacheFile, instancePaths, type InstancePaths } from '../state/pa
 import { loadUserConfig } from '../config/user.js';
 import { engineSpec, openEngine, recordedEngineSpec, type EngineSource, type EngineSpec } from '../engine/select.js';
 import type { SyncFolder } from '../engine/engine.js';
-import { peekRecord, withRegistry, type InstanceRecord, type Lease, type Reconciled, type RegistryOptions, type SkippedInstance } from '../state/registry.js';
+import { engineNameOf, peekRecord, withRegistry, type InstanceRecord, type Lease, type Reconciled, type RegistryOptions, type SkippedInstance } from '../state/registry.js';
 import { defaultLogDriver, labelledResources, type LabelledResources } from '../engine/docker.js';
 import { telemetryFor } from '../observability/wiring.js';
 import { assertDataPathsExist, configDirOf, dataRootTemplate, declaredDatasets, type DeclaredDataset } from '../data/shared.js';
@@ -250,11 +250,10 @@ export async function ensureLeases(ctx: Context, inst: ResolvedInstance, opts: {
       throw clashError(inst.identity.id, existing, inst.projectDir);
     }
     const others = Object.values(registry.instances).filter((r) => r.id !== inst.identity.id);
-    const engineOf = (r: InstanceRecord) => r.engine?.name ?? 'local';
     // Host ports are per engine (each engine's host has its own 127.0.0.1); this machine's ports
     // are those of local instances and the forwards of remote ones.
-    const takenOn = new Set(others.filter((r) => engineOf(r) === ctx.engine.name).flatMap((r) => r.leases.map((l) => l.hostPort)));
-    const takenHere = new Set(others.flatMap((r) => r.leases.map((l) => (engineOf(r) === 'local' ? l.hostPort : l.localPort)).filter((p): p is number => p !== undefined)));
+    const takenOn = new Set(others.filter((r) => engineNameOf(r) === ctx.engine.name).flatMap((r) => r.leases.map((l) => l.hostPort)));
+    const takenHere = new Set(others.flatMap((r) => r.leases.map((l) => (engineNameOf(r) === 'local' ? l.hostPort : l.localPort)).filter((p): p is number => p !== undefined)));
     const allocation = await allocatePorts({
       instanceId: inst.identity.id,
       requests,

@@ -15,7 +15,7 @@ import { stringifyModel } from '../compose/yaml.js';
 import { configDirOf, dataRootTemplate, declaredDatasets, instanceDataView, type InstanceDataView } from '../data/shared.js';
 import { gatherSecrets } from '../evidence/bundle.js';
 import { redactModel } from '../evidence/redact.js';
-import { withRegistry, type InstanceRecord } from '../state/registry.js';
+import { engineNameOf, withRegistry, type InstanceRecord } from '../state/registry.js';
 import type { Context } from './context.js';
 import { reapedLine, reapFirst } from './reap.js';
 import { budgetNotices } from './df.js';
@@ -44,7 +44,7 @@ function summary(p: ResolvedInstance, registered: boolean, services: ServiceStat
     stateDir: p.paths.dir,
     registered,
     state: summarizeState(services, record?.mayFinish),
-    engine: record?.engine?.name ?? 'local',
+    engine: record ? engineNameOf(record) : 'local',
     ...(record?.engine ? { engineEndpoint: record.engine.endpoint } : {}),
   };
 }

@@ -11,7 +11,7 @@ import { homeLabelValue, LABELS } from '../identity/identity.js';
 import { removeTargets } from '../observability/wiring.js';
 import { instancePaths } from '../state/paths.js';
 import { ownerAlive, parseOwner } from '../state/owner.js';
-import { expiresAt, readRegistrySnapshot, type Registry } from '../state/registry.js';
+import { engineNameOf, expiresAt, readRegistrySnapshot, type Registry } from '../state/registry.js';
 import type { Context } from './context.js';
 import { registryOptions, releaseInstance, removeFromEngine } from './instance.js';
 
@@ -66,7 +66,7 @@ export async function homeSnapshot(ctx: Context, extraLabel?: string): Promise<H
     labelledResources(ctx.engine.docker, { labels: [`${LABELS.home}=${homeLabelValue(ctx.home)}`, ...(extraLabel ? [extraLabel] : [])] }),
     readRegistrySnapshot(registryOptions(ctx)),
   ]);
-  const here = Object.fromEntries(Object.entries(registry.result.instances).filter(([, r]) => (r.engine?.name ?? 'local') === ctx.engine.name));
+  const here = Object.fromEntries(Object.entries(registry.result.instances).filter(([, r]) => engineNameOf(r) === ctx.engine.name));
   return { ...resources, registry: { ...registry.result, instances: here } };
 }
 

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { COMPOSE_SERVICE_LABEL, homeLabelValue, LABELS } from '../identity/identity.js';
 import { leaseKey, reachPort } from '../ports/leases.js';
 import type { InstanceRecord, Lease, RegistryOptions } from '../state/registry.js';
-import { expiresAt, readRegistrySnapshot, withRegistry } from '../state/registry.js';
+import { engineNameOf, expiresAt, readRegistrySnapshot, withRegistry } from '../state/registry.js';
 import type { Context } from './context.js';
 import { versionReport } from '../version.js';
 
@@ -263,7 +263,7 @@ export async function listInstances(ctx: Context): Promise<{ instances: ListedIn
       branch: rec?.branch,
       registered: rec !== undefined,
       state: seen.state,
-      engine: rec?.engine?.name ?? 'local',
+      engine: rec ? engineNameOf(rec) : 'local',
       containers: seen.containers,
       ...expiry(rec),
       ports: (rec?.leases ?? []).map((l) => ({ service: l.service, container: l.containerPort, protocol: l.protocol, host: reachPort(l), url: urlFor(l, '127.0.0.1', l.hostPort), name: l.name, ...(l.localPort ? { enginePort: l.hostPort } : {}) })),
@@ -290,24 +290,22 @@ function toListed(c: { Labels?: Record<string, string>; State: string; Status?: 
  */
 async function listRemote(ctx: Context, records: InstanceRecord[]): Promise<Map<string, { byId: Map<string, ListedContainer[]> } | { error: string }>> {
   const out = new Map<string, { byId: Map<string, ListedContainer[]> } | { error: string }>();
-  const engines = new Map(records.map((r) => [r.engine!.name, r.engine!]));
-  if (engines.size === 0) return out;
-  const { openEngine, recordedEngineSpec } = await import('../engine/select.js');
-  const { loadUserConfig } = await import('../config/user.js');
-  const user = (await loadUserConfig(ctx.env).catch(() => undefined))?.config;
+  if (records.length === 0) return out;
+  const { openRecordedEngines } = await import('../engine/select.js');
+  const engines = await openRecordedEngines(records, { home: ctx.home, env: ctx.env, signal: ctx.signal });
   await Promise.all(
-    [...engines.values()].map(async (e) => {
+    [...engines].map(async ([name, engine]) => {
       try {
-        const engine = await openEngine(recordedEngineSpec(e, user), { home: ctx.home, env: ctx.env, signal: ctx.signal });
+        if (engine instanceof Error) throw engine;
         const list = await engine.docker.listContainers({ all: true, filters: { label: [`${LABELS.home}=${homeLabelValue(ctx.home)}`] } });
         const byId = new Map<string, ListedContainer[]>();
         for (const c of list) {
           const id = c.Labels?.[LABELS.instance];
           if (id) byId.set(id, [...(byId.get(id) ?? []), toListed(c)]);
         }
-        out.set(e.name, { byId });
+        out.set(name, { byId });
       } catch (err) {
-        out.set(e.name, { error: (err as Error).message });
+        out.set(name, { error: (err as Error).message });
       }
     }),
   );

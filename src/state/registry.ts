@@ -54,6 +54,11 @@ export const InstanceRecordSchema = z.strictObject({
   engine: z.optional(z.strictObject({ name: z.string(), endpoint: z.string() })),
 });
 
+/** The name of the engine an instance runs on (`local` unless its record names a remote one). */
+export function engineNameOf(rec: Pick<InstanceRecord, 'engine'>): string {
+  return rec.engine?.name ?? 'local';
+}
+
 /** When an instance with a ttl expires (ms since the epoch), if it has one. */
 export function expiresAt(rec: Pick<InstanceRecord, 'ttlMs' | 'lastUsedAt' | 'createdAt'>): number | undefined {
   if (!rec.ttlMs) return undefined;
