@@ -235,7 +235,13 @@ export function registerCommands(program: Command, run: Runner): void {
   const obs = program
     .command('obs')
     .description('the shared observability stack (Prometheus, Grafana, Jaeger) every instance with observability.enabled reports to')
-    .addHelpText('after', '\nExamples:\n  sandstack obs up\n  sandstack obs status --show-password\n  sandstack obs down --volumes');
+    .addHelpText(
+      'after',
+      '\nEach engine has its own stack: instances on a remote engine report to the stack on that engine\n' +
+        '(`--engine <name>`); its URLs are local ports forwarded to the engine, and images the engine lacks\n' +
+        "are copied from this machine's engine.\n" +
+        '\nExamples:\n  sandstack obs up\n  sandstack obs status --show-password\n  sandstack obs down --volumes\n  sandstack --engine build-1 obs up',
+    );
   obs
     .command('up')
     .description('build, pull and start the shared stack (what is available), then join every instance telemetry network')

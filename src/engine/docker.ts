@@ -38,14 +38,39 @@ export async function assertDockerAvailable(docker: Docker): Promise<{ version: 
   return v;
 }
 
-let logDriver: Promise<string | undefined> | undefined;
-/** The engine's default log driver (asked once per process; undefined when it cannot be told). */
+const logDrivers = new WeakMap<Docker, Promise<string | undefined>>();
+/** The engine's default log driver (asked once per engine client; undefined when it cannot be told). */
 export function defaultLogDriver(docker: Docker): Promise<string | undefined> {
-  logDriver ??= docker.info().then(
-    (i: { LoggingDriver?: string }) => i.LoggingDriver,
-    () => undefined,
-  );
-  return logDriver;
+  let driver = logDrivers.get(docker);
+  if (!driver) {
+    driver = docker.info().then(
+      (i: { LoggingDriver?: string }) => i.LoggingDriver,
+      () => undefined,
+    );
+    logDrivers.set(docker, driver);
+  }
+  return driver;
+}
+
+/** True when the engine has the image (by reference or id). */
+export async function imagePresent(docker: Docker, ref: string): Promise<boolean> {
+  try {
+    await docker.getImage(ref).inspect();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Copies an image from one engine to another (`docker save | docker load`, streamed: nothing is
+ * written to disk here). Layers the target already has are kept as they are.
+ */
+export async function copyImage(from: Docker, to: Docker, ref: string): Promise<void> {
+  const tar = await from.getImage(ref).get();
+  const res = await to.loadImage(tar, { quiet: true });
+  await new Promise<void>((resolve, reject) => to.modem.followProgress(res, (err: Error | null) => (err ? reject(err) : resolve())));
+  if (!(await imagePresent(to, ref))) throw new Error(`${ref} is not on the target engine after loading it`);
 }
 
 const instanceFilter = (id: string) => ({ label: [`${LABELS.instance}=${id}`] });

@@ -37,11 +37,17 @@ export interface Engine {
   sync(folders: SyncFolder[], signal?: AbortSignal): Promise<void>;
   /** Removes an instance's files root on the engine's host (destroy). */
   removeFiles(root: string): Promise<void>;
-  /** Makes each lease's service port reachable at 127.0.0.1:`reachPort(lease)` on this machine. */
-  forward(leases: Lease[]): Promise<void>;
-  /** Closes what forward opened for these leases. */
-  unforward(leases: Lease[]): Promise<void>;
+  /**
+   * Makes each port published on the engine's host (`hostPort`) reachable at 127.0.0.1:`localPort`
+   * on this machine (a lease's `reachPort`); entries without a `localPort` need nothing.
+   */
+  forward(ports: PortForward[]): Promise<void>;
+  /** Closes what forward opened for these ports. */
+  unforward(ports: PortForward[]): Promise<void>;
 }
+
+/** A port published on the engine's host and the local port it is reached at (leases have both). */
+export type PortForward = Pick<Lease, 'hostPort' | 'localPort'>;
 
 export interface SyncFolder {
   local: string;

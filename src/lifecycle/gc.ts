@@ -137,12 +137,15 @@ async function gcOnEngine(ctx: Context, opts: GcOptions, out: GcItem[], allIds?:
 
 /** Scrape targets and evidence folders of instances that do not exist (this machine's files). */
 async function collectLocalFiles(ctx: Context, dry: boolean, exists: (id: string) => boolean, opts: GcOptions, items: GcItem[]): Promise<void> {
-  const targetsDir = obsPaths(ctx.home).targetsDir;
-  for (const f of await readdir(targetsDir).catch(() => [] as string[])) {
-    const id = f.replace(/\.json$/, '');
-    if (!f.endsWith('.json') || exists(id)) continue;
-    if (!dry) await rm(path.join(targetsDir, f), { force: true });
-    items.push({ kind: 'targets', id, subject: path.join(targetsDir, f), why: `scrape targets of ${id}, which does not exist`, removed: !dry });
+  // The targets of every engine's stack (a remote engine's Prometheus sees the removal at its next sync).
+  const engines = await readdir(path.join(ctx.home, 'obs', 'engines')).catch(() => [] as string[]);
+  for (const targetsDir of [obsPaths(ctx.home).targetsDir, ...engines.map((e) => obsPaths(ctx.home, e).targetsDir)]) {
+    for (const f of await readdir(targetsDir).catch(() => [] as string[])) {
+      const id = f.replace(/\.json$/, '');
+      if (!f.endsWith('.json') || exists(id)) continue;
+      if (!dry) await rm(path.join(targetsDir, f), { force: true });
+      items.push({ kind: 'targets', id, subject: path.join(targetsDir, f), why: `scrape targets of ${id}, which does not exist`, removed: !dry });
+    }
   }
 
   const evidenceDir = path.join(ctx.home, 'evidence');

@@ -80,10 +80,10 @@ export async function resolveInstance(ctx: Context, sameFolder?: Pick<ResolvedIn
 }
 
 /** The engine asked for now: --engine, else SANDSTACK_ENGINE, else `engine:` in sandstack.yaml. */
-function requestedEngine(ctx: Context, loaded: LoadedConfig): { value: string; source: EngineSource } | undefined {
+function requestedEngine(ctx: Context, loaded?: LoadedConfig): { value: string; source: EngineSource } | undefined {
   if (ctx.engineFlag) return { value: ctx.engineFlag, source: '--engine' };
   if (ctx.env.SANDSTACK_ENGINE) return { value: ctx.env.SANDSTACK_ENGINE, source: 'SANDSTACK_ENGINE' };
-  if (loaded.config.engine) return { value: loaded.config.engine, source: 'sandstack.yaml' };
+  if (loaded?.config.engine) return { value: loaded.config.engine, source: 'sandstack.yaml' };
   return undefined;
 }
 
@@ -110,8 +110,29 @@ async function bindEngine(ctx: Context, id: string, loaded: LoadedConfig): Promi
   }
   if (spec && spec.name !== ctx.engine.name) {
     ctx.onProgress({ type: 'step', message: `connecting to engine ${spec.name}${spec.url ? ` (${spec.url})` : ''}` });
-    ctx.engine = await openEngine(spec, { home: ctx.home, env: ctx.env, signal: ctx.signal });
+    try {
+      ctx.engine = await openEngine(spec, { home: ctx.home, env: ctx.env, signal: ctx.signal });
+    } catch (e) {
+      // The instance's own engine does not answer: say which instance (destroy schedules it for gc).
+      if (e instanceof SandstackError && e.code === 'SANDSTACK_ENGINE_UNREACHABLE' && record?.engine) {
+        throw new SandstackError(e.code, e.message, { hint: e.hint, details: { ...e.details, instance: id } });
+      }
+      throw e;
+    }
   }
+}
+
+/**
+ * Points the context at the engine --engine or SANDSTACK_ENGINE names, for commands about an
+ * engine rather than an instance (`obs`); the local engine when neither is given.
+ */
+export async function bindRequestedEngine(ctx: Context): Promise<void> {
+  const asked = requestedEngine(ctx);
+  if (!asked) return;
+  const spec = await engineSpec(asked.value, (await loadUserConfig(ctx.env)).config, ctx.env, asked.source);
+  if (spec.name === ctx.engine.name) return;
+  ctx.onProgress({ type: 'step', message: `connecting to engine ${spec.name}${spec.url ? ` (${spec.url})` : ''}` });
+  ctx.engine = await openEngine(spec, { home: ctx.home, env: ctx.env, signal: ctx.signal });
 }
 
 /**

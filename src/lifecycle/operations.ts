@@ -267,6 +267,21 @@ export async function syncInstance(ctx: Context): Promise<SyncResult> {
   return { instance: inst.identity.id, engine: ctx.engine.name, synced: placed?.synced ?? [], durationMs: placed?.durationMs ?? 0 };
 }
 
+/**
+ * destroy of an instance whose remote engine does not answer: the record is given this process as
+ * its owner, so once it exits `sandstack gc` (or the next start on that engine) removes the instance
+ * there when the engine answers again. Rethrows the error (exit 3) with that said.
+ */
+async function scheduleForGc(ctx: Context, e: unknown): Promise<never> {
+  const id = e instanceof SandstackError && e.code === 'SANDSTACK_ENGINE_UNREACHABLE' ? e.details?.instance : undefined;
+  if (typeof id !== 'string' || !(e instanceof SandstackError)) throw e;
+  await markOrphan(ctx, id);
+  throw new SandstackError(e.code, `${e.message}\nCould not destroy ${id} there now: it is listed for \`sandstack gc\`, which removes it from the engine once it answers again.`, {
+    hint: 'Run `sandstack gc` when the engine is back (`sandstack engines` shows whether it answers).',
+    details: { ...e.details, scheduledForGc: true },
+  });
+}
+
 /** Gives a record this process as its owner: once the process is gone, reaping treats the instance as an orphan. */
 async function markOrphan(ctx: Context, id: string): Promise<void> {
   await withRegistry(registryOptions(ctx), (registry) => {
@@ -329,7 +344,7 @@ export interface DestroyResult {
  */
 export async function destroy(ctx: Context, opts: { keepWorktree?: boolean; keepImages?: boolean; keepSharedImages?: boolean } = {}): Promise<DestroyResult> {
   const t0 = Date.now();
-  const { inst, record, notices } = await locate(ctx);
+  const { inst, record, notices } = await locate(ctx).catch((e) => scheduleForGc(ctx, e));
   await assertDockerAvailable(ctx.engine.docker);
   const id = inst.identity.id;
   const before: LabelledResources = await labelledResources(ctx.engine.docker, id);
@@ -347,7 +362,7 @@ export async function destroy(ctx: Context, opts: { keepWorktree?: boolean; keep
   // compose file, which may be broken or gone by now).
   ctx.onProgress({ type: 'step', message: `removing ${id}: ${before.containers.length} containers, ${before.volumes.length} volumes, ${before.networks.length} networks` });
   // (the sweep takes the shared stack's containers off the networks itself)
-  await removeTargets(ctx.home, id);
+  await removeTargets(ctx, id);
   const used = opts.keepImages || opts.keepSharedImages ? [] : [...new Set(before.containers.flatMap((c) => (c.imageId ? [c.imageId] : [])))];
   const problems = await sweepInstance(ctx.engine.docker, id, before);
   // The instance's own images, and the shared (content-addressed) ones it was the last user of.

@@ -120,7 +120,7 @@ export async function removeInstanceByLabel(ctx: Context, id: string, snap: Home
     }
   }
   const count = (list: { labels: Record<string, string> }[]) => list.filter((r) => r.labels[LABELS.instance] === id).length;
-  await removeTargets(ctx.home, id).catch(() => undefined);
+  await removeTargets(ctx, id).catch(() => undefined);
   await sweepInstance(ctx.engine.docker, id);
   const images = await removeInstanceImages(ctx.engine.docker, id, [], homeLabelValue(ctx.home));
   // Its forwards and its files on the engine's host (a remote engine), then its state here.

@@ -9,8 +9,13 @@
  *   process environment only.
  * - Its volumes (Prometheus and Grafana data) survive `obs down` unless `--volumes` is given.
  * - It joins each instance's telemetry network (see wiring.ts): instances never share a network.
+ * - Each engine has its own stack (`obs up --engine <name>`): instances join the stack of the engine
+ *   they run on. A remote engine's stack mounts copies of its files synced to the engine's host,
+ *   publishes on the host's 127.0.0.1 at ports Docker picks, and is reached here through forwards to
+ *   the local ports kept in its obs.json; images it lacks are copied from this machine's engine.
  */
 import { createHash } from 'node:crypto';
+import os from 'node:os';
 import type Docker from 'dockerode';
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import net from 'node:net';
@@ -19,7 +24,8 @@ import { stringifyModel } from '../compose/yaml.js';
 import writeFileAtomic from 'write-file-atomic';
 import { composeErrorText, detectCompose, runCompose, type ComposeProject } from '../compose/cli.js';
 import { TELEMETRY_NETWORK } from '../compose/render.js';
-import { assertDockerAvailable, type DockerClient } from '../engine/docker.js';
+import { assertDockerAvailable, copyImage, createDocker, imagePresent, type DockerClient } from '../engine/docker.js';
+import type { Engine, PortForward } from '../engine/engine.js';
 import { SandstackError } from '../errors.js';
 import { COMPOSE_SERVICE_LABEL, LABELS } from '../identity/identity.js';
 import type { Context } from '../lifecycle/context.js';
@@ -64,8 +70,9 @@ export interface ObsPaths {
   grafanaDashboards: string;
 }
 
-export function obsPaths(home: string): ObsPaths {
-  const dir = path.join(home, 'obs');
+/** The stack's files here: `<home>/obs` for the local engine, `<home>/obs/engines/<name>` for another. */
+export function obsPaths(home: string, engine = 'local'): ObsPaths {
+  const dir = engine === 'local' ? path.join(home, 'obs') : path.join(home, 'obs', 'engines', engine.replace(/[^A-Za-z0-9._-]/g, '_'));
   return {
     dir,
     compose: path.join(dir, 'compose.yaml'),
@@ -82,10 +89,39 @@ export function obsPaths(home: string): ObsPaths {
  * The stack's Compose project name: `sandstack-obs` for the default state home; another home (a
  * test sandbox, a second user setup) gets its own stack, `sandstack-obs-<hash of the home>`.
  */
-export function obsProjectName(home: string, env: NodeJS.ProcessEnv = process.env): string {
+export function obsProjectName(home: string, env: NodeJS.ProcessEnv = process.env, engine?: Pick<Engine, 'remote'>): string {
+  // A remote engine may serve several machines and state homes: the name says which one.
+  if (engine?.remote) return `sandstack-obs-${createHash('sha256').update(`${os.hostname()}\0${path.resolve(home)}`).digest('hex').slice(0, 8)}`;
   const defaultHome = sandstackHome({ ...env, SANDSTACK_HOME: undefined });
   if (path.resolve(home) === path.resolve(defaultHome)) return 'sandstack-obs';
   return `sandstack-obs-${createHash('sha256').update(path.resolve(home)).digest('hex').slice(0, 8)}`;
+}
+
+/** The shared stack of the context's engine: its Compose project name and its files on this machine. */
+export function obsOf(ctx: Pick<Context, 'home' | 'env' | 'engine'>): { project: string; paths: ObsPaths } {
+  return { project: obsProjectName(ctx.home, ctx.env, ctx.engine), paths: obsPaths(ctx.home, ctx.engine.name) };
+}
+
+/**
+ * Where a remote engine's stack finds its mounted folders on the engine's host (the same layout
+ * under the engine's files root); this machine's paths for the local engine.
+ */
+export function mountedPaths(engine: Engine, p: ObsPaths): ObsPaths {
+  const root = engine.filesRoot(p.dir);
+  if (!root) return p;
+  const map = (local: string) => path.posix.join(root, path.relative(p.dir, local).split(path.sep).join('/'));
+  return { ...p, prometheusDir: map(p.prometheusDir), targetsDir: map(p.targetsDir), grafanaProvisioning: map(p.grafanaProvisioning), grafanaDashboards: map(p.grafanaDashboards) };
+}
+
+/** Copies the folders a remote engine's stack mounts to the engine's host (nothing on the local engine). */
+export async function syncObsFiles(engine: Engine, p: ObsPaths, which: 'all' | 'targets' = 'all', signal?: AbortSignal): Promise<void> {
+  if (!engine.remote) return;
+  const remote = mountedPaths(engine, p);
+  const keys = which === 'targets' ? (['targetsDir'] as const) : (['prometheusDir', 'targetsDir', 'grafanaProvisioning', 'grafanaDashboards'] as const);
+  await engine.sync(
+    keys.map((k) => ({ local: p[k], remote: remote[k], mode: 'mirror' as const })),
+    signal,
+  );
 }
 
 /** Labels on every resource of the stack (never the instance label: instance sweeps never touch it). */
@@ -95,12 +131,14 @@ export function obsLabels(project: string): Record<string, string> {
 
 interface ObsSettings {
   ports: ObsPorts;
+  /** A remote engine's stack: the forwards open from the local ports to the ports Docker published there. */
+  forwards?: PortForward[];
 }
 
-async function readSettings(p: ObsPaths): Promise<ObsSettings | undefined> {
+export async function readSettings(p: ObsPaths): Promise<ObsSettings | undefined> {
   try {
     const parsed = JSON.parse(await readFile(p.settings, 'utf8')) as Partial<ObsSettings>;
-    return { ports: { ...DEFAULT_OBS_PORTS, ...(parsed.ports ?? {}) } };
+    return { ports: { ...DEFAULT_OBS_PORTS, ...(parsed.ports ?? {}) }, ...(parsed.forwards ? { forwards: parsed.forwards } : {}) };
   } catch {
     return undefined;
   }
@@ -122,7 +160,18 @@ function ephemeralPort(): Promise<number> {
  * The stack's host ports: the stored ones (or the usual defaults on first use). A port that is taken
  * by something other than the stack itself is replaced by a free one, with a notice naming the holder.
  */
-async function choosePorts(stored: ObsPorts | undefined, running: Set<ObsComponent>, notices: string[]): Promise<ObsPorts> {
+async function choosePorts(stored: ObsPorts | undefined, running: Set<ObsComponent>, notices: string[], remote: boolean): Promise<ObsPorts> {
+  // A remote engine's stack is reached through forwards: on first use it takes free local ports
+  // rather than the usual ones, which the local stack is likely to hold.
+  if (!stored && remote) {
+    const picked: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      let next = await ephemeralPort();
+      while (picked.includes(next)) next = await ephemeralPort();
+      picked.push(next);
+    }
+    return { prometheus: picked[0]!, grafana: picked[1]!, jaeger: picked[2]!, otlp: picked[3]! };
+  }
   const ports = { ...(stored ?? DEFAULT_OBS_PORTS) };
   const owner: Record<keyof ObsPorts, ObsComponent> = { prometheus: 'prometheus', grafana: 'grafana', jaeger: 'jaeger', otlp: 'jaeger' };
   const used = new Set<number>();
@@ -147,8 +196,11 @@ async function choosePorts(stored: ObsPorts | undefined, running: Set<ObsCompone
 }
 
 /** The stack's Compose model (pure). Only the services in `services` are started; all are declared. */
-export function obsComposeModel(opts: { project: string; paths: ObsPaths; ports: ObsPorts }): Record<string, unknown> {
-  const { paths, ports } = opts;
+export function obsComposeModel(opts: { project: string; paths: ObsPaths; ports: ObsPorts; remote?: boolean }): Record<string, unknown> {
+  const { paths } = opts;
+  // On a remote engine Docker picks the host ports (no collision with what else runs there); the
+  // stored local ports are then reached through forwards.
+  const ports: Record<keyof ObsPorts, number | ''> = opts.remote ? { prometheus: '', grafana: '', jaeger: '', otlp: '' } : opts.ports;
   const labels = obsLabels(opts.project);
   const hardening = { security_opt: ['no-new-privileges:true'], cap_drop: ['ALL'] };
   return {
@@ -220,6 +272,11 @@ async function writeAssets(p: ObsPaths, model: Record<string, unknown>): Promise
   await write(path.join(p.grafanaProvisioning, 'dashboards', 'sandstack.yaml'), grafanaDashboardProvider('/etc/sandstack/dashboards'));
   await write(path.join(p.grafanaDashboards, 'sandstack-instance.json'), `${JSON.stringify(instanceDashboard(), null, 2)}\n`);
   await writeFileAtomic(p.compose, `# Generated by sandstack (obs up); edit obs.json for ports.\n${stringifyModel(model)}`, { mode: 0o644 });
+}
+
+/** How messages name the engine: "this machine", or "engine <name>". */
+function engineWhere(engine: Engine): string {
+  return engine.remote ? `engine ${engine.name}` : 'this machine';
 }
 
 async function obsProject(ctx: Context, project: string, p: ObsPaths, password?: string): Promise<ComposeProject> {
@@ -295,15 +352,6 @@ export async function attachHubs(docker: DockerClient, project: string, instance
   return { hubs: hubs.map((h) => h.name).sort(), instances: networks.map((n) => n.Labels?.[LABELS.instance] ?? n.Name).sort() };
 }
 
-async function imagePresent(docker: DockerClient, ref: string): Promise<boolean> {
-  try {
-    await docker.getImage(ref).inspect();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Pulls an image; resolves with the error text on failure (no registry, unknown tag). */
 async function tryPull(docker: DockerClient, ref: string, signal?: AbortSignal): Promise<string | undefined> {
   try {
@@ -315,7 +363,7 @@ async function tryPull(docker: DockerClient, ref: string, signal?: AbortSignal):
   }
 }
 
-async function componentStatuses(docker: DockerClient, project: string, ports: ObsPorts | undefined): Promise<ObsComponentStatus[]> {
+async function componentStatuses(docker: DockerClient, project: string, ports: ObsPorts | undefined, where: string): Promise<ObsComponentStatus[]> {
   const list = await stackContainers(docker, project, { all: true });
   const out: ObsComponentStatus[] = [];
   for (const name of OBS_COMPONENTS) {
@@ -323,7 +371,7 @@ async function componentStatuses(docker: DockerClient, project: string, ports: O
     const url = ports ? `http://127.0.0.1:${ports[name]}` : undefined;
     if (!c) {
       const present = await imagePresent(docker, OBS_IMAGES[name]);
-      out.push({ name, image: OBS_IMAGES[name], state: present || name === 'prometheus' ? 'stopped' : 'missing', url, reason: present || name === 'prometheus' ? undefined : `image ${OBS_IMAGES[name]} is not on this machine` });
+      out.push({ name, image: OBS_IMAGES[name], state: present || name === 'prometheus' ? 'stopped' : 'missing', url, reason: present || name === 'prometheus' ? undefined : `image ${OBS_IMAGES[name]} is not on ${where}` });
       continue;
     }
     const health = /\((healthy|unhealthy|health: starting)\)/.exec(c.Status ?? '')?.[1]?.replace('health: ', '');
@@ -334,6 +382,8 @@ async function componentStatuses(docker: DockerClient, project: string, ports: O
 
 export interface ObsStatus {
   project: string;
+  /** The engine the stack runs on (`local`, or a remote engine's name; see `sandstack engines`). */
+  engine: string;
   /** running: every available component runs; partial: some do; stopped: none. */
   state: 'running' | 'partial' | 'stopped';
   components: ObsComponentStatus[];
@@ -378,13 +428,13 @@ function overallState(components: ObsComponentStatus[]): ObsStatus['state'] {
 /** State of the shared stack; `showPassword` adds Grafana's admin password to the result. */
 export async function obsStatus(ctx: Context, opts: { showPassword?: boolean } = {}): Promise<ObsStatus> {
   await assertDockerAvailable(ctx.engine.docker);
-  const project = obsProjectName(ctx.home, ctx.env);
-  const p = obsPaths(ctx.home);
+  const { project, paths: p } = obsOf(ctx);
   const settings = await readSettings(p);
-  const components = await componentStatuses(ctx.engine.docker, project, settings?.ports);
+  const components = await componentStatuses(ctx.engine.docker, project, settings?.ports, engineWhere(ctx.engine));
   const secret = (await loadSecrets(p.dir)).find((s) => s.name === GRAFANA_PASSWORD);
   return {
     project,
+    engine: ctx.engine.name,
     state: overallState(components),
     components,
     ports: settings?.ports,
@@ -447,39 +497,36 @@ async function waitReady(ctx: Context, project: string, started: ObsComponent[],
 export async function obsUp(ctx: Context, opts: { build?: boolean; pull?: boolean; timeoutSeconds?: number } = {}): Promise<ObsUpResult> {
   const t0 = Date.now();
   await assertDockerAvailable(ctx.engine.docker);
-  const project = obsProjectName(ctx.home, ctx.env);
-  const p = obsPaths(ctx.home);
+  const { engine } = ctx;
+  const { project, paths: p } = obsOf(ctx);
   const notices: string[] = [];
-  const running = new Set((await stackContainers(ctx.engine.docker, project)).map((c) => c.component));
-  const ports = await choosePorts((await readSettings(p))?.ports, running, notices);
-  const model = obsComposeModel({ project, paths: p, ports });
+  const running = new Set((await stackContainers(engine.docker, project)).map((c) => c.component));
+  const stored = await readSettings(p);
+  const ports = await choosePorts(stored?.ports, running, notices, engine.remote);
+  const model = obsComposeModel({ project, paths: mountedPaths(engine, p), ports, remote: engine.remote });
   await writeAssets(p, model);
-  await writeFileAtomic(p.settings, `${JSON.stringify({ ports }, null, 2)}\n`, { mode: 0o644 });
+  await writeFileAtomic(p.settings, `${JSON.stringify({ ...stored, ports }, null, 2)}\n`, { mode: 0o644 });
   const [secret] = await ensureSecrets(p.dir, [{ name: GRAFANA_PASSWORD, length: 32 }], { persist: true });
+  if (engine.remote) {
+    ctx.onProgress({ type: 'step', message: `copying the stack's configuration and scrape targets to engine ${engine.name}` });
+    await syncObsFiles(engine, p, 'all', ctx.signal);
+  }
 
   const missing: ObsUpResult['missing'] = [];
   const started: ObsComponent[] = ['prometheus'];
   for (const name of ['grafana', 'jaeger'] as const) {
     const image = OBS_IMAGES[name];
-    if (await imagePresent(ctx.engine.docker, image)) {
-      started.push(name);
-      continue;
-    }
-    if (opts.pull === false) {
-      missing.push({ name, image, reason: 'not on this machine (--no-pull)' });
-      continue;
-    }
-    ctx.onProgress({ type: 'step', message: `pulling ${image}` });
-    const error = await tryPull(ctx.engine.docker, image, ctx.signal);
-    if (error === undefined) started.push(name);
-    else missing.push({ name, image, reason: `not on this machine and the pull failed (${error.trim()}); load it with \`docker load -i <file>\` (or pull it where a registry is reachable), then run \`sandstack obs up\` again` });
+    const problem = await obtainImage(ctx, image, { pull: opts.pull !== false });
+    if (problem === undefined) started.push(name);
+    else missing.push({ name, image, reason: problem });
   }
 
   const composeProject = await obsProject(ctx, project, p, secret!.value);
   const onLine = (line: string) => ctx.onProgress({ type: 'log', source: 'compose', line });
-  const hasPrometheusImage = await imagePresent(ctx.engine.docker, OBS_IMAGES.prometheus);
-  if (opts.build || !hasPrometheusImage) {
-    ctx.onProgress({ type: 'step', message: `building ${OBS_IMAGES.prometheus} from Debian's prometheus package` });
+  // A remote engine gets this machine's Prometheus image when there is one (no Debian mirror needed there).
+  const hasPrometheusImage = !opts.build && (await obtainImage(ctx, OBS_IMAGES.prometheus, { pull: false })) === undefined;
+  if (!hasPrometheusImage) {
+    ctx.onProgress({ type: 'step', message: `building ${OBS_IMAGES.prometheus} from Debian's prometheus package${engine.remote ? ` on engine ${engine.name}` : ''}` });
     const b = await runCompose(composeProject, ['build', ...(composeProject.cli.variant === 'v1' ? ['--force-rm'] : []), 'prometheus'], { onLine, signal: ctx.signal });
     if (b.exitCode !== 0) {
       throw new SandstackError('SANDSTACK_BUILD_FAILED', `Building the Prometheus image failed:\n${composeErrorText(b.stderr || b.stdout)}`, {
@@ -487,7 +534,7 @@ export async function obsUp(ctx: Context, opts: { build?: boolean; pull?: boolea
       });
     }
   }
-  ctx.onProgress({ type: 'step', message: `starting ${started.join(', ')} (${project})` });
+  ctx.onProgress({ type: 'step', message: `starting ${started.join(', ')} (${project}${engine.remote ? ` on engine ${engine.name}` : ''})` });
   try {
     const r = await runCompose(composeProject, ['up', '-d', '--no-build', '--remove-orphans', ...started], { onLine, signal: ctx.signal });
     if (r.exitCode !== 0) {
@@ -496,17 +543,18 @@ export async function obsUp(ctx: Context, opts: { build?: boolean; pull?: boolea
       });
     }
     await waitReady(ctx, project, started, (opts.timeoutSeconds ?? 120) * 1000);
-    const attached = (await attachHubs(ctx.engine.docker, project)).instances;
+    if (engine.remote) await forwardStack(ctx, p, project, ports, stored?.forwards ?? []);
+    const attached = (await attachHubs(engine.docker, project)).instances;
     if (started.includes('jaeger')) {
       const silent: string[] = [];
-      for (const id of attached) if (!(await tracesExported(ctx.engine.docker, id))) silent.push(id);
+      for (const id of attached) if (!(await tracesExported(engine.docker, id))) silent.push(id);
       if (silent.length) notices.push(`started without a trace receiver, so not exporting traces until restarted (\`sandstack down && sandstack up\`): ${silent.join(', ')}`);
     }
   } catch (e) {
     // A stack that was not running before is not left half-started (its volumes are kept).
     if (running.size === 0) {
       ctx.onProgress({ type: 'step', message: 'removing the half-started shared stack' });
-      await removeStackContainers(ctx.engine.docker, project).catch(() => undefined);
+      await removeStackContainers(engine.docker, project).catch(() => undefined);
     }
     throw e;
   }
@@ -514,8 +562,63 @@ export async function obsUp(ctx: Context, opts: { build?: boolean; pull?: boolea
   return { ...status, started, missing, notices, timings: { totalMs: Date.now() - t0 } };
 }
 
+/**
+ * Makes an image available on the context's engine: already there; on a remote engine, copied from
+ * this machine's engine when it has it; else pulled (unless `pull` is false). Returns why not.
+ */
+async function obtainImage(ctx: Context, image: string, opts: { pull: boolean }): Promise<string | undefined> {
+  const { engine } = ctx;
+  if (await imagePresent(engine.docker, image)) return undefined;
+  if (engine.remote) {
+    const local = createDocker();
+    if (await imagePresent(local, image)) {
+      ctx.onProgress({ type: 'step', message: `copying ${image} from this machine's engine to engine ${engine.name}` });
+      try {
+        await copyImage(local, engine.docker, image);
+        return undefined;
+      } catch (e) {
+        if (!opts.pull) return `not on engine ${engine.name}, and copying it from this machine failed (${(e as Error).message})`;
+      }
+    }
+  }
+  if (!opts.pull) return `not on ${engineWhere(engine)} (--no-pull)`;
+  ctx.onProgress({ type: 'step', message: `pulling ${image}${engine.remote ? ` on engine ${engine.name}` : ''}` });
+  const error = await tryPull(engine.docker, image, ctx.signal);
+  if (error === undefined) return undefined;
+  return `not on ${engineWhere(engine)}${engine.remote ? ' nor on this machine' : ''} and the pull failed (${error.trim()}); load it with \`docker load -i <file>\` (or pull it where a registry is reachable), then run \`sandstack obs up\` again`;
+}
+
+/** The container port each local port of the stack leads to. */
+const STACK_PORTS: Record<keyof ObsPorts, { component: ObsComponent; containerPort: number }> = {
+  prometheus: { component: 'prometheus', containerPort: 9090 },
+  grafana: { component: 'grafana', containerPort: 3000 },
+  jaeger: { component: 'jaeger', containerPort: 16686 },
+  otlp: { component: 'jaeger', containerPort: OTLP_HTTP_PORT },
+};
+
+/**
+ * A remote engine's stack: forwards each local port to the port Docker published on the engine's
+ * host, closes forwards of an earlier start that no longer apply, and records them in obs.json.
+ */
+async function forwardStack(ctx: Context, p: ObsPaths, project: string, ports: ObsPorts, previous: PortForward[]): Promise<void> {
+  const containers = await stackContainers(ctx.engine.docker, project);
+  const forwards: PortForward[] = [];
+  for (const key of Object.keys(STACK_PORTS) as (keyof ObsPorts)[]) {
+    const { component, containerPort } = STACK_PORTS[key];
+    const published = containers.find((c) => c.component === component)?.Ports?.find((x) => x.PrivatePort === containerPort && x.IP === '127.0.0.1' && x.PublicPort);
+    if (published) forwards.push({ localPort: ports[key], hostPort: published.PublicPort });
+  }
+  const stale = previous.filter((f) => !forwards.some((n) => n.localPort === f.localPort && n.hostPort === f.hostPort));
+  await ctx.engine.unforward(stale).catch(() => undefined);
+  ctx.onProgress({ type: 'step', message: `forwarding ${forwards.map((f) => `127.0.0.1:${f.localPort}`).join(', ')} to engine ${ctx.engine.name}` });
+  await ctx.engine.forward(forwards);
+  const settings = await readSettings(p);
+  await writeFileAtomic(p.settings, `${JSON.stringify({ ports: settings?.ports ?? ports, forwards }, null, 2)}\n`, { mode: 0o644 });
+}
+
 export interface ObsDownResult {
   project: string;
+  engine: string;
   removed: { containers: string[]; volumes: string[] };
   keptVolumes: string[];
 }
@@ -545,10 +648,15 @@ async function removeStackContainers(docker: DockerClient, project: string): Pro
 /** Stops and removes the stack's containers; its volumes are kept unless `volumes` is set. */
 export async function obsDown(ctx: Context, opts: { volumes?: boolean } = {}): Promise<ObsDownResult> {
   await assertDockerAvailable(ctx.engine.docker);
-  const project = obsProjectName(ctx.home, ctx.env);
-  const p = obsPaths(ctx.home);
+  const { project, paths: p } = obsOf(ctx);
   const filter = { label: [`${LABELS.obs}=${project}`] };
   const containers = await removeStackContainers(ctx.engine.docker, project);
+  // A remote engine's stack: its forwards close with it.
+  const settings = await readSettings(p);
+  if (settings?.forwards?.length) {
+    await ctx.engine.unforward(settings.forwards).catch(() => undefined);
+    await writeFileAtomic(p.settings, `${JSON.stringify({ ports: settings.ports }, null, 2)}\n`, { mode: 0o644 });
+  }
   const volumes = (await ctx.engine.docker.listVolumes({ filters: filter })).Volumes ?? [];
   const removedVolumes: string[] = [];
   if (opts.volumes) {
@@ -557,9 +665,13 @@ export async function obsDown(ctx: Context, opts: { volumes?: boolean } = {}): P
       removedVolumes.push(v.Name);
     }
     await rm(path.join(p.dir, 'secrets'), { recursive: true, force: true });
+    // ... and the copies of its files on a remote engine's host.
+    const root = ctx.engine.filesRoot(p.dir);
+    if (root) await ctx.engine.removeFiles(root);
   }
   return {
     project,
+    engine: ctx.engine.name,
     removed: { containers, volumes: removedVolumes },
     keptVolumes: opts.volumes ? [] : volumes.map((v) => v.Name),
   };

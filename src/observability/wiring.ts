@@ -8,6 +8,7 @@
  * (`<home>/obs/targets/<id>.json`, labels instance_id, environment, service) when the instance starts
  * and removed when it stops or is destroyed.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
@@ -18,28 +19,40 @@ import type { StageContext } from '../gate/report.js';
 import type { InstanceIdentity } from '../identity/identity.js';
 import type { Context } from '../lifecycle/context.js';
 import { fileSdTargets, instanceLinks, OTLP_ENDPOINT, type FileSdGroup } from './assets.js';
-import { attachHubs, obsHubContainers, obsPaths, obsProjectName, obsStatus, tracesExported, type ObsStatus } from './stack.js';
+import { attachHubs, obsHubContainers, obsOf, obsStatus, syncObsFiles, tracesExported, type ObsStatus } from './stack.js';
 
 type ObservabilityConfig = SandstackConfig['observability'];
 
 /** The render input for an instance's telemetry wiring (undefined when observability is off). */
-export function telemetryInput(config: ObservabilityConfig, home: string, env: NodeJS.ProcessEnv, tracesReceiver: boolean): RenderInput['telemetry'] {
+export function telemetryInput(config: ObservabilityConfig, obsProject: string, tracesReceiver: boolean): RenderInput['telemetry'] {
   if (!config.enabled) return undefined;
   // Metrics services always join: Prometheus has to reach them.
   const services = config.services ? [...new Set([...config.services, ...config.metrics.map((m) => m.service)])] : undefined;
-  return { otlpEndpoint: OTLP_ENDPOINT, services, obsProject: obsProjectName(home, env), tracesReceiver };
+  return { otlpEndpoint: OTLP_ENDPOINT, services, obsProject, tracesReceiver };
 }
 
-/** The render input for an instance, asking Docker whether the shared trace receiver runs. */
+/** The render input for an instance, asking its engine whether the shared trace receiver runs there. */
 export async function telemetryFor(ctx: Context, config: ObservabilityConfig): Promise<RenderInput['telemetry']> {
   if (!config.enabled) return undefined;
-  const project = obsProjectName(ctx.home, ctx.env);
+  const { project } = obsOf(ctx);
   const hubs = await obsHubContainers(ctx.engine.docker, project).catch(() => []);
-  return telemetryInput(config, ctx.home, ctx.env, hubs.some((h) => h.name === 'jaeger'));
+  return telemetryInput(config, project, hubs.some((h) => h.name === 'jaeger'));
 }
 
-export function targetsFile(home: string, id: string): string {
-  return path.join(obsPaths(home).targetsDir, `${id}.json`);
+/** The instance's scrape targets file, in the targets folder of its engine's stack. */
+export function targetsFile(ctx: Pick<Context, 'home' | 'env' | 'engine'>, id: string): string {
+  return path.join(obsOf(ctx).paths.targetsDir, `${id}.json`);
+}
+
+/**
+ * A remote engine's Prometheus reads the targets from the engine's host: the folder is copied there
+ * once that engine's stack has been set up (`obs up --engine`, which copies all targets itself).
+ */
+async function syncTargets(ctx: Context): Promise<void> {
+  if (!ctx.engine.remote) return;
+  const { paths } = obsOf(ctx);
+  if (!existsSync(paths.settings)) return;
+  await syncObsFiles(ctx.engine, paths, 'targets', ctx.signal);
 }
 
 /** Writes the instance's file_sd targets from its running containers; returns the groups written. */
@@ -49,16 +62,20 @@ export async function publishTargets(ctx: Context, identity: InstanceIdentity, c
     containers.filter((c) => c.service === m.service).map((c) => ({ service: m.service, host: c.name, port: m.port, path: m.path })),
   );
   const groups = fileSdTargets({ id: identity.id, kind: identity.kind }, endpoints);
-  const file = targetsFile(ctx.home, identity.id);
+  const file = targetsFile(ctx, identity.id);
   await mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
   // Read by Prometheus's unprivileged user; holds container names, ports and the instance id only.
   await writeFileAtomic(file, `${JSON.stringify(groups, null, 2)}\n`, { mode: 0o644 });
+  await syncTargets(ctx);
   return groups;
 }
 
 /** Removes the instance's scrape targets (Prometheus drops them within its file_sd refresh). */
-export async function removeTargets(home: string, id: string): Promise<void> {
-  await rm(targetsFile(home, id), { force: true });
+export async function removeTargets(ctx: Context, id: string): Promise<void> {
+  const file = targetsFile(ctx, id);
+  if (!existsSync(file)) return;
+  await rm(file, { force: true });
+  await syncTargets(ctx);
 }
 
 /**
@@ -68,7 +85,7 @@ export async function removeTargets(home: string, id: string): Promise<void> {
  */
 export async function observabilityStage(ctx: Context, s: StageContext, identity: InstanceIdentity, config: ObservabilityConfig): Promise<void> {
   const groups = await publishTargets(ctx, identity, config);
-  const project = obsProjectName(ctx.home, ctx.env);
+  const { project } = obsOf(ctx);
   const attached = await attachHubs(ctx.engine.docker, project, identity.id);
   const joined = attached.instances.length ? attached.hubs : [];
   s.details.targets = groups.map((g) => ({ service: g.labels.service, target: g.targets[0], path: g.labels.__metrics_path__ }));
@@ -77,7 +94,8 @@ export async function observabilityStage(ctx: Context, s: StageContext, identity
   const missingMetrics = config.metrics.filter((m) => !groups.some((g) => g.labels.service === m.service)).map((m) => m.service);
   if (missingMetrics.length) s.warn(`no running container for metrics service(s) ${missingMetrics.join(', ')}`);
   if (joined.length === 0) {
-    s.warn(`the shared observability stack (${project}) is not running: this instance's metrics and traces are not collected yet. Start it with \`sandstack obs up\`; it picks this instance up by itself.`);
+    const obsUp = ctx.engine.remote ? `sandstack obs up --engine ${ctx.engine.name}` : 'sandstack obs up';
+    s.warn(`the shared observability stack (${project}${ctx.engine.remote ? ` on engine ${ctx.engine.name}` : ''}) is not running: this instance's metrics and traces are not collected yet. Start it with \`${obsUp}\`; it picks this instance up by itself.`);
   } else if (!joined.includes('jaeger')) {
     s.warn('traces are not collected: the shared Jaeger is not running (`sandstack obs status` says why)');
   }
@@ -93,7 +111,7 @@ export async function observabilityStage(ctx: Context, s: StageContext, identity
  * stack's containers leave its networks (Compose cannot remove a network that still has them).
  */
 export async function leaveSharedStack(ctx: Context, id: string): Promise<void> {
-  await removeTargets(ctx.home, id);
+  await removeTargets(ctx, id);
   await detachShared(ctx.engine.docker, id);
 }
 
@@ -116,7 +134,7 @@ export async function instanceObservability(ctx: Context, identity: InstanceIden
   const st = await obsStatus(ctx);
   let targets: InstanceObservability['targets'] = [];
   try {
-    const groups = JSON.parse(await readFile(targetsFile(ctx.home, identity.id), 'utf8')) as FileSdGroup[];
+    const groups = JSON.parse(await readFile(targetsFile(ctx, identity.id), 'utf8')) as FileSdGroup[];
     targets = groups.map((g) => ({ service: g.labels.service, target: g.targets[0] ?? '' }));
   } catch {
     // not published (instance not running)

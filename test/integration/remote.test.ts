@@ -163,11 +163,32 @@ describe('instances on remote engines', () => {
     expect(down.exitCode, down.stderr).toBe(0);
   }, 600_000);
 
-  it('up on a named remote engine: answers at its local URL with its id, files synced there, status and ls name the engine; destroy leaves nothing', async () => {
+  it('up on a named remote engine: answers at its local URL with its id, files synced there, status and ls name the engine, its engine\'s shared Prometheus scrapes it; destroy and obs down leave nothing', async () => {
     const h1 = hosts.hosts[0]!;
+    // r1's own shared stack: Prometheus's image is copied from this machine's engine (the namespace
+    // reaches no Debian mirror); Grafana's and Jaeger's are on neither engine (--no-pull).
+    const obs = await s.run(s.repo, ['obs', 'up', '--engine', 'r1', '--no-pull', '--json'], { env: env() });
+    expect(obs.exitCode, obs.stderr).toBe(0);
+    expect([obs.json.engine, obs.json.started]).toEqual(['r1', ['prometheus']]);
+    expect(obs.stderr).toContain('copying sandstack-prometheus:');
+    expect(obs.json.missing.map((m: { reason: string }) => m.reason)).toEqual(['not on engine r1 (--no-pull)', 'not on engine r1 (--no-pull)']);
+    const obsContainers = async () => (await h1.docker.listContainers({ all: true, filters: { label: [`dev.sandstack.obs=${obs.json.project}`] } })).map((c) => c.Names[0]);
+    expect(await obsContainers()).toEqual([`/${obs.json.project}-prometheus-1`]);
+    const { docker } = await import('./helpers.js');
+    expect(await docker.listContainers({ all: true, filters: { label: [`dev.sandstack.obs=${obs.json.project}`] } })).toEqual([]);
+    const prom = `http://127.0.0.1:${obs.json.ports.prometheus}`;
+    expect((await http(`${prom}/-/ready`)).status).toBe(200);
+
     const up = await s.run(s.repo, ['--engine', 'r1', 'up', '--instance', 'a1', '--json'], { env: env() });
     expect(up.exitCode, up.stderr).toBe(0);
     expect(up.json.instance.engine).toBe('r1');
+    expect(up.json.gate.stages.find((x: { name: string }) => x.name === 'observability').details.joined).toEqual(['prometheus']);
+    // r1's Prometheus, reached through its forward, scrapes a1's three metrics services on r1.
+    const { until } = await import('./helpers.js');
+    await until('a1 scraped on r1', async () => {
+      const r = await http(`${prom}/api/v1/query?query=${encodeURIComponent('up{instance_id="a1"} == 1')}`);
+      return r.status === 200 && r.body.data.result.length === 3 ? true : undefined;
+    });
     const url = apiUrl(up.json);
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const health = await http(`${url}/api/v1/health`);
@@ -206,6 +227,13 @@ describe('instances on remote engines', () => {
     const d = await s.run(s.repo, ['destroy', '--instance', 'a1', '--json'], { env: env() });
     expect(d.exitCode, d.stderr).toBe(0);
     expect(d.json.verified).toEqual({ containers: 0, volumes: 0, networks: 0 });
+    const st = await s.run(s.repo, ['--engine', 'r1', 'obs', 'status', '--json'], { env: env() });
+    expect([st.json.engine, st.json.state, st.json.targets]).toEqual(['r1', 'running', []]);
+    const od = await s.run(s.repo, ['obs', 'down', '--volumes', '--engine', 'r1', '--json'], { env: env() });
+    expect(od.exitCode, od.stderr).toBe(0);
+    expect(od.json.removed.volumes.length).toBe(2);
+    expect(await obsContainers()).toEqual([]);
+    expect(await answers(prom)).toBe(false);
     expect(await onHost(h1, s.home)).toEqual({ containers: [], volumes: [], networks: [] });
     expect(await syncedUnder(h1)).toEqual([]);
     expect(await answers(url)).toBe(false);
@@ -233,7 +261,7 @@ describe('instances on remote engines', () => {
     expect(await syncedUnder(h2)).toEqual([]);
   }, 600_000);
 
-  it('three instances placed through the pool (local + two remotes) spread one per engine, each isolated; destroy leaves nothing anywhere', async () => {
+  it('three instances placed through the pool (local + two remotes) spread one per engine, each isolated; one destroyed while its engine is down is removed by gc once it answers; nothing is left anywhere', async () => {
     await loadDemoImages();
     const urls: string[] = [];
     const engines: string[] = [];
@@ -252,7 +280,24 @@ describe('instances on remote engines', () => {
       ['r1', 1],
       ['r2', 1],
     ]);
-    for (const id of ['p1', 'p2', 'p3']) expect((await s.run(s.repo, ['destroy', '--instance', id, '--json'], { env: env() })).exitCode).toBe(0);
+    // The instance on r2 is destroyed while r2 does not answer: exit 3, and gc removes it once r2 is back.
+    const onR2 = ['p1', 'p2', 'p3'][engines.indexOf('r2')]!;
+    const h2 = hosts.hosts[1]!;
+    await h2.stopSsh();
+    await killMaster(s.home, 'r2');
+    try {
+      const gone = await s.run(s.repo, ['destroy', '--instance', onR2, '--json'], { env: env() });
+      expect(gone.exitCode).toBe(3);
+      expect(gone.json.error.code).toBe('SANDSTACK_ENGINE_UNREACHABLE');
+      expect(gone.json.error.message).toContain(`Could not destroy ${onR2} there now: it is listed for \`sandstack gc\``);
+      expect((await onHost(h2, s.home)).containers.length).toBe(4);
+    } finally {
+      await h2.startSsh();
+    }
+    const g = await s.run(s.repo, ['gc', '--json'], { env: env() });
+    expect(g.exitCode, g.stderr).toBe(0);
+    expect(g.json.items.filter((i: { kind: string }) => i.kind === 'orphan').map((i: { id: string; engine: string; removed: boolean }) => [i.id, i.engine, i.removed])).toEqual([[onR2, 'r2', true]]);
+    for (const id of ['p1', 'p2', 'p3'].filter((x) => x !== onR2)) expect((await s.run(s.repo, ['destroy', '--instance', id, '--json'], { env: env() })).exitCode).toBe(0);
     for (const h of hosts.hosts.slice(0, 2)) {
       expect(await onHost(h, s.home)).toEqual({ containers: [], volumes: [], networks: [] });
       expect(await syncedUnder(h)).toEqual([]);

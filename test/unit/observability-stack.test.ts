@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { LABELS } from '../../src/identity/identity.js';
 import { OBS_IMAGES, OTLP_ALIAS, prometheusDockerfile } from '../../src/observability/assets.js';
-import { DEFAULT_OBS_PORTS, hubAliases, obsComposeModel, obsLabels, obsPaths, obsProjectName } from '../../src/observability/stack.js';
+import { localEngine, type Engine } from '../../src/engine/engine.js';
+import { DEFAULT_OBS_PORTS, hubAliases, mountedPaths, obsComposeModel, obsLabels, obsPaths, obsProjectName } from '../../src/observability/stack.js';
 import { telemetryInput } from '../../src/observability/wiring.js';
 import { sandstackHome } from '../../src/state/paths.js';
 
@@ -58,6 +59,39 @@ describe('obsComposeModel', () => {
   });
 });
 
+describe('a remote engine\'s stack', () => {
+  const home = '/home/dev/.local/share/sandstack';
+  const remote: Engine = { ...localEngine(), name: 'build-1', endpoint: 'ssh://dev@build-1', remote: true, filesRoot: (dir) => `/home/dev/.sandstack-remote/abc/fs${dir}` };
+
+  it('keeps its files apart from the local stack and from other engines', () => {
+    const p = obsPaths(home, 'build-1');
+    expect(p.dir).toBe(`${home}/obs/engines/build-1`);
+    expect(obsPaths(home, 'ssh://dev@host:22').dir).toBe(`${home}/obs/engines/ssh___dev_host_22`);
+    expect(obsPaths(home, 'local').dir).toBe(`${home}/obs`);
+  });
+
+  it('mounts the copies on the engine\'s host and lets Docker pick the host ports there, on 127.0.0.1', () => {
+    const p = obsPaths(home, 'build-1');
+    const mounted = mountedPaths(remote, p);
+    expect(mounted.targetsDir).toBe(`/home/dev/.sandstack-remote/abc/fs${home}/obs/engines/build-1/targets`);
+    expect(mounted.buildDir).toBe(p.buildDir); // the build context is sent by Compose from here
+    expect(mountedPaths(localEngine(), p)).toEqual(p);
+    const model = obsComposeModel({ project: 'sandstack-obs-x', paths: mounted, ports: DEFAULT_OBS_PORTS, remote: true }) as AnyObj;
+    const all = Object.values(model.services as Record<string, AnyObj>).flatMap((s) => s.ports as string[]);
+    expect(all).toEqual(['127.0.0.1::9090', '127.0.0.1::3000', '127.0.0.1::16686', '127.0.0.1::4318']);
+    expect(model.services.prometheus.volumes).toContain(`${mounted.targetsDir}:/etc/sandstack-targets:ro`);
+    expect(model.services.prometheus.build.context).toBe(p.buildDir);
+  });
+
+  it('has a project name of its own, never the local stack\'s', () => {
+    const env = { HOME: '/home/dev', XDG_DATA_HOME: '/home/dev/.local/share' };
+    const name = obsProjectName(home, env, remote);
+    expect(name).toMatch(/^sandstack-obs-[0-9a-f]{8}$/);
+    expect(name).not.toBe(obsProjectName(home, env));
+    expect(obsProjectName(sandstackHome(env), env, localEngine())).toBe('sandstack-obs');
+  });
+});
+
 describe('obsProjectName', () => {
   it('is sandstack-obs for the default state home and a stable, distinct name for any other', () => {
     const env = { HOME: '/home/dev', XDG_DATA_HOME: '/home/dev/.local/share' };
@@ -72,15 +106,15 @@ describe('obsProjectName', () => {
 describe('telemetryInput', () => {
   const base = { enabled: true, metrics: [{ service: 'worker', port: 9464, path: '/metrics' }] };
   it('is undefined when observability is off', () => {
-    expect(telemetryInput({ ...base, enabled: false }, '/tmp/h', {}, true)).toBeUndefined();
+    expect(telemetryInput({ ...base, enabled: false }, 'sandstack-obs', true)).toBeUndefined();
   });
   it('points at the OTLP alias and adds metrics services to an explicit service list', () => {
-    const t = telemetryInput({ ...base, services: ['api'] }, '/tmp/h', {}, false)!;
+    const t = telemetryInput({ ...base, services: ['api'] }, obsProjectName('/tmp/h', {}), false)!;
     expect(t.tracesReceiver).toBe(false);
     expect(t.otlpEndpoint).toBe(`http://${OTLP_ALIAS}:4318`);
     expect(t.services).toEqual(['api', 'worker']);
     expect(t.obsProject).toBe(obsProjectName('/tmp/h', {}));
-    expect(telemetryInput(base, '/tmp/h', {}, true)!.services).toBeUndefined();
+    expect(telemetryInput(base, 'sandstack-obs', true)!.services).toBeUndefined();
   });
 });
 
