@@ -10,6 +10,7 @@
  * Lifecycle, gate, tests, evidence, gc and status use only this interface; nothing else knows
  * whether an engine is local or remote.
  */
+import { isPortFree } from '../ports/probe.js';
 import type { Lease } from '../state/registry.js';
 import { createDocker, type DockerClient } from './docker.js';
 
@@ -44,7 +45,14 @@ export interface Engine {
   forward(ports: PortForward[]): Promise<void>;
   /** Closes what forward opened for these ports. */
   unforward(ports: PortForward[]): Promise<void>;
+  /**
+   * A test of whether a port is free on the engine's host (127.0.0.1 and any address), for lease
+   * allocation. Got once per allocation: a remote engine reads its host's sockets in one command.
+   */
+  portProbe(signal?: AbortSignal): Promise<PortProbe>;
 }
+
+export type PortProbe = (port: number, protocol: 'tcp' | 'udp') => Promise<boolean>;
 
 /** A port published on the engine's host and the local port it is reached at (leases have both). */
 export type PortForward = Pick<Lease, 'hostPort' | 'localPort'>;
@@ -68,5 +76,6 @@ export function localEngine(docker: DockerClient = createDocker()): Engine {
     removeFiles: async () => undefined,
     forward: async () => undefined,
     unforward: async () => undefined,
+    portProbe: async () => isPortFree,
   };
 }

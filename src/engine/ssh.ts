@@ -239,6 +239,15 @@ export class SshConnection {
     }
   }
 
+  /**
+   * The ports bound on the remote host (tcp: listening; udp: bound), read from /proc/net in one
+   * command. When they cannot be read, none are known: the registry decides, and Compose reports a busy one.
+   */
+  async listeningPorts(signal?: AbortSignal): Promise<BoundPorts> {
+    const r = await this.run('for f in tcp tcp6 udp udp6; do echo "# $f"; cat /proc/net/$f 2>/dev/null; done', { signal, timeoutMs: 15_000 });
+    return r.exitCode === 0 ? parseProcNet(r.stdout) : { tcp: new Set(), udp: new Set() };
+  }
+
   /** Closes a port forward (nothing when it is not open). */
   async cancelPort(local: number, remote: number): Promise<void> {
     await this.ssh(['-O', 'cancel', '-L', `127.0.0.1:${local}:127.0.0.1:${remote}`, destination(this.target)], { timeoutMs: 15_000 });
@@ -264,7 +273,9 @@ export class SshConnection {
             : f.mode === 'seed'
               ? ['--ignore-existing']
               : ['--delete', '--chmod=D700,F600'];
-        const r = await execa('rsync', ['-a', '--mkpath', ...mode, '-e', rsh, `--rsync-path=${rsyncPath}`, `${f.local.replace(/\/?$/, '/')}`, `${destination(this.target)}:${f.remote}/`], {
+        // --inplace: a changed file keeps its inode, so a container that bind-mounts that one file
+        // (a config file, a file secret) sees the new content; a renamed-in copy would leave it the old one.
+        const r = await execa('rsync', ['-a', '--mkpath', '--inplace', ...mode, '-e', rsh, `--rsync-path=${rsyncPath}`, `${f.local.replace(/\/?$/, '/')}`, `${destination(this.target)}:${f.remote}/`], {
           env: this.env,
           reject: false,
           stdin: 'ignore',
@@ -301,6 +312,32 @@ export class SshConnection {
     }
   }
 
+}
+
+export interface BoundPorts {
+  tcp: Set<number>;
+  udp: Set<number>;
+}
+
+/**
+ * Ports in use from /proc/net/{tcp,tcp6,udp,udp6} text, each file after a `# <name>` line: tcp
+ * sockets in state LISTEN (0A), every bound udp socket. Local addresses are `<hex ip>:<hex port>`.
+ */
+export function parseProcNet(text: string): BoundPorts {
+  const out: BoundPorts = { tcp: new Set(), udp: new Set() };
+  let proto: 'tcp' | 'udp' | undefined;
+  for (const line of text.split('\n')) {
+    const head = /^# (tcp|udp)6?$/.exec(line.trim());
+    if (head) {
+      proto = head[1] as 'tcp' | 'udp';
+      continue;
+    }
+    const m = /^\s*\d+:\s+[0-9A-Fa-f]+:([0-9A-Fa-f]{4})\s+[0-9A-Fa-f]+:[0-9A-Fa-f]{4}\s+([0-9A-Fa-f]{2})\s/.exec(line);
+    if (!m || !proto) continue;
+    if (proto === 'tcp' && m[2]!.toUpperCase() !== '0A') continue;
+    out[proto].add(parseInt(m[1]!, 16));
+  }
+  return out;
 }
 
 /** A word for a POSIX shell: single-quoted. */
@@ -351,6 +388,10 @@ export async function openSshEngine(spec: SshEngineSpec, opts: { home: string; e
     },
     unforward: async (leases) => {
       for (const l of leases) if (l.localPort) await connection.cancelPort(l.localPort, l.hostPort);
+    },
+    portProbe: async (signal) => {
+      const busy = await connection.listeningPorts(signal);
+      return async (port, protocol) => !busy[protocol].has(port);
     },
     connection,
     facts,

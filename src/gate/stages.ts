@@ -16,7 +16,7 @@ import { ReadyChecks } from './checks.js';
 import { servicePolicies } from './policies.js';
 import { SandstackError } from '../errors.js';
 import type { Context } from '../lifecycle/context.js';
-import { allowedHostEnv, placeOnEngine, prepareInstance, removeFromEngine, sourceComposeFiles, releaseInstance, type PreparedInstance, type ResolvedInstance } from '../lifecycle/instance.js';
+import { allowedHostEnv, placeOnEngine, prepareInstance, removeFromEngine, sourceComposeFiles, releaseFailedStart, type PreparedInstance, type ResolvedInstance } from '../lifecycle/instance.js';
 import { findPortHolder, isPortFree } from '../ports/probe.js';
 import { interpolationEnv } from '../compose/render.js';
 import { checkIsolation, type MountPolicy } from './isolation.js';
@@ -102,7 +102,8 @@ export async function configStage(ctx: Context, s: StageContext, opts: { persist
   } catch (e) {
     if (opts.persist && prepared.createdRecord) {
       await removeFromEngine(ctx, prepared, prepared.record.leases, { files: true }).catch(() => undefined);
-      await releaseInstance(ctx, inst.identity.id).catch(() => undefined);
+      // (kept, for gc, when a remote engine stopped answering during the sync)
+      await releaseFailedStart(ctx, inst.identity.id).catch(() => undefined);
     }
     throw e;
   }

@@ -25,7 +25,8 @@ import { loadUserConfig } from '../config/user.js';
 import { engineSpec, openEngine, recordedEngineSpec, type EngineSource, type EngineSpec } from '../engine/select.js';
 import type { SyncFolder } from '../engine/engine.js';
 import { engineNameOf, peekRecord, withRegistry, type InstanceRecord, type Lease, type Reconciled, type RegistryOptions, type SkippedInstance } from '../state/registry.js';
-import { defaultLogDriver, labelledResources, type LabelledResources } from '../engine/docker.js';
+import { defaultLogDriver, engineVersion, labelledResources, type LabelledResources } from '../engine/docker.js';
+import { currentOwner, formatOwner } from '../state/owner.js';
 import { telemetryFor } from '../observability/wiring.js';
 import { assertDataPathsExist, configDirOf, dataRootTemplate, declaredDatasets, type DeclaredDataset } from '../data/shared.js';
 import { seedDataRoot, seedLine, type SeedResult } from '../data/root.js';
@@ -265,6 +266,8 @@ export interface LeaseOutcome {
 export async function ensureLeases(ctx: Context, inst: ResolvedInstance, opts: { persist: boolean; createdBy?: 'up' | 'new'; branch?: string }): Promise<LeaseOutcome> {
   const requests = portRequests(inst.loaded);
   const range = inst.loaded.config.ports.range;
+  // Asked before taking the registry lock (on a remote engine it is a round trip).
+  const isFree = await ctx.engine.portProbe(ctx.signal);
   const tx = await withRegistry(registryOptions(ctx), async (registry) => {
     const existing = registry.instances[inst.identity.id];
     if (existing && path.resolve(existing.projectDir) !== path.resolve(inst.projectDir) && existing.createdBy !== 'reconciled') {
@@ -281,8 +284,7 @@ export async function ensureLeases(ctx: Context, inst: ResolvedInstance, opts: {
       current: existing?.leases ?? [],
       taken: ctx.engine.remote ? takenOn : new Set([...takenOn, ...takenHere]),
       range,
-      // A remote host's ports cannot be probed from here: the registry decides, and Compose reports a busy one.
-      isFree: ctx.engine.remote ? async () => true : isPortFree,
+      isFree,
     });
     if (ctx.engine.remote) {
       // Each remote port gets a local one for its forward, leased among this machine's ports.
@@ -365,6 +367,34 @@ export async function releaseInstance(ctx: Context, id: string): Promise<boolean
     return had;
   });
   return tx.result;
+}
+
+/** Gives a record this process as its owner: once the process is gone, reaping treats the instance as an orphan. */
+export async function markOrphan(ctx: Context, id: string): Promise<void> {
+  await withRegistry(registryOptions(ctx), (registry) => {
+    const rec = registry.instances[id];
+    if (rec) rec.owner = formatOwner(currentOwner());
+  });
+}
+
+/** True when the context's engine is remote and no longer answers (the SSH connection dropped). */
+export async function engineGone(ctx: Context): Promise<boolean> {
+  return ctx.engine.remote && 'error' in (await engineVersion(ctx.engine.docker));
+}
+
+/**
+ * Undoes the record a failed start created: it is released, unless the instance's remote engine
+ * stopped answering. Then what the start made there (containers, synced files) stays recorded,
+ * owned by this process: once it exits, `sandstack gc` (or the next start on that engine) removes
+ * it when the engine answers again. True when the record was kept.
+ */
+export async function releaseFailedStart(ctx: Context, id: string): Promise<boolean> {
+  if (await engineGone(ctx)) {
+    await markOrphan(ctx, id);
+    return true;
+  }
+  await releaseInstance(ctx, id);
+  return false;
 }
 
 export async function findRecord(ctx: Context, id: string): Promise<{ record?: InstanceRecord; notices: string[] }> {

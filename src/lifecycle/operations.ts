@@ -3,7 +3,7 @@ import { rm, stat } from 'node:fs/promises';
 import { composeErrorText, runCompose, type ComposeProject } from '../compose/cli.js';
 import { saveGateReport, StageRecorder, withReport, type GateReport } from '../gate/report.js';
 import { buildStage, configStage, deadlineFrom, healthyStage, isolationStage, openGateRun, probesStage, startStage, type GateRun } from '../gate/stages.js';
-import { assertDockerAvailable, countResources, engineVersion, instanceContainers, labelledResources, removeInstanceImages, removeUnusedContentImages, sweepInstance, type LabelledResources } from '../engine/docker.js';
+import { assertDockerAvailable, countResources, instanceContainers, labelledResources, removeInstanceImages, removeUnusedContentImages, sweepInstance, type LabelledResources } from '../engine/docker.js';
 import { instanceObservability, leaveSharedStack, observabilityStage, removeTargets, type InstanceObservability } from '../observability/wiring.js';
 import { isSandstackError, SandstackError } from '../errors.js';
 import { gitInfo, removeWorktree } from '../git/git.js';
@@ -15,13 +15,13 @@ import { stringifyModel } from '../compose/yaml.js';
 import { configDirOf, dataRootTemplate, declaredDatasets, instanceDataView, type InstanceDataView } from '../data/shared.js';
 import { gatherSecrets } from '../evidence/bundle.js';
 import { redactModel } from '../evidence/redact.js';
-import { engineNameOf, withRegistry, type InstanceRecord } from '../state/registry.js';
+import { engineNameOf, type InstanceRecord } from '../state/registry.js';
 import type { Context } from './context.js';
 import { reapedLine, reapFirst } from './reap.js';
 import { budgetNotices } from './df.js';
 import { rekeyData } from '../data/rekey.js';
 import { adoptSnapshotSecrets, planSeed, readSnapshot, seedVolumes, type SeedPlan } from '../data/snapshot.js';
-import { assertOwnHome, engineFiles, findRecord, handOver, placeOnEngine, placeNewInstance, recordServices, registryOptions, otherHomes, prepareInstance, releaseInstance, removeFromEngine, renderedProject, resolveInstance, type PreparedInstance, type ResolvedInstance } from './instance.js';
+import { assertOwnHome, engineFiles, engineGone, markOrphan, releaseFailedStart, findRecord, handOver, placeOnEngine, placeNewInstance, recordServices, otherHomes, prepareInstance, releaseInstance, removeFromEngine, renderedProject, resolveInstance, type PreparedInstance, type ResolvedInstance } from './instance.js';
 import { currentOwner, formatOwner } from '../state/owner.js';
 import { expiry, serviceStatuses, type InstanceSummary, type ServiceStatus, summarizeState } from './status.js';
 
@@ -64,15 +64,10 @@ async function rollback(ctx: Context, prepared: PreparedInstance, wipeVolumes: b
   }
   await removeFromEngine(ctx, prepared, prepared.record.leases, { files: prepared.createdRecord }).catch(() => undefined);
   if (prepared.createdRecord) {
-    if (ctx.engine.remote && 'error' in (await engineVersion(ctx.engine.docker))) {
-      // The engine stopped answering: what this up made there stays until it answers again. The
-      // record stays, owned by this process: once it exits, `sandstack gc` (or the next start)
-      // finds an orphan and removes it from the engine.
-      await markOrphan(ctx, prepared.identity.id).catch(() => undefined);
+    if (await releaseFailedStart(ctx, prepared.identity.id).catch(() => false)) {
       ctx.onProgress({ type: 'notice', message: `engine ${ctx.engine.name} does not answer: what ${prepared.identity.id} made there is listed for \`sandstack gc\`, which removes it when the engine answers again` });
       return;
     }
-    await releaseInstance(ctx, prepared.identity.id).catch(() => undefined);
     await rm(prepared.paths.dir, { recursive: true, force: true }).catch(() => undefined);
   }
 }
@@ -179,7 +174,7 @@ export async function startInstance(ctx: Context, rec: StageRecorder, opts: Star
     await run?.watch.settle();
     run?.stop();
     if (opts.rollbackOnFailure !== false) await rollback(ctx, prepared, !hadVolumes);
-    if (ctx.engine.remote && !(isSandstackError(e) && e.code === 'SANDSTACK_ENGINE_UNREACHABLE') && 'error' in (await engineVersion(ctx.engine.docker))) {
+    if (!(isSandstackError(e) && e.code === 'SANDSTACK_ENGINE_UNREACHABLE') && (await engineGone(ctx))) {
       throw new SandstackError('SANDSTACK_ENGINE_UNREACHABLE', `Engine "${ctx.engine.name}" (${ctx.engine.endpoint}) stopped answering during up of ${id} (the SSH connection dropped?): ${(e as Error).message.split('\n')[0]}`, {
         hint: 'Check the network and the remote host; run `sandstack gc` when it answers again to remove what this up left there, then run up again.',
         details: { engine: ctx.engine.name, endpoint: ctx.engine.endpoint, id },
@@ -279,14 +274,6 @@ async function scheduleForGc(ctx: Context, e: unknown): Promise<never> {
   throw new SandstackError(e.code, `${e.message}\nCould not destroy ${id} there now: it is listed for \`sandstack gc\`, which removes it from the engine once it answers again.`, {
     hint: 'Run `sandstack gc` when the engine is back (`sandstack engines` shows whether it answers).',
     details: { ...e.details, scheduledForGc: true },
-  });
-}
-
-/** Gives a record this process as its owner: once the process is gone, reaping treats the instance as an orphan. */
-async function markOrphan(ctx: Context, id: string): Promise<void> {
-  await withRegistry(registryOptions(ctx), (registry) => {
-    const rec = registry.instances[id];
-    if (rec) rec.owner = formatOwner(currentOwner());
   });
 }
 

@@ -130,7 +130,7 @@ async function answers(url: string): Promise<boolean> {
 
 let demoImages: string[] = [];
 /**
- * Copies the demo images into both remote engines (destroy removes an instance's last-used images
+ * Copies the demo images into the remote engines lacking one (destroy removes an instance's last-used images
  * there, and here): saved once to a file, loaded from it each time.
  */
 async function loadDemoImages(): Promise<void> {
@@ -139,7 +139,8 @@ async function loadDemoImages(): Promise<void> {
   const archive = path.join(s.base, 'demo-images.tar');
   if (!existsSync(archive)) await execa('docker', ['save', '-o', archive, ...demoImages]);
   for (const h of hosts.hosts.slice(0, 2)) {
-    await execa('docker', ['-H', `unix://${h.socket}`, 'load', '-q', '-i', archive]);
+    const has = await Promise.all(demoImages.map((t) => h.docker.getImage(t).inspect().then(() => true, () => false)));
+    if (!has.every(Boolean)) await execa('docker', ['-H', `unix://${h.socket}`, 'load', '-q', '-i', archive]);
     // The e2e service builds from the backend's context (./app): its content address is the
     // backend's hash, so the image a build there would make is the backend's under the e2e name.
     for (const tag of demoImages.filter((t) => t.startsWith('sandstack/demo-backend:'))) {
@@ -179,9 +180,18 @@ describe('instances on remote engines', () => {
     const prom = `http://127.0.0.1:${obs.json.ports.prometheus}`;
     expect((await http(`${prom}/-/ready`)).status).toBe(200);
 
-    const up = await s.run(s.repo, ['--engine', 'r1', 'up', '--instance', 'a1', '--json'], { env: env() });
+    // The port a1's lease would start from is taken on r1's host by something else: the lease skips it.
+    const { rangeOffset } = await import('../../src/ports/leases.js');
+    const { execa } = await import('execa');
+    const busyPort = 20000 + rangeOffset('a1', { from: 20000, to: 29999 });
+    const squatter = execa('nsenter', [`--net=/run/netns/${h1.ns}`, 'python3', '-c', `import socket,time;s=socket.socket();s.bind(("127.0.0.1",${busyPort}));s.listen();print("up",flush=True);time.sleep(600)`], { reject: false });
+    await new Promise((resolve) => squatter.stdout!.once('data', resolve));
+    const up = await s.run(s.repo, ['--engine', 'r1', 'up', '--instance', 'a1', '--json'], { env: env() }).finally(() => squatter.kill());
     expect(up.exitCode, up.stderr).toBe(0);
     expect(up.json.instance.engine).toBe('r1');
+    const lease = (await s.run(s.repo, ['ports', '--instance', 'a1', '--json'], { env: env() })).json;
+    expect(JSON.stringify(lease)).toMatch(/"enginePort":\d+/);
+    expect(JSON.stringify(lease)).not.toContain(`"enginePort":${busyPort}`);
     expect(up.json.gate.stages.find((x: { name: string }) => x.name === 'observability').details.joined).toEqual(['prometheus']);
     // r1's Prometheus, reached through its forward, scrapes a1's three metrics services on r1.
     const { until } = await import('./helpers.js');
@@ -223,6 +233,29 @@ describe('instances on remote engines', () => {
     expect(sync.json.synced).toContain(s.repo);
     expect(await readFile(mount.Source, 'utf8')).toBe('edited after up\n');
     expect((await http(`${url}/api/v1/health`)).body.instance).toBe('a1');
+
+    // shell and logs reach the containers on r1 (logs -f keeps streaming until stopped).
+    const sh = await s.run(s.repo, ['shell', '--instance', 'a1', 'backend', '--', 'cat', '/srv/copy/README.md'], { env: env() });
+    expect([sh.exitCode, sh.stdout.trim()]).toEqual([0, 'edited after up']);
+    const logs = await s.run(s.repo, ['logs', '--instance', 'a1', 'backend', '--tail', '20'], { env: env() });
+    expect(logs.exitCode, logs.stderr).toBe(0);
+    expect(logs.stdout).toMatch(/GET \/api\/v1\/health/);
+    const { CLI } = await import('./helpers.js');
+    const follow = execa('node', [CLI, 'logs', '-f', '--instance', 'a1', 'backend', '--tail', '0'], { cwd: s.repo, env: { ...env(), SANDSTACK_HOME: s.home }, reject: false, stdin: 'ignore' });
+    let streamed = '';
+    follow.stdout!.on('data', (b: Buffer) => (streamed += b.toString()));
+    await until(
+      'logs -f streams a new request',
+      async () => {
+        if (streamed.includes('followed=1')) return true;
+        await http(`${url}/api/v1/health?followed=1`);
+        return undefined;
+      },
+      30_000,
+      500,
+    );
+    follow.kill('SIGINT');
+    await follow;
 
     const d = await s.run(s.repo, ['destroy', '--instance', 'a1', '--json'], { env: env() });
     expect(d.exitCode, d.stderr).toBe(0);

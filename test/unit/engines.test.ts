@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { SandstackError } from '../../src/errors.js';
 import { parseUserConfig } from '../../src/config/user.js';
 import { configuredEngines, engineSpec, nameFromUrl, placeOn, type EngineStatus } from '../../src/engine/select.js';
-import { connectionDir, parseSshUrl, remoteRoot } from '../../src/engine/ssh.js';
+import { connectionDir, parseProcNet, parseSshUrl, remoteRoot } from '../../src/engine/ssh.js';
 
 const FILE = '/home/u/.config/sandstack/config.yaml';
 
@@ -98,5 +98,31 @@ describe('placement on the pool', () => {
       p.instances++;
     }
     expect(placed.sort()).toEqual(['local', 'r1', 'r2']);
+  });
+});
+
+describe('ports bound on a remote host (/proc/net)', () => {
+  const text = [
+    '# tcp',
+    '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+    '   0: 0100007F:4E20 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0',
+    '   1: 0100007F:0016 0100007F:D431 01 00000000:00000000 02:000AFC7E 00000000     0        0 2 4 0000000000000000 20 4 30 10 -1',
+    '# tcp6',
+    '  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+    '   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 3 1 0000000000000000 100 0 0 10 0',
+    '# udp',
+    '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops',
+    '  12: 00000000:14E9 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4 2 0000000000000000 0',
+    '# udp6',
+  ].join('\n');
+
+  it('takes listening tcp sockets (v4 and v6) and bound udp sockets, not connections', () => {
+    const p = parseProcNet(text);
+    expect([...p.tcp].sort((a, b) => a - b)).toEqual([8080, 20000]);
+    expect([...p.udp]).toEqual([5353]);
+  });
+
+  it('knows nothing from an empty or unreadable answer', () => {
+    expect(parseProcNet('')).toEqual({ tcp: new Set(), udp: new Set() });
   });
 });
