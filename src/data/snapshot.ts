@@ -28,7 +28,7 @@ import { redactModel } from '../evidence/redact.js';
 import { gitInfo } from '../git/git.js';
 import { instanceLabels, LABELS, type InstanceIdentity } from '../identity/identity.js';
 import type { Context } from '../lifecycle/context.js';
-import { findRecord, renderedProject, resolveInstance, type PreparedInstance } from '../lifecycle/instance.js';
+import { engineFiles, findRecord, renderedProject, resolveInstance, type PreparedInstance } from '../lifecycle/instance.js';
 import { loadSecrets, secretsDir } from '../secrets/secrets.js';
 import type { Secret } from '../evidence/redact.js';
 
@@ -186,7 +186,11 @@ export async function saveSnapshot(ctx: Context, name: string, opts: { force?: b
     if (await volumeExists(ctx.engine.docker, v.name)) volumes.push(v);
     else notices.push(`volume ${v.key} (${v.name}) does not exist yet; not in the snapshot`);
   }
-  const dataRoot = existsSync(inst.paths.dataRoot) && !(await isEmptyDir(inst.paths.dataRoot));
+  // On a remote engine the data root the stack writes is its synced copy on the engine's host (it
+  // exists there when it exists here; what it holds is the stack's, so it is not judged from here).
+  const files = engineFiles(ctx, inst, []);
+  const dataRootOnEngine = files?.toEngine(inst.paths.dataRoot) ?? inst.paths.dataRoot;
+  const dataRoot = existsSync(inst.paths.dataRoot) && (files !== undefined || !(await isEmptyDir(inst.paths.dataRoot)));
   if (volumes.length === 0 && !dataRoot) {
     throw new SandstackError('SANDSTACK_SNAPSHOT_FAILED', `Instance ${id} has no named volumes and an empty data root: there is nothing to snapshot.`, {
       hint: 'Snapshots capture named volumes and the data root (SANDSTACK_DATA_ROOT); start the instance with `sandstack up` first.',
@@ -228,7 +232,7 @@ export async function saveSnapshot(ctx: Context, name: string, opts: { force?: b
     try {
       const image = await helperImage(ctx.engine.docker, containers.map((c) => c.imageId));
       const mounts: HelperMount[] = volumes.map((v) => ({ Type: 'volume', Source: v.name, Target: `${SNAP_MOUNT}/${v.key}`, ReadOnly: true }));
-      if (dataRoot) mounts.push({ Type: 'bind', Source: inst.paths.dataRoot, Target: `${SNAP_MOUNT}/${DATA_ROOT_KEY}`, ReadOnly: true });
+      if (dataRoot) mounts.push({ Type: 'bind', Source: dataRootOnEngine, Target: `${SNAP_MOUNT}/${DATA_ROOT_KEY}`, ReadOnly: true });
       await withHelper(ctx.engine.docker, inst.identity, image, mounts, async (helper) => {
         const copy = async (key: string, file: string) => {
           const h = hasher();
@@ -517,7 +521,10 @@ export async function seedVolumes(ctx: Context, prepared: PreparedInstance, plan
     // The snapshot's data root replaces whatever the new one held (a data.root.template copy).
     await rm(prepared.paths.dataRoot, { recursive: true, force: true });
     await mkdir(prepared.paths.dataRoot, { recursive: true, mode: 0o700 });
-    await fill(DATA_ROOT_KEY, { Type: 'bind', Source: prepared.paths.dataRoot, Target: `${SEED_MOUNT}/${DATA_ROOT_KEY}`, ReadOnly: false }, plan.manifest.dataRoot);
+    // On a remote engine, its copy on the engine's host is filled (made equal to the empty one here first).
+    const onEngine = prepared.engineFiles?.toEngine(prepared.paths.dataRoot);
+    if (onEngine) await ctx.engine.sync([{ local: prepared.paths.dataRoot, remote: onEngine, mode: 'mirror' }], ctx.signal);
+    await fill(DATA_ROOT_KEY, { Type: 'bind', Source: onEngine ?? prepared.paths.dataRoot, Target: `${SEED_MOUNT}/${DATA_ROOT_KEY}`, ReadOnly: false }, plan.manifest.dataRoot);
     dataRoot = { bytes: plan.manifest.dataRoot.bytes };
   }
   return { snapshot: plan.name, volumes, ...(dataRoot ? { dataRoot } : {}), durationMs: Date.now() - t0 };

@@ -164,7 +164,7 @@ describe('instances on remote engines', () => {
     expect(down.exitCode, down.stderr).toBe(0);
   }, 600_000);
 
-  it('up on a named remote engine: answers at its local URL with its id, files synced there, status and ls name the engine, its engine\'s shared Prometheus scrapes it; destroy and obs down leave nothing', async () => {
+  it('up on a named remote engine: answers at its local URL with its id, files synced there, status and ls name the engine, its engine\'s shared Prometheus scrapes it; shell, logs and egress: none hold there; its snapshot seeds an instance on r2; destroy and obs down leave nothing', async () => {
     const h1 = hosts.hosts[0]!;
     // r1's own shared stack: Prometheus's image is copied from this machine's engine (the namespace
     // reaches no Debian mirror); Grafana's and Jaeger's are on neither engine (--no-pull).
@@ -237,6 +237,12 @@ describe('instances on remote engines', () => {
     // shell and logs reach the containers on r1 (logs -f keeps streaming until stopped).
     const sh = await s.run(s.repo, ['shell', '--instance', 'a1', 'backend', '--', 'cat', '/srv/copy/README.md'], { env: env() });
     expect([sh.exitCode, sh.stdout.trim()]).toEqual([0, 'edited after up']);
+    // egress: none holds on r1: worker-backtest reaches its peer, not r1's host; worker-ingest reaches both.
+    const connect = (service: string, host: string, port: number) =>
+      s.run(s.repo, ['shell', '--instance', 'a1', service, '--', 'python3', '-c', `import socket;socket.create_connection(("${host}",${port}),3)`], { env: env() });
+    expect((await connect('worker-backtest', 'backend', 8000)).exitCode).toBe(0);
+    expect((await connect('worker-backtest', h1.addr, 22)).exitCode).not.toBe(0);
+    expect((await connect('worker-ingest', h1.addr, 22)).exitCode).toBe(0);
     const logs = await s.run(s.repo, ['logs', '--instance', 'a1', 'backend', '--tail', '20'], { env: env() });
     expect(logs.exitCode, logs.stderr).toBe(0);
     expect(logs.stdout).toMatch(/GET \/api\/v1\/health/);
@@ -257,6 +263,20 @@ describe('instances on remote engines', () => {
     follow.kill('SIGINT');
     await follow;
 
+    // A snapshot of a1 (on r1) is kept here and seeds an instance on r2 that sees a1's row.
+    expect((await http(`${url}/api/v1/items`, { method: 'POST', body: JSON.stringify({ name: 'written-on-r1' }) })).status).toBe(201);
+    const snap = await s.run(s.repo, ['snapshot', 'save', 'from-r1', '--instance', 'a1', '--json'], { env: env() });
+    expect(snap.exitCode, snap.stderr).toBe(0);
+    expect(snap.json.snapshot.volumes.length).toBeGreaterThan(0);
+    const seeded = await s.run(s.repo, ['--engine', 'r2', 'up', '--instance', 'a2', '--from', 'from-r1', '--json'], { env: env() });
+    expect(seeded.exitCode, seeded.stderr).toBe(0);
+    expect(seeded.json.instance.engine).toBe('r2');
+    const items = await http(`${apiUrl(seeded.json)}/api/v1/items`);
+    expect(items.body.items.map((i: { name: string }) => i.name)).toContain('written-on-r1');
+    expect((await s.run(s.repo, ['destroy', '--instance', 'a2', '--json'], { env: env() })).exitCode).toBe(0);
+    expect((await s.run(s.repo, ['snapshot', 'rm', 'from-r1', '--json'], { env: env() })).exitCode).toBe(0);
+    expect(await onHost(hosts.hosts[1]!, s.home)).toEqual({ containers: [], volumes: [], networks: [] });
+
     const d = await s.run(s.repo, ['destroy', '--instance', 'a1', '--json'], { env: env() });
     expect(d.exitCode, d.stderr).toBe(0);
     expect(d.json.verified).toEqual({ containers: 0, volumes: 0, networks: 0 });
@@ -272,7 +292,7 @@ describe('instances on remote engines', () => {
     expect(await answers(url)).toBe(false);
   }, 600_000);
 
-  it('gate --fresh and verify pass on a remote engine and leave nothing there; the evidence names the engine', async () => {
+  it('gate --fresh and verify pass on a remote engine and leave nothing there; the evidence names the engine; a crashing service fails the gate from the engine\'s events', async () => {
     const h2 = hosts.hosts[1]!;
     const r = await s.run(s.repo, ['gate', '--fresh', '--json'], { env: { ...env(), SANDSTACK_ENGINE: 'r2' } });
     expect(r.exitCode, r.stderr).toBe(0);
@@ -290,6 +310,24 @@ describe('instances on remote engines', () => {
     ]);
     const manifest = JSON.parse(await readFile(path.join(v.json.evidence.dir, 'manifest.json'), 'utf8'));
     expect(manifest.engine).toEqual({ name: 'r2', endpoint: h2.url });
+    expect(await onHost(h2, s.home)).toEqual({ containers: [], volumes: [], networks: [] });
+    expect(await syncedUnder(h2)).toEqual([]);
+
+    // A worker that exits at start fails the gate from r2's own events, with its log, and leaves nothing.
+    const composeFile = path.join(s.repo, 'compose.yaml');
+    const kept = await readFile(composeFile, 'utf8');
+    const crashing = kept.replace(/(  worker-backtest:\n    build: \.\/app\n    command: )\["python3", "\/app\/worker\.py"\]/, '$1["sh", "-c", "echo worker boom; exit 3"]');
+    expect(crashing).not.toBe(kept);
+    await writeFile(composeFile, crashing);
+    try {
+      const red = await s.run(s.repo, ['gate', '--fresh', '--json'], { env: { ...env(), SANDSTACK_ENGINE: 'r2' } });
+      expect(red.exitCode, red.stderr).toBe(1);
+      expect(red.json.failure).toMatchObject({ code: 'SANDSTACK_SERVICE_FAILED', service: 'worker-backtest', exitCode: 3 });
+      expect(red.json.failure.logTail.join('\n')).toContain('worker boom');
+      expect(red.json.stages.find((x: { name: string }) => x.name === 'teardown').status).toBe('passed');
+    } finally {
+      await writeFile(composeFile, kept);
+    }
     expect(await onHost(h2, s.home)).toEqual({ containers: [], volumes: [], networks: [] });
     expect(await syncedUnder(h2)).toEqual([]);
   }, 600_000);
