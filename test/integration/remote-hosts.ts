@@ -124,9 +124,17 @@ export async function startRemoteHosts(count: number, opts: { images: string[] }
     for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
     await rm(base, { recursive: true, force: true }).catch(() => undefined);
   };
+  // The images, saved once; the hosts start at once, each on its own subnet (chosen one after another).
+  const archive = path.join(base, 'images.tar');
+  if (opts.images.length) await run('docker', ['save', '-o', archive, ...opts.images]);
+  const subnets: number[] = [];
+  for (let i = 0; i < count; i++) {
+    let k = await freeSubnet();
+    while (subnets.includes(k)) k = await freeSubnet();
+    subnets.push(k);
+  }
   try {
-    for (let i = 0; i < count; i++) {
-      const k = await freeSubnet();
+    await Promise.all(subnets.map(async (k, i) => {
       const tag = `${process.pid % 10000}x${i}`;
       const ns = `ssr${tag}`;
       const hostIf = `sv${tag}h`;
@@ -164,9 +172,7 @@ export async function startRemoteHosts(count: number, opts: { images: string[] }
       });
       const hostDocker = new Docker({ socketPath: socket });
       await waitFor(`dockerd in ${ns}`, async () => (await hostDocker.ping(), true), 30_000);
-      for (const image of opts.images) {
-        await execa('sh', ['-c', `docker save "$1" | DOCKER_HOST=unix://${socket} docker load -q`, 'sh', image], { stdin: 'ignore' });
-      }
+      if (opts.images.length) await run('docker', ['-H', `unix://${socket}`, 'load', '-q', '-i', archive]);
 
       // sshd.
       const hostKey = path.join(dir, 'host_key');
@@ -205,8 +211,8 @@ export async function startRemoteHosts(count: number, opts: { images: string[] }
       };
       await startSsh();
       cleanups.push(stopSsh);
-      hosts.push({ name: `host${i}`, ns, addr, url: `ssh://root@${addr}`, dir, socket, docker: hostDocker, root: path.join(dir, 'root'), stopSsh, startSsh });
-    }
+      hosts[i] = { name: `host${i}`, ns, addr, url: `ssh://root@${addr}`, dir, socket, docker: hostDocker, root: path.join(dir, 'root'), stopSsh, startSsh };
+    }));
   } catch (e) {
     await teardown();
     throw e;

@@ -138,15 +138,17 @@ async function loadDemoImages(): Promise<void> {
   const { existsSync } = await import('node:fs');
   const archive = path.join(s.base, 'demo-images.tar');
   if (!existsSync(archive)) await execa('docker', ['save', '-o', archive, ...demoImages]);
-  for (const h of hosts.hosts.slice(0, 2)) {
-    const has = await Promise.all(demoImages.map((t) => h.docker.getImage(t).inspect().then(() => true, () => false)));
-    if (!has.every(Boolean)) await execa('docker', ['-H', `unix://${h.socket}`, 'load', '-q', '-i', archive]);
-    // The e2e service builds from the backend's context (./app): its content address is the
-    // backend's hash, so the image a build there would make is the backend's under the e2e name.
-    for (const tag of demoImages.filter((t) => t.startsWith('sandstack/demo-backend:'))) {
-      await execa('docker', ['-H', `unix://${h.socket}`, 'tag', tag, tag.replace('sandstack/demo-backend:', 'sandstack/demo-e2e:')]);
-    }
-  }
+  await Promise.all(
+    hosts.hosts.slice(0, 2).map(async (h) => {
+      const has = await Promise.all(demoImages.map((t) => h.docker.getImage(t).inspect().then(() => true, () => false)));
+      if (!has.every(Boolean)) await execa('docker', ['-H', `unix://${h.socket}`, 'load', '-q', '-i', archive]);
+      // The e2e service builds from the backend's context (./app): its content address is the
+      // backend's hash, so the image a build there would make is the backend's under the e2e name.
+      for (const tag of demoImages.filter((t) => t.startsWith('sandstack/demo-backend:'))) {
+        await execa('docker', ['-H', `unix://${h.socket}`, 'tag', tag, tag.replace('sandstack/demo-backend:', 'sandstack/demo-e2e:')]);
+      }
+    }),
+  );
 }
 
 describe('instances on remote engines', () => {
