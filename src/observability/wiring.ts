@@ -19,7 +19,7 @@ import type { StageContext } from '../gate/report.js';
 import type { InstanceIdentity } from '../identity/identity.js';
 import type { Context } from '../lifecycle/context.js';
 import { fileSdTargets, instanceLinks, OTLP_ENDPOINT, type FileSdGroup } from './assets.js';
-import { attachHubs, obsHubContainers, obsOf, obsStatus, syncObsFiles, tracesExported, type ObsStatus } from './stack.js';
+import { attachHubs, obsHubContainers, obsOf, obsStatus, readSettings, syncObsFiles, tracesExported, type ObsStatus } from './stack.js';
 
 type ObservabilityConfig = SandstackConfig['observability'];
 
@@ -46,12 +46,13 @@ export function targetsFile(ctx: Pick<Context, 'home' | 'env' | 'engine'>, id: s
 
 /**
  * A remote engine's Prometheus reads the targets from the engine's host: the folder is copied there
- * once that engine's stack has been set up (`obs up --engine`, which copies all targets itself).
+ * while that engine's stack is up (its forwards are recorded from `obs up --engine`, which copies all
+ * targets itself, to `obs down`).
  */
 async function syncTargets(ctx: Context): Promise<void> {
   if (!ctx.engine.remote) return;
   const { paths } = obsOf(ctx);
-  if (!existsSync(paths.settings)) return;
+  if (!(await readSettings(paths))?.forwards?.length) return;
   await syncObsFiles(ctx.engine, paths, 'targets', ctx.signal);
 }
 
