@@ -39,6 +39,8 @@ export interface ResolvedInstance {
   git?: GitInfo;
   paths: InstancePaths;
   projectDir: string;
+  /** The registry's record as it was when resolved (read without the lock; for choosing the engine). */
+  peeked?: InstanceRecord;
 }
 
 /**
@@ -63,8 +65,9 @@ export async function resolveInstance(ctx: Context, sameFolder?: Pick<ResolvedIn
       hint: 'Unset it to use instance.kind from sandstack.yaml.',
     });
   }
-  await bindEngine(ctx, id, loaded);
+  const peeked = await bindEngine(ctx, id, loaded);
   return {
+    ...(peeked ? { peeked } : {}),
     identity: {
       id,
       worktree,
@@ -93,7 +96,7 @@ function requestedEngine(ctx: Context, loaded?: LoadedConfig): { value: string; 
  * (an instance stays on its engine for its life), else the one asked for (requestedEngine). With
  * neither, the context keeps its engine (local), and `up` may place a new instance on the pool.
  */
-async function bindEngine(ctx: Context, id: string, loaded: LoadedConfig): Promise<void> {
+async function bindEngine(ctx: Context, id: string, loaded: LoadedConfig): Promise<InstanceRecord | undefined> {
   const record = await peekRecord(ctx.home, id);
   const asked = requestedEngine(ctx, loaded);
   let spec: EngineSpec | undefined;
@@ -121,6 +124,7 @@ async function bindEngine(ctx: Context, id: string, loaded: LoadedConfig): Promi
       throw e;
     }
   }
+  return record;
 }
 
 /**
@@ -142,7 +146,7 @@ export async function bindRequestedEngine(ctx: Context): Promise<void> {
  */
 export async function placeNewInstance(ctx: Context, inst: ResolvedInstance): Promise<void> {
   if (ctx.engine.remote || requestedEngine(ctx, inst.loaded)) return;
-  const record = await peekRecord(ctx.home, inst.identity.id);
+  const record = inst.peeked;
   if (record && (record.engine || record.services)) return;
   const user = (await loadUserConfig(ctx.env)).config;
   if (!user.pool) return;
