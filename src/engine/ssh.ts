@@ -223,9 +223,14 @@ export class SshConnection {
     }
   }
 
+  /** The `ssh -O forward|cancel` arguments for local 127.0.0.1:`local` to the host's 127.0.0.1:`remote`. */
+  private portSpec(local: number, remote: number): string[] {
+    return ['-L', `127.0.0.1:${local}:127.0.0.1:${remote}`, destination(this.target)];
+  }
+
   /** Forwards local 127.0.0.1:`local` to 127.0.0.1:`remote` on the engine's host. */
   async forwardPort(local: number, remote: number): Promise<void> {
-    const spec = ['-L', `127.0.0.1:${local}:127.0.0.1:${remote}`, destination(this.target)];
+    const spec = this.portSpec(local, remote);
     let r = await this.ssh(['-O', 'forward', ...spec], { timeoutMs: 15_000 });
     if (r.exitCode !== 0) {
       // Already open on this master (sync, a second up): closed and opened again, so it is ours.
@@ -250,7 +255,7 @@ export class SshConnection {
 
   /** Closes a port forward (nothing when it is not open). */
   async cancelPort(local: number, remote: number): Promise<void> {
-    await this.ssh(['-O', 'cancel', '-L', `127.0.0.1:${local}:127.0.0.1:${remote}`, destination(this.target)], { timeoutMs: 15_000 });
+    await this.ssh(['-O', 'cancel', ...this.portSpec(local, remote)], { timeoutMs: 15_000 });
   }
 
   /**

@@ -112,10 +112,9 @@ async function bindEngine(ctx: Context, id: string, loaded: LoadedConfig): Promi
   } else if (asked) {
     spec = await engineSpec(asked.value, (await loadUserConfig(ctx.env)).config, ctx.env, asked.source);
   }
-  if (spec && spec.name !== ctx.engine.name) {
-    ctx.onProgress({ type: 'step', message: `connecting to engine ${spec.name}${spec.url ? ` (${spec.url})` : ''}` });
+  if (spec) {
     try {
-      ctx.engine = await openEngine(spec, { home: ctx.home, env: ctx.env, signal: ctx.signal });
+      await switchEngine(ctx, spec);
     } catch (e) {
       // The instance's own engine does not answer: say which instance (destroy schedules it for gc).
       if (e instanceof SandstackError && e.code === 'SANDSTACK_ENGINE_UNREACHABLE' && record?.engine) {
@@ -134,7 +133,11 @@ async function bindEngine(ctx: Context, id: string, loaded: LoadedConfig): Promi
 export async function bindRequestedEngine(ctx: Context): Promise<void> {
   const asked = requestedEngine(ctx);
   if (!asked) return;
-  const spec = await engineSpec(asked.value, (await loadUserConfig(ctx.env)).config, ctx.env, asked.source);
+  await switchEngine(ctx, await engineSpec(asked.value, (await loadUserConfig(ctx.env)).config, ctx.env, asked.source));
+}
+
+/** Points the context at the engine of `spec`, opening it, unless the context is already there. */
+async function switchEngine(ctx: Context, spec: EngineSpec): Promise<void> {
   if (spec.name === ctx.engine.name) return;
   ctx.onProgress({ type: 'step', message: `connecting to engine ${spec.name}${spec.url ? ` (${spec.url})` : ''}` });
   ctx.engine = await openEngine(spec, { home: ctx.home, env: ctx.env, signal: ctx.signal });

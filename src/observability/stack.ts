@@ -162,35 +162,28 @@ function ephemeralPort(): Promise<number> {
  */
 async function choosePorts(stored: ObsPorts | undefined, running: Set<ObsComponent>, notices: string[], remote: boolean): Promise<ObsPorts> {
   // A remote engine's stack is reached through forwards: on first use it takes free local ports
-  // rather than the usual ones, which the local stack is likely to hold.
-  if (!stored && remote) {
-    const picked: number[] = [];
-    for (let i = 0; i < 4; i++) {
-      let next = await ephemeralPort();
-      while (picked.includes(next)) next = await ephemeralPort();
-      picked.push(next);
-    }
-    return { prometheus: picked[0]!, grafana: picked[1]!, jaeger: picked[2]!, otlp: picked[3]! };
-  }
+  // rather than the usual ones (which the local stack is likely to hold), without a notice.
+  const anyPort = !stored && remote;
   const ports = { ...(stored ?? DEFAULT_OBS_PORTS) };
   const owner: Record<keyof ObsPorts, ObsComponent> = { prometheus: 'prometheus', grafana: 'grafana', jaeger: 'jaeger', otlp: 'jaeger' };
   const used = new Set<number>();
   for (const key of Object.keys(ports) as (keyof ObsPorts)[]) {
     const port = ports[key];
-    if (running.has(owner[key]) && !used.has(port)) {
+    if (!anyPort && running.has(owner[key]) && !used.has(port)) {
       used.add(port);
       continue;
     }
-    if (!used.has(port) && (await isPortFree(port))) {
+    if (!anyPort && !used.has(port) && (await isPortFree(port))) {
       used.add(port);
       continue;
     }
     let next = await ephemeralPort();
     while (used.has(next)) next = await ephemeralPort();
-    const holder = await findPortHolder(port);
-    notices.push(`port ${port} for ${key} is in use${holder ? ` by pid ${holder.pid} (${holder.command})` : ''}; using 127.0.0.1:${next} instead (kept in obs.json)`);
     ports[key] = next;
     used.add(next);
+    if (anyPort) continue;
+    const holder = await findPortHolder(port);
+    notices.push(`port ${port} for ${key} is in use${holder ? ` by pid ${holder.pid} (${holder.command})` : ''}; using 127.0.0.1:${next} instead (kept in obs.json)`);
   }
   return ports;
 }
@@ -612,8 +605,7 @@ async function forwardStack(ctx: Context, p: ObsPaths, project: string, ports: O
   await ctx.engine.unforward(stale).catch(() => undefined);
   ctx.onProgress({ type: 'step', message: `forwarding ${forwards.map((f) => `127.0.0.1:${f.localPort}`).join(', ')} to engine ${ctx.engine.name}` });
   await ctx.engine.forward(forwards);
-  const settings = await readSettings(p);
-  await writeFileAtomic(p.settings, `${JSON.stringify({ ports: settings?.ports ?? ports, forwards }, null, 2)}\n`, { mode: 0o644 });
+  await writeFileAtomic(p.settings, `${JSON.stringify({ ports, forwards }, null, 2)}\n`, { mode: 0o644 });
 }
 
 export interface ObsDownResult {
